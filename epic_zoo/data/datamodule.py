@@ -1,0 +1,331 @@
+"""Torch dataset and Lightning DataModule for FWI samples.
+
+Sources: the synthetic HDF5 store (:func:`epic_zoo.data.store.ensure_data`
+generates what is missing) or a folder of real OpenFWI ``.npy`` files
+(:class:`epic_zoo.data.openfwi.OpenFWIFolder`, read in place).
+Items are normalised as in OpenFWI's training code (:mod:`epic_zoo.data.transforms`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from epic_zoo.data.catalog import get_dataset
+from epic_zoo.data.geometry import DT, DX, NT, NX, NZ, V_MAX, V_MIN, receiver_split
+from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
+from epic_zoo.data.profiles import get_profile
+from epic_zoo.data.store import (
+    SPLITS,
+    VELOCITY_TOLERANCE,
+    DataError,
+    H5Split,
+    ShardedArrays,
+    ensure_data,
+    profile_root,
+    regenerate_command,
+    split_count,
+    stored_time_samples,
+)
+from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
+
+
+def decimation_factor(stored_stride: int, time_stride: int | None) -> int:
+    """How many stored samples to step to reach ``time_stride`` (ms between kept samples).
+
+    ``None`` keeps the stored sampling. Raises ``ValueError`` if the stored
+    stride does not divide the requested one (the data cannot be resampled
+    by keeping samples).
+    """
+    if time_stride is None:
+        return 1
+    if int(time_stride) < 1 or int(time_stride) % int(stored_stride):
+        raise ValueError(
+            f"time_stride={time_stride} is not a multiple of the stored time_stride={stored_stride}; "
+            f"use a multiple of {stored_stride}, or regenerate the data with --time-stride {time_stride}"
+        )
+    return int(time_stride) // int(stored_stride)
+
+
+class FWIDataset(Dataset):
+    """Normalised samples of one split.
+
+    Args:
+        source: an :class:`~epic_zoo.data.store.H5Split` or
+            :class:`~epic_zoo.data.openfwi.OpenFWIFolder`.
+        time_stride: keep every ``time_stride``-th ms (must be a multiple of
+            the source's stored stride); ``None`` keeps the stored sampling.
+        indices: the source samples to use (default all), e.g. a train/val split.
+
+    Items are dicts:
+
+    - ``"seismic"``: float32 tensor ``[source=5, time=nt, receiver=70]``,
+      normalised to about ``[-1, 1]`` (signed log + dataset min/max);
+    - ``"velocity"``: float32 tensor ``[1, depth=70, offset=70]`` in ``[-1, 1]``
+      (``2 (v - 1500) / 3000 - 1``, v in m/s);
+    - ``"index"``: int, the sample's index in ``source``.
+
+    A sample with NaN/inf values or velocities outside 1500..4500 m/s raises
+    :class:`~epic_zoo.data.store.DataError` naming its file.
+    """
+
+    def __init__(
+        self,
+        source: ShardedArrays,
+        time_stride: int | None = None,
+        indices: Sequence[int] | None = None,
+    ):
+        self.source = source
+        self.dataset_name = str(source.attrs["dataset"])
+        self.stored_stride = int(source.attrs["time_stride"])
+        self.step = decimation_factor(self.stored_stride, time_stride)
+        self.time_stride = self.stored_stride * self.step
+        self.indices = (
+            np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
+        )
+
+    @property
+    def time_samples(self) -> int:
+        """Time samples per record after decimation."""
+        return len(range(0, int(self.source.attrs["nt"]), self.step))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        index = int(self.indices[i])
+        seismic, velocity = self.source[index]
+        seismic = np.ascontiguousarray(seismic[:, :: self.step])
+        if not (np.isfinite(seismic).all() and np.isfinite(velocity).all()):
+            raise DataError(
+                f"{self.source.source_of(index)} contains NaN or inf values. "
+                "Delete the file and regenerate or re-import it."
+            )
+        if (
+            velocity.min() < V_MIN - VELOCITY_TOLERANCE
+            or velocity.max() > V_MAX + VELOCITY_TOLERANCE
+        ):
+            raise DataError(
+                f"{self.source.source_of(index)}: velocity spans {velocity.min():.1f}.."
+                f"{velocity.max():.1f} m/s, outside {V_MIN:.0f}..{V_MAX:.0f} m/s. "
+                "The file is not OpenFWI-style data in m/s; regenerate or re-import it."
+            )
+        return {
+            "seismic": torch.from_numpy(
+                normalize_seismic(seismic, self.dataset_name).astype(np.float32, copy=False)
+            ),
+            "velocity": torch.from_numpy(
+                normalize_velocity(velocity).astype(np.float32, copy=False)
+            ),
+            "index": index,
+        }
+
+    def plot(self, i: int, source_index: int = 2):
+        """Figure of sample ``i``: velocity map (m/s) and one shot gather (raw amplitude)."""
+        import matplotlib.pyplot as plt
+
+        index = int(self.indices[i])
+        seismic, velocity = self.source[index]
+        seismic = seismic[:, :: self.step]
+        dt_ms = DT * 1e3 * self.time_stride
+        fig, (ax_v, ax_s) = plt.subplots(1, 2, figsize=(9, 4))
+        im = ax_v.imshow(velocity[0], cmap="viridis", extent=(0, NX * DX, NZ * DX, 0))
+        ax_v.set(
+            title=f"{self.dataset_name} #{index} velocity", xlabel="offset (m)", ylabel="depth (m)"
+        )
+        fig.colorbar(im, ax=ax_v, label="m/s")
+        clip = float(np.percentile(np.abs(seismic[source_index]), 99)) or 1.0
+        ax_s.imshow(
+            seismic[source_index],
+            cmap="gray",
+            aspect="auto",
+            vmin=-clip,
+            vmax=clip,
+            extent=(0, NX * DX, seismic.shape[1] * dt_ms, 0),
+        )
+        ax_s.set(title=f"shot {source_index}", xlabel="receiver offset (m)", ylabel="time (ms)")
+        fig.tight_layout()
+        return fig
+
+
+class FWIDataModule(L.LightningDataModule):
+    """Train/val/test loaders of one OpenFWI-style dataset.
+
+    Args:
+        dataset: dataset name, e.g. ``"flatvel-a"``.
+        profile: data size ``tiny``/``lite``/``full`` (:mod:`epic_zoo.data.profiles`):
+            sample counts, stored time stride and dtype of synthetic data.
+        root: cache root of synthetic data (default ``$EPIC_ZOO_DATA`` or
+            ``~/.cache/epic_zoo/data``); data live in
+            ``{root}/{profile}-seed{seed}/{dataset}/{split}``.
+        openfwi_root: folder of real OpenFWI ``.npy`` files; when given, it
+            replaces the synthetic store: train = official train files present
+            minus a held-out ``val_fraction``, val = that held-out part, test =
+            official test files present.
+        batch_size, num_workers: DataLoader settings.
+        time_stride: keep every ``time_stride``-th ms; default the profile's.
+        num_devices: end devices the receivers are split over (:attr:`receiver_split`).
+        seed: synthetic data seed and the train/val draw of OpenFWI data.
+        generate: generate missing synthetic data in :meth:`prepare_data`;
+            ``False`` raises instead, with the command that makes it.
+        val_fraction: share of OpenFWI train files held out for validation.
+        limit: use at most this many samples per split (quick runs).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "flatvel-a",
+        profile: str = "lite",
+        root: str | os.PathLike | None = None,
+        openfwi_root: str | os.PathLike | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        time_stride: int | None = None,
+        num_devices: int = 5,
+        seed: int = 0,
+        generate: bool = True,
+        val_fraction: float = 0.1,
+        limit: int | None = None,
+    ):
+        super().__init__()
+        self.info = get_dataset(dataset)
+        self.profile = get_profile(profile)
+        self.root = root
+        self.openfwi_root = None if openfwi_root is None else Path(openfwi_root)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.time_stride = int(time_stride) if time_stride is not None else self.profile.time_stride
+        self.num_devices = int(num_devices)
+        self.seed = int(seed)
+        self.generate = bool(generate)
+        self.val_fraction = float(val_fraction)
+        self.limit = None if limit is None else int(limit)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+        if self.openfwi_root is None:  # the stored stride must divide the requested one
+            decimation_factor(self.profile.time_stride, self.time_stride)
+        self._receiver_split = receiver_split(self.num_devices)
+        self.save_hyperparameters(
+            {
+                "dataset": self.info.name,
+                "profile": self.profile.name,
+                "root": None if root is None else str(root),
+                "openfwi_root": None if openfwi_root is None else str(openfwi_root),
+                "batch_size": self.batch_size,
+                "num_workers": self.num_workers,
+                "time_stride": self.time_stride,
+                "num_devices": self.num_devices,
+                "seed": self.seed,
+                "val_fraction": self.val_fraction,
+                "limit": self.limit,
+            }
+        )
+        self.train_dataset: FWIDataset | None = None
+        self.val_dataset: FWIDataset | None = None
+        self.test_dataset: FWIDataset | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        """Canonical dataset name, e.g. ``"flatvel-a"``."""
+        return self.info.name
+
+    @property
+    def time_samples(self) -> int:
+        """Time samples per record after decimation (1000 / time_stride, rounded up)."""
+        return stored_time_samples(self.time_stride, NT)
+
+    @property
+    def receiver_split(self) -> list[np.ndarray]:
+        """Receiver indices held by each of the ``num_devices`` end devices."""
+        return self._receiver_split
+
+    def _dataset_dir(self) -> Path:
+        return profile_root(self.root, self.profile, self.seed) / self.info.name
+
+    def prepare_data(self) -> None:
+        """Generate missing synthetic splits (no-op for OpenFWI data or ``generate=False``)."""
+        if self.openfwi_root is None and self.generate:
+            ensure_data(self.info.name, self.profile, self.root, self.seed)
+
+    def _limit(self, n: int) -> np.ndarray:
+        return np.arange(n if self.limit is None else min(n, self.limit))
+
+    def _synthetic_split(self, split: str) -> FWIDataset:
+        split_dir = self._dataset_dir() / split
+        if not split_dir.exists():
+            cmd = regenerate_command(
+                split_dir,
+                {
+                    "dataset": self.info.name,
+                    "split": split,
+                    "total": split_count(self.info, self.profile, split),
+                    "seed": self.seed,
+                    "time_stride": self.profile.time_stride,
+                    "dtype": self.profile.dtype,
+                    "shard_size": self.profile.shard_size,
+                },
+            )
+            raise DataError(
+                f"no {self.info.name} {split} data at {split_dir}. Make it with "
+                f"FWIDataModule(generate=True) or: {cmd}"
+            )
+        source = H5Split(split_dir)
+        return FWIDataset(source, self.time_stride, self._limit(len(source)))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the splits (files are opened lazily by each reading process)."""
+        if self.train_dataset is not None:
+            return
+        if self.openfwi_root is None:
+            self.train_dataset, self.val_dataset, self.test_dataset = (
+                self._synthetic_split(s) for s in SPLITS
+            )
+            return
+        train = OpenFWIFolder(self.openfwi_root, self.info.name, "train")
+        n_val = max(1, round(self.val_fraction * len(train)))
+        if n_val >= len(train):
+            raise DataError(
+                f"{self.openfwi_root} holds only {len(train)} train samples; "
+                f"val_fraction={self.val_fraction} leaves none for training."
+            )
+        order = np.random.default_rng(self.seed).permutation(len(train))
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        self.train_dataset = FWIDataset(
+            train, self.time_stride, train_idx[self._limit(len(train_idx))]
+        )
+        self.val_dataset = FWIDataset(train, self.time_stride, val_idx[self._limit(len(val_idx))])
+        if present_keys(self.info, index_folder(self.openfwi_root), "test"):
+            test = OpenFWIFolder(self.openfwi_root, self.info.name, "test")
+            self.test_dataset = FWIDataset(test, self.time_stride, self._limit(len(test)))
+
+    def _loader(self, dataset: FWIDataset | None, shuffle: bool) -> DataLoader:
+        if self.train_dataset is None:
+            raise RuntimeError("call setup() before asking for a DataLoader")
+        if dataset is None:
+            raise DataError(
+                f"{self.openfwi_root} holds no {self.info.openfwi_name} files of the official "
+                "test split; download them from https://openfwi-lanl.github.io to test."
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False)

@@ -1,0 +1,706 @@
+"""HDF5 store of synthetic (or imported) OpenFWI-style samples.
+
+Layout: ``{root}/{dataset}/{split}/shard-{k:05d}.h5``. Each shard holds
+
+- ``seismic`` ``[n, source=5, time=nt, receiver=70]``, raw (un-normalised)
+  amplitude in the profile's dtype (float16 or float32), decimated in time by
+  ``time_stride`` (sample ``t`` is the wavefield at ``t * time_stride`` ms);
+- ``velocity`` ``[n, 1, depth=70, offset=70]`` float32, m/s;
+
+chunked one sample per chunk with a Fletcher-32 checksum, so a random read
+touches one chunk and on-disk corruption is detected. Shard attributes record
+how the data were made (dataset, split, seed, generator version, backend,
+time_stride, dt in s, nt, dtype, geometry json, normalisation stats
+``data_min``/``data_max``), where the shard sits in its split (``first_index``,
+``count``, ``total``, ``shard_index``, ``num_shards``, ``shard_size``) and a
+``complete`` flag.
+
+Writing is atomic: a shard is written to ``shard-xxxxx.h5.tmp``, fsynced and
+renamed, so a file with the final name is always whole. Sample ``i`` of a
+split is a pure function of ``(dataset, seed, split, i)``
+(:func:`epic_zoo.data.families.generate_velocity`), so generation resumes
+without redoing finished shards, and cluster jobs can generate disjoint shard
+ranges of the same split (``shards=(start, end)``).
+
+:class:`H5Split` reads a split (or one shard file) as one index, opening
+files lazily in the process that reads them (safe with DataLoader workers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from epic_zoo.data.catalog import DatasetInfo, get_dataset
+from epic_zoo.data.geometry import (
+    DT,
+    NT,
+    NUM_RECEIVERS,
+    NUM_SOURCES,
+    OPENFWI_GEOMETRY,
+    V_MAX,
+    V_MIN,
+    VELOCITY_SHAPE,
+)
+from epic_zoo.data.profiles import Profile, get_profile
+
+FORMAT_VERSION: int = 1
+"""Version of the shard layout written by this module."""
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+DTYPES: tuple[str, ...] = ("float32", "float16")
+ROOT_ENV: str = "EPIC_ZOO_DATA"
+"""Environment variable overriding the default data cache root."""
+VELOCITY_TOLERANCE: float = 1e-3
+"""Slack in m/s allowed outside ``V_MIN..V_MAX`` (float rounding)."""
+SHARD_GLOB: str = "shard-*.h5"
+
+# Attributes that must agree between shards of one split (and with a resumed request).
+_SPLIT_KEYS: tuple[str, ...] = (
+    "dataset",
+    "split",
+    "source",
+    "seed",
+    "generator_version",
+    "backend",
+    "time_stride",
+    "nt",
+    "dtype",
+    "total",
+    "shard_size",
+    "num_shards",
+    "source_files",
+)
+
+
+class DataError(ValueError):
+    """Missing, corrupt or invalid data; the message names the input and the fix."""
+
+
+def default_root() -> Path:
+    """The data cache root: ``$EPIC_ZOO_DATA`` if set, else ``~/.cache/epic_zoo/data``."""
+    env = os.environ.get(ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "epic_zoo" / "data"
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """``root`` if given, else :func:`default_root`."""
+    return Path(root).expanduser() if root is not None else default_root()
+
+
+def shard_name(index: int) -> str:
+    """File name of shard ``index``: ``shard-00003.h5``."""
+    return f"shard-{index:05d}.h5"
+
+
+def stored_time_samples(time_stride: int, nt: int = NT) -> int:
+    """Time samples kept when every ``time_stride``-th of ``nt`` is stored (1000, 4 -> 250)."""
+    return len(range(0, nt, time_stride))
+
+
+def split_count(info: DatasetInfo, profile: Profile, split: str) -> int:
+    """Samples of ``split`` in ``profile``.
+
+    ``None`` in a profile (``full``) means the official OpenFWI count for
+    train/test; OpenFWI has no validation split, so ``val`` then gets a tenth
+    of the official train count.
+    """
+    num = profile.num(split)
+    if num is not None:
+        return int(num)
+    if split == "train":
+        return info.num_train
+    if split == "test":
+        return info.num_test
+    return info.num_train // 10
+
+
+def profile_root(root: str | os.PathLike | None, profile: str | Profile, seed: int) -> Path:
+    """Store root used by :func:`ensure_data`: ``{root}/{profile}-seed{seed}``.
+
+    Profiles differ in dtype, stride and shard size, so each gets its own
+    folder under the cache root; the seed is part of the name because it
+    changes every sample.
+    """
+    return resolve_root(root) / f"{get_profile(profile).name}-seed{int(seed)}"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_arrays(
+    seismic: np.ndarray,
+    velocity: np.ndarray,
+    *,
+    what: str,
+    fix: str,
+    nt: int | None = None,
+    first_index: int = 0,
+) -> None:
+    """Validate one block of samples; raise :class:`DataError` naming ``what`` and ``fix``.
+
+    Args:
+        seismic: ``[n, 5, nt, 70]`` raw records.
+        velocity: ``[n, 1, 70, 70]`` m/s.
+        what: the file or block being checked (goes into the message).
+        fix: what the user should do about it (goes into the message).
+        nt: expected time samples; any if ``None``.
+        first_index: index of the block's first sample, for the message.
+    """
+    expected = f"[n, {NUM_SOURCES}, {'nt' if nt is None else nt}, {NUM_RECEIVERS}]"
+    if (
+        seismic.ndim != 4
+        or seismic.shape[1] != NUM_SOURCES
+        or seismic.shape[3] != NUM_RECEIVERS
+        or (nt is not None and seismic.shape[2] != nt)
+    ):
+        raise DataError(
+            f"{what}: seismic has shape {tuple(seismic.shape)}, expected {expected}. {fix}"
+        )
+    if velocity.ndim != 4 or tuple(velocity.shape[1:]) != VELOCITY_SHAPE:
+        raise DataError(
+            f"{what}: velocity has shape {tuple(velocity.shape)}, expected [n, 1, 70, 70]. {fix}"
+        )
+    if seismic.shape[0] != velocity.shape[0]:
+        raise DataError(
+            f"{what}: {seismic.shape[0]} seismic records but {velocity.shape[0]} velocity maps. {fix}"
+        )
+    for name, arr in (("seismic", seismic), ("velocity", velocity)):
+        bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0]) + first_index
+            raise DataError(f"{what}: {name} of sample {i} contains NaN or inf. {fix}")
+    lo = velocity.reshape(velocity.shape[0], -1).min(axis=1)
+    hi = velocity.reshape(velocity.shape[0], -1).max(axis=1)
+    bad = (lo < V_MIN - VELOCITY_TOLERANCE) | (hi > V_MAX + VELOCITY_TOLERANCE)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{what}: velocity of sample {j + first_index} spans {lo[j]:.1f}..{hi[j]:.1f} m/s, "
+            f"outside the OpenFWI range {V_MIN:.0f}..{V_MAX:.0f} m/s (is it in m/s?). {fix}"
+        )
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_shard(
+    path: str | os.PathLike, seismic: np.ndarray, velocity: np.ndarray, attrs: dict[str, Any]
+) -> Path:
+    """Write one shard atomically (``.tmp`` + fsync + rename); returns the final path.
+
+    ``seismic`` ``[n, 5, nt, 70]`` is stored in ``attrs["dtype"]`` and
+    ``velocity`` ``[n, 1, 70, 70]`` (m/s) as float32; both are validated
+    first (:func:`check_arrays`). On any failure the ``.tmp`` file is removed
+    and no file with the final name appears.
+    """
+    path = Path(path)
+    dtype = np.dtype(attrs.get("dtype", "float32"))
+    fix = "The samples were not written; check the generator or source data."
+    velocity = np.asarray(velocity, dtype=np.float32)
+    seismic = np.asarray(seismic)
+    check_arrays(
+        seismic, velocity, what=str(path), fix=fix, first_index=int(attrs.get("first_index", 0))
+    )
+    with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+        stored = seismic.astype(dtype)
+    if not np.isfinite(stored).all():
+        raise DataError(
+            f"{path}: seismic amplitudes overflow {dtype.name}; store them with --dtype float32."
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, data in (("seismic", stored), ("velocity", velocity)):
+                f.create_dataset(name, data=data, chunks=(1, *data.shape[1:]), fletcher32=True)
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            f.attrs["seismic_min"] = float(stored.min())
+            f.attrs["seismic_max"] = float(stored.max())
+            f.attrs["complete"] = True
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+        _fsync_path(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def regenerate_command(split_dir: Path, attrs: dict[str, Any] | None = None) -> str:
+    """The CLI command that (re)makes ``split_dir``, from a shard's ``attrs`` when known."""
+    split_dir = Path(split_dir)
+    out = shlex.quote(str(split_dir.parent.parent))
+    dataset, split = split_dir.parent.name, split_dir.name
+    if attrs is None:
+        return (
+            f"python -m epic_zoo.data generate --dataset {dataset} --split {split} "
+            f"--num <N> --out {out}  (with the options it was first made with)"
+        )
+    common = (
+        f"--out {out} --split {attrs['split']} --time-stride {attrs['time_stride']} "
+        f"--dtype {attrs['dtype']} --shard-size {attrs['shard_size']}"
+    )
+    if attrs.get("source") == "openfwi":
+        src = shlex.quote(str(attrs.get("openfwi_source", "<OPENFWI_FOLDER>")))
+        return f"python -m epic_zoo.data import-openfwi {src} --dataset {attrs['dataset']} {common}"
+    cmd = (
+        f"python -m epic_zoo.data generate --dataset {attrs['dataset']} --num {attrs['total']} "
+        f"--seed {attrs['seed']} {common}"
+    )
+    if attrs.get("backend", "deepwave") != "deepwave":
+        cmd += f" --backend {attrs['backend']}"
+    return cmd
+
+
+def read_shard_attrs(path: Path, fix: str) -> dict[str, Any]:
+    """Attributes of one shard file; :class:`DataError` if it is unreadable or incomplete."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            shapes = {k: f[k].shape for k in ("seismic", "velocity") if k in f}
+    except OSError as err:
+        raise DataError(
+            f"cannot read {path}: truncated or corrupt HDF5 file ({err}). Delete it and rerun: {fix}"
+        ) from err
+    if not attrs.get("complete") or len(shapes) != 2:
+        raise DataError(
+            f"{path} is incomplete (not a finished epic_zoo shard). Delete it and rerun: {fix}"
+        )
+    count = int(attrs["count"])
+    if shapes["seismic"][0] != count or shapes["velocity"][0] != count:
+        raise DataError(
+            f"{path}: holds {shapes['seismic'][0]} samples but its header says {count}. "
+            f"Delete it and rerun: {fix}"
+        )
+    attrs["geometry"] = json.loads(attrs["geometry"])
+    return attrs
+
+
+def _first_readable_attrs(files: Sequence[Path]) -> dict[str, Any] | None:
+    for path in files:
+        try:
+            return read_shard_attrs(path, fix="")
+        except DataError:
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class ShardedArrays:
+    """Samples spread over several files, seen as one index.
+
+    Subclasses set ``self.files`` and ``self.counts`` and implement
+    :meth:`_open` (returns an object for one file) and :meth:`_read`.
+    Opened objects are cached per process: a DataLoader worker (forked or
+    spawned) never reuses a handle opened by its parent.
+    """
+
+    files: list[Path]
+    counts: list[int]
+    attrs: dict[str, Any]
+
+    def _init_index(self) -> None:
+        self._ends = np.cumsum(self.counts)
+        self._handles: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(file position, sample within file)`` of global sample ``index``."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"sample {index} out of range for {n} samples in {self.describe()}")
+        index %= n
+        k = int(np.searchsorted(self._ends, index, side="right"))
+        start = int(self._ends[k - 1]) if k else 0
+        return k, index - start
+
+    def source_of(self, index: int) -> str:
+        """Human-readable origin of a sample, e.g. ``.../shard-00001.h5 sample 3``."""
+        k, j = self.locate(index)
+        return f"{self.files[k]} sample {j}"
+
+    def describe(self) -> str:
+        return str(self.files[0].parent if len(self.files) > 1 else self.files[0])
+
+    def _handle(self, k: int) -> Any:
+        if self._pid != os.getpid():  # inherited from a parent process: never reuse
+            self._handles = {}
+            self._pid = os.getpid()
+        if k not in self._handles:
+            self._handles[k] = self._open(k)
+        return self._handles[k]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(seismic [5, nt, 70] float32 raw, velocity [1, 70, 70] float32 m/s)``."""
+        k, j = self.locate(int(index))
+        return self._read(k, j)
+
+    def _open(self, k: int) -> Any:
+        raise NotImplementedError
+
+    def _read(self, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close open files (they reopen on the next read)."""
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class H5Split(ShardedArrays):
+    """Read an epic_zoo split folder (``shard-*.h5``) or one shard file.
+
+    ``len(split)`` samples; ``split[i]`` is ``(seismic [5, nt, 70] float32 raw
+    amplitude, velocity [1, 70, 70] float32 m/s)``; ``split.attrs`` holds the
+    shards' common attributes (module docstring), ``count`` = ``len(split)``
+    and ``seismic_min``/``seismic_max`` over all shards (for a single shard
+    file: that file's attributes).
+
+    Construction checks every shard (present, readable, complete, consistent)
+    and raises :class:`DataError` naming the file and the command that
+    regenerates it. Files are opened on first read, in the reading process.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.is_file():
+            self.files = [self.path]
+            split_dir = self.path.parent
+        elif self.path.is_dir():
+            self.files = sorted(self.path.glob(SHARD_GLOB))
+            split_dir = self.path
+        else:
+            raise DataError(
+                f"no epic_zoo data at {self.path}. Make it with: {regenerate_command(self.path)}"
+            )
+        if not self.files:
+            raise DataError(
+                f"no shard-*.h5 files in {self.path}. Make them with: {regenerate_command(self.path)}"
+            )
+        fix = regenerate_command(split_dir, _first_readable_attrs(self.files))
+        shard_attrs = [read_shard_attrs(p, fix) for p in self.files]
+        first = shard_attrs[0]
+        for p, a in zip(self.files[1:], shard_attrs[1:], strict=True):
+            for key in _SPLIT_KEYS:
+                if a.get(key) != first.get(key):
+                    raise DataError(
+                        f"{p} does not belong with {self.files[0]}: {key}={a.get(key)!r} vs "
+                        f"{first.get(key)!r}. Keep one split per folder; delete the stray file."
+                    )
+        if self.path.is_dir():
+            present = {int(a["shard_index"]) for a in shard_attrs}
+            missing = sorted(set(range(int(first["num_shards"]))) - present)
+            if missing:
+                names = ", ".join(shard_name(k) for k in missing[:5])
+                more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+                raise DataError(
+                    f"{self.path} is incomplete: missing {names}{more} of {first['num_shards']} shards. "
+                    f"Finish it with: {fix}"
+                )
+        OPENFWI_GEOMETRY.check_compatible(first["geometry"], what=str(self.path))
+        self.counts = [int(a["count"]) for a in shard_attrs]
+        self.attrs = dict(first, count=sum(self.counts))
+        if self.path.is_dir():  # describe the split, not its first shard
+            for key in ("shard_index", "first_index"):
+                self.attrs.pop(key)
+            self.attrs["seismic_min"] = min(float(a["seismic_min"]) for a in shard_attrs)
+            self.attrs["seismic_max"] = max(float(a["seismic_max"]) for a in shard_attrs)
+        self._fix = fix
+        self._init_index()
+
+    @property
+    def dataset(self) -> str:
+        return str(self.attrs["dataset"])
+
+    @property
+    def time_stride(self) -> int:
+        return int(self.attrs["time_stride"])
+
+    @property
+    def nt(self) -> int:
+        return int(self.attrs["nt"])
+
+    def _open(self, k: int) -> h5py.File:
+        return h5py.File(self.files[k], "r")
+
+    def _read(self, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            f = self._handle(k)
+            seismic = np.asarray(f["seismic"][j], dtype=np.float32)
+            velocity = np.asarray(f["velocity"][j], dtype=np.float32)
+        except OSError as err:
+            raise DataError(
+                f"cannot read sample {j} of {self.files[k]}: corrupt HDF5 data ({err}). "
+                f"Delete the file and rerun: {self._fix}"
+            ) from err
+        return seismic, velocity
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for f in self._handles.values():
+                f.close()
+        super().close()
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class _ShardJob:
+    """Everything a worker needs to make one shard (picklable)."""
+
+    path: Path
+    attrs: dict[str, Any]
+    device: str | None
+
+
+def _make_shard(job: _ShardJob) -> int:
+    """Generate, simulate, decimate and write one shard; returns its sample count."""
+    from epic_zoo.data import families, forward
+
+    a = job.attrs
+    first, count = int(a["first_index"]), int(a["count"])
+    velocity = families.generate_velocity(
+        a["dataset"], range(first, first + count), seed=int(a["seed"]), split=a["split"]
+    )
+    seismic = forward.simulate(velocity, backend=a["backend"], device=job.device)
+    seismic = np.ascontiguousarray(np.asarray(seismic)[:, :, :: int(a["time_stride"]), :])
+    write_shard(job.path, seismic, velocity, a)
+    return count
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _parse_shards(shards: tuple[int, int] | None, num_shards: int) -> range:
+    if shards is None:
+        return range(num_shards)
+    start, end = int(shards[0]), int(shards[1])
+    if not 0 <= start < end <= num_shards:
+        raise ValueError(
+            f"shard range {start}:{end} is not inside 0:{num_shards} "
+            f"(this split has {num_shards} shards)"
+        )
+    return range(start, end)
+
+
+def check_resumable(split_dir: Path, attrs: dict[str, Any], shard_ids: Sequence[int]) -> list[int]:
+    """Remove stale ``.tmp`` files of ``shard_ids`` and return the ids still to write.
+
+    Finished shards are checked against the requested ``attrs``; a mismatch
+    (another seed, stride, generator version...) raises :class:`DataError`
+    rather than mixing two datasets in one folder.
+    """
+    todo = []
+    fix = regenerate_command(split_dir, attrs)
+    for k in shard_ids:
+        path = split_dir / shard_name(k)
+        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+        if not path.exists():
+            todo.append(k)
+            continue
+        old = read_shard_attrs(path, fix)
+        for key in _SPLIT_KEYS:
+            if old.get(key) != attrs.get(key):
+                raise DataError(
+                    f"{path} was made with {key}={old.get(key)!r}, but {attrs.get(key)!r} was "
+                    f"requested. Delete {split_dir} to remake it, or choose another output folder."
+                )
+    return todo
+
+
+def generate_split(
+    dataset: str,
+    split: str,
+    num: int,
+    root: str | os.PathLike,
+    *,
+    seed: int = 0,
+    time_stride: int = 1,
+    dtype: str = "float32",
+    shard_size: int = 100,
+    workers: int = 1,
+    device: str | None = None,
+    progress: bool = True,
+    shards: tuple[int, int] | None = None,
+    backend: str = "deepwave",
+) -> Path:
+    """Generate ``num`` samples of ``dataset``/``split`` into ``{root}/{dataset}/{split}``.
+
+    Velocity maps come from :func:`epic_zoo.data.families.generate_velocity`
+    (sample ``i`` depends only on ``(dataset, seed, split, i)``), records from
+    :func:`epic_zoo.data.forward.simulate` (``backend``, ``device``), kept every
+    ``time_stride`` ms and stored as ``dtype``. Resumable: finished shards are
+    kept, missing ones made. ``shards=(start, end)`` makes only shards
+    ``start..end-1`` (for splitting the work over cluster jobs). Each process
+    simulates with one torch thread (the 70 x 70 grid gains little from more,
+    and oversubscribed cores slow deepwave down many times); ``workers > 1``
+    makes shards in that many parallel processes.
+
+    Returns the split folder.
+    """
+    info = get_dataset(dataset)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if int(num) < 1:
+        raise ValueError(f"num={num}: generate at least one sample")
+    if not 1 <= int(time_stride) <= NT:
+        raise ValueError(f"time_stride={time_stride} must be between 1 and {NT}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}; use one of {', '.join(DTYPES)}")
+    if int(shard_size) < 1:
+        raise ValueError(f"shard_size={shard_size} must be at least 1")
+    if int(workers) < 1:
+        raise ValueError(f"workers={workers} must be at least 1")
+    from epic_zoo.data.families import GENERATOR_VERSION
+
+    num, shard_size, time_stride = int(num), int(shard_size), int(time_stride)
+    num_shards = math.ceil(num / shard_size)
+    split_dir = resolve_root(root) / info.name / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    base = {
+        "format_version": FORMAT_VERSION,
+        "dataset": info.name,
+        "split": split,
+        "source": "synthetic",
+        "seed": int(seed),
+        "generator_version": GENERATOR_VERSION,
+        "backend": backend,
+        "time_stride": time_stride,
+        "dt": DT * time_stride,
+        "nt": stored_time_samples(time_stride),
+        "dtype": dtype,
+        "geometry": json.dumps(OPENFWI_GEOMETRY.as_dict()),
+        "data_min": info.data_min,
+        "data_max": info.data_max,
+        "total": num,
+        "shard_size": shard_size,
+        "num_shards": num_shards,
+        "source_files": "",
+    }
+    wanted = _parse_shards(shards, num_shards)
+    todo = check_resumable(split_dir, base, wanted)
+    if not todo:
+        return split_dir
+    jobs = []
+    for k in todo:
+        first = k * shard_size
+        count = min(shard_size, num - first)
+        attrs = dict(base, shard_index=k, first_index=first, count=count)
+        jobs.append(_ShardJob(split_dir / shard_name(k), attrs, device))
+    total = sum(int(j.attrs["count"]) for j in jobs)
+    done = len(wanted) - len(todo)
+    print(
+        f"epic_zoo: generating {total} {info.name} {split} samples into {split_dir} "
+        f"({len(todo)} shards to make, {done} already there)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with tqdm(total=total, unit="sample", desc=f"{info.name}/{split}", disable=not progress) as bar:
+        if workers == 1 or len(jobs) == 1:
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for job in jobs:
+                    bar.update(_make_shard(job))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            method = (
+                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            )
+            ctx = multiprocessing.get_context(method)
+            with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+                for count in pool.imap_unordered(_make_shard, jobs):
+                    bar.update(count)
+    return split_dir
+
+
+def ensure_data(
+    dataset: str,
+    profile: str | Profile = "lite",
+    root: str | os.PathLike | None = None,
+    seed: int = 0,
+    *,
+    workers: int = 1,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Make sure the train/val/test splits of ``profile`` exist; generate what is missing.
+
+    Data live in ``{root}/{profile}-seed{seed}/{dataset}/{split}`` where ``root``
+    is the argument, else ``$EPIC_ZOO_DATA``, else ``~/.cache/epic_zoo/data``.
+    Prints where the data are and what it generates. Returns the dataset folder
+    (holding ``train/``, ``val/`` and ``test/``).
+    """
+    info = get_dataset(dataset)
+    prof = get_profile(profile)
+    store_root = profile_root(root, prof, seed)
+    print(
+        f"epic_zoo: {info.name} data (profile {prof.name}, seed {seed}) in {store_root / info.name}",
+        file=sys.stderr,
+        flush=True,
+    )
+    for split in SPLITS:
+        generate_split(
+            info.name,
+            split,
+            split_count(info, prof, split),
+            store_root,
+            seed=seed,
+            time_stride=prof.time_stride,
+            dtype=prof.dtype,
+            shard_size=prof.shard_size,
+            workers=workers,
+            device=device,
+            progress=progress,
+        )
+    return store_root / info.name

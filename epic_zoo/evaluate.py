@@ -1,0 +1,467 @@
+"""Evaluate a model on any FWI test data: MAE, RMSE, two SSIMs, payload bytes.
+
+Command line (``python -m epic_zoo.evaluate --help``)::
+
+    python -m epic_zoo.evaluate --model epic.flatvel-a --data DATA [--dataset flatvel-a] \\
+        [--json OUT.json] [--figure OUT.png] [--batch-size 16]
+
+``--model`` is a pretrained name (``epic.flatvel-a``), a Hub-format folder, a
+Lightning ``.ckpt`` or a run folder holding one. ``--data`` is an epic_zoo
+HDF5 shard, split folder (``.../flatvel-a/test``) or dataset folder (its
+``test/`` split is used), or a folder of OpenFWI ``.npy`` pairs (every pair
+present, unless ``--split``).
+
+Metrics follow :func:`epic_zoo.tasks.metrics.inversion_metrics`: ``mae`` and
+``rmse`` on the normalised ``[-1, 1]`` velocity scale, ``mae_ms`` /
+``rmse_ms`` in m/s, ``ssim`` (torchmetrics) and ``ssim_openfwi`` (OpenFWI's
+zero-padded window) on maps rescaled to ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+import epic_zoo
+from epic_zoo.data.datamodule import FWIDataset
+from epic_zoo.data.geometry import NT, NUM_SOURCES, receiver_split
+from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
+from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
+from epic_zoo.data.transforms import denormalize_velocity
+from epic_zoo.tasks.metrics import inversion_metrics
+
+METRIC_KEYS: tuple[str, ...] = ("mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi")
+"""Metrics :func:`evaluate_model` reports (see the module docstring for scales)."""
+RAW_BYTES_PER_VALUE: int = 4
+"""A raw record travels as float32."""
+
+
+def model_time_stride(model: nn.Module) -> int:
+    """Time decimation the model was trained with (ms between its input samples).
+
+    From ``model.pretrained_cfg["time_stride"]`` when loaded from the Hub
+    format, else ``NT // model.config["time_samples"]``.
+    """
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and "time_stride" in cfg:
+        return int(cfg["time_stride"])
+    time_samples = int(getattr(model, "config", {}).get("time_samples", NT))
+    if NT % time_samples:
+        raise ValueError(
+            f"model takes time_samples={time_samples}, not {NT} divided by a whole stride; "
+            "pass data decimated to match"
+        )
+    return NT // time_samples
+
+
+def payload_info(model: nn.Module) -> dict[str, Any]:
+    """Bytes per device per sample on the device -> centre link.
+
+    Distributed models send ``model.payload_bytes()`` (quantised latent,
+    header and checksum included). Centralised models send each device's raw
+    float32 records ``[5, T, n_k]``, the largest device's count reported.
+
+    Returns:
+        ``{"payload_bytes_per_device", "raw_bytes_per_device", "payload_kind"}``
+        with kind ``"latent"`` or ``"raw"``.
+    """
+    config = getattr(model, "config", {})
+    time_samples = int(config.get("time_samples", NT))
+    num_devices = int(config.get("num_devices", 5))
+    receivers = max(len(r) for r in receiver_split(num_devices))
+    raw = NUM_SOURCES * time_samples * receivers * RAW_BYTES_PER_VALUE
+    if hasattr(model, "payload_bytes"):
+        return {
+            "payload_bytes_per_device": int(model.payload_bytes()),
+            "raw_bytes_per_device": raw,
+            "payload_kind": "latent",
+        }
+    return {"payload_bytes_per_device": raw, "raw_bytes_per_device": raw, "payload_kind": "raw"}
+
+
+def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
+    """Normalised dataset for ``model``: raw readers are wrapped in :class:`FWIDataset`
+    with the model's time stride; datasets of dict items pass through."""
+    if isinstance(data, ShardedArrays):
+        return FWIDataset(data, time_stride=model_time_stride(model))
+    return data
+
+
+def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
+    expected = getattr(model, "config", {}).get("time_samples")
+    got = getattr(dataset, "time_samples", None)
+    if expected is not None and got is not None and int(expected) != int(got):
+        raise ValueError(
+            f"the model takes {expected} time samples per record, the data give {got}; "
+            "evaluate on data with the model's time stride (`python -m epic_zoo.data generate "
+            f"--time-stride {NT // int(expected)}`) or on 1 ms data it can decimate"
+        )
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model: nn.Module,
+    data: Dataset | DataLoader | ShardedArrays,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Test metrics of ``model`` on ``data``.
+
+    Args:
+        model: an epic_zoo network (``forward(seismic [B, 5, T, 70]) -> velocity
+            [B, 1, 70, 70]``, normalised scales); put in eval mode.
+        data: a :class:`~epic_zoo.data.datamodule.FWIDataset` (or any dataset of
+            ``{"seismic", "velocity"}`` dict items), a ``DataLoader`` of such
+            batches, or a raw reader (:class:`~epic_zoo.data.store.H5Split`,
+            :class:`~epic_zoo.data.openfwi.OpenFWIFolder`) that is normalised and
+            decimated to the model's time stride here.
+        batch_size: samples per forward pass (ignored for a ``DataLoader``).
+        device: where the model runs.
+        limit: evaluate only the first ``limit`` samples (not for a ``DataLoader``).
+        progress: show a progress bar.
+
+    Returns:
+        ``{"mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi"}`` (floats),
+        ``"num_samples"``, and the keys of :func:`payload_info`.
+    """
+    model = model.to(device).eval()
+    if isinstance(data, DataLoader):
+        if limit is not None:
+            raise ValueError("limit= applies to datasets; build the DataLoader on a Subset instead")
+        loader = data
+    else:
+        dataset = as_dataset(data, model)
+        _check_time_samples(dataset, model)
+        if limit is not None:
+            dataset = Subset(dataset, range(min(int(limit), len(dataset))))
+        if len(dataset) == 0:
+            raise ValueError("no samples to evaluate: the data are empty")
+        loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=0)
+    metrics = inversion_metrics().to(device)
+    count = 0
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        seismic = batch["seismic"].to(device)
+        velocity = batch["velocity"].to(device)
+        metrics.update(model(seismic), velocity)
+        count += seismic.shape[0]
+    if count == 0:
+        raise ValueError("no samples to evaluate: the data loader is empty")
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    return {**{k: values[k] for k in METRIC_KEYS}, "num_samples": count, **payload_info(model)}
+
+
+# ---------------------------------------------------------------------------
+# recorded metrics on regenerated data
+# ---------------------------------------------------------------------------
+
+REPRODUCE_TOLERANCE: dict[str, tuple[float, float]] = {
+    "ssim": (0.005, 0.0),
+    "ssim_openfwi": (0.005, 0.0),
+    "mae": (0.002, 0.02),
+    "rmse": (0.002, 0.02),
+}
+"""``(absolute, relative)`` tolerance per metric when a weight is re-measured on
+regenerated test data: a metric passes if ``|measured - recorded| <=
+max(absolute, relative * |recorded|)``. Regenerated records can differ from the
+ones used at training time by float rounding (deepwave on another CPU/GPU or
+thread count, float16 storage rounding one ulp the other way), which moves the
+metrics by well under 1e-3; a wrong weight, normalisation or time stride moves
+them by more than 1e-2."""
+
+
+def compare_metrics(
+    measured: dict[str, float],
+    recorded: dict[str, float],
+    tolerance: dict[str, tuple[float, float]] = REPRODUCE_TOLERANCE,
+) -> list[str]:
+    """Metrics of ``recorded`` that ``measured`` misses by more than ``tolerance`` (messages)."""
+    failures = []
+    for key, (atol, rtol) in tolerance.items():
+        if key not in recorded:
+            continue
+        if key not in measured:
+            failures.append(f"{key}: recorded {recorded[key]:.4f}, not measured")
+            continue
+        diff = abs(measured[key] - recorded[key])
+        allowed = max(atol, rtol * abs(recorded[key]))
+        if diff > allowed:
+            failures.append(
+                f"{key}: measured {measured[key]:.4f}, recorded {recorded[key]:.4f} "
+                f"(|diff| {diff:.4f} > {allowed:.4f})"
+            )
+    return failures
+
+
+def regenerated_test_metrics(
+    model: nn.Module,
+    dataset: str,
+    data: dict[str, Any],
+    num: int,
+    root: str | Path,
+    *,
+    batch_size: int = 16,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Regenerate the first ``num`` test samples of a training run's data and evaluate on them.
+
+    Args:
+        model: the network.
+        dataset: dataset name.
+        data: the run's data record (``seed``, ``time_stride``, ``dtype``,
+            ``generator_version``; see ``PretrainedInfo.data``).
+        num: test samples (sample ``i`` depends only on dataset, seed, split and
+            ``i``, so these are the first ``num`` of the run's test split).
+        root: folder to generate into (``{root}/{dataset}/test``).
+
+    Raises:
+        ValueError: the record was made with another generator version (the
+            regenerated data would differ) or from imported OpenFWI files.
+    """
+    from epic_zoo.data.families import GENERATOR_VERSION
+    from epic_zoo.data.store import generate_split
+
+    if data.get("data_source", "synthetic") != "synthetic":
+        raise ValueError(
+            f"the weights were trained on {data['data_source']} data; they cannot be regenerated"
+        )
+    recorded = str(data.get("generator_version", GENERATOR_VERSION))
+    if recorded != GENERATOR_VERSION:
+        raise ValueError(
+            f"the weights were measured on generator version {recorded}, this checkout has "
+            f"{GENERATOR_VERSION}: regenerated data differ; check out the recorded commit"
+        )
+    split_dir = generate_split(
+        dataset,
+        "test",
+        int(num),
+        root,
+        seed=int(data.get("seed", 0)),
+        time_stride=int(data.get("time_stride", 1)),
+        dtype=str(data.get("dtype", "float32")),
+        shard_size=int(num),
+        progress=False,
+    )
+    return evaluate_model(model, H5Split(split_dir), batch_size=batch_size, device=device)
+
+
+def reproduce_pretrained(
+    name: str,
+    root: str | Path,
+    *,
+    full: bool = False,
+    registry: str | Path | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Re-measure a registered weight on regenerated test data and compare with its record.
+
+    ``full=False`` uses the entry's ``check`` (its first ``num`` test samples, a
+    few seconds); ``full=True`` the whole recorded test split against
+    ``metrics``. The model is loaded the way users load it
+    (:func:`epic_zoo.hub.load_pretrained`).
+
+    Returns:
+        ``{"name", "num", "measured", "recorded", "failures"}``; ``failures`` is
+        empty when every metric is within :data:`REPRODUCE_TOLERANCE`.
+    """
+    from epic_zoo import hub
+
+    info = hub.get_pretrained_info(name, registry)
+    if full:
+        num, recorded = info.data.get("test"), info.metrics
+        if not num:
+            raise ValueError(f"{name}: the registry records no test split size (data.test)")
+    else:
+        if not info.check:
+            raise ValueError(f"{name}: the registry entry has no 'check' record to reproduce")
+        num, recorded = info.check["num"], info.check["metrics"]
+    model = hub.load_pretrained(name, registry=registry, map_location=device)
+    measured = regenerated_test_metrics(
+        model, info.dataset, info.data, int(num), root, device=device
+    )
+    return {
+        "name": name,
+        "num": int(num),
+        "measured": measured,
+        "recorded": recorded,
+        "failures": compare_metrics(measured, recorded),
+    }
+
+
+# ---------------------------------------------------------------------------
+# command line helpers
+# ---------------------------------------------------------------------------
+
+
+def load_model(name_or_path: str, *, map_location: str = "cpu") -> nn.Module:
+    """A model from a pretrained name, Hub-format folder, ``.safetensors`` in one,
+    Lightning ``.ckpt`` or run folder (see :mod:`epic_zoo.hub`)."""
+    from epic_zoo import hub
+
+    path = Path(name_or_path)
+    if path.is_file() and path.suffix == ".safetensors":
+        path = path.parent
+    if path.is_dir() and (path / hub.CONFIG_NAME).is_file():
+        return hub.load_hub_folder(path, map_location=map_location)
+    if path.is_file() and path.suffix == ".ckpt":
+        return hub.model_from_checkpoint(path)[0].to(map_location)
+    if path.is_dir():
+        return hub.model_from_checkpoint(hub.find_run_checkpoint(path))[0].to(map_location)
+    if path.exists():
+        raise ValueError(
+            f"--model {name_or_path}: not a Hub-format folder, .safetensors, .ckpt or run folder"
+        )
+    return hub.load_pretrained(name_or_path, map_location=map_location)
+
+
+def open_data(
+    path: str | Path, dataset: str | None = None, split: str | None = None
+) -> ShardedArrays:
+    """Raw reader for ``--data``: HDF5 shard / split folder / dataset folder, or OpenFWI ``.npy`` folder.
+
+    ``dataset`` is needed for ``.npy`` folders whose path does not name it;
+    ``split`` (``"train"``/``"test"``) picks official files in a ``.npy`` folder
+    or the split of an epic_zoo dataset folder (default ``test``).
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix in (".h5", ".hdf5"):
+        return H5Split(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"--data {path}: no such file or folder. Make test data with "
+            "`python -m epic_zoo.data generate --dataset flatvel-a --split test --num 200 --out DIR`"
+        )
+    if any(path.glob(SHARD_GLOB)):
+        return H5Split(path)
+    for candidate in (path / (split or "test"), path / str(dataset) / (split or "test")):
+        if candidate.is_dir() and any(candidate.glob(SHARD_GLOB)):
+            return H5Split(candidate)
+    if any(path.rglob("*.npy")):
+        name = dataset or infer_dataset(path)
+        if name is None:
+            raise ValueError(
+                f"--data {path} holds OpenFWI .npy files but names no dataset; pass --dataset (e.g. flatvel-a)"
+            )
+        return OpenFWIFolder(path, name, split=split)
+    raise FileNotFoundError(
+        f"--data {path}: no shard-*.h5 files, split folder or .npy pairs found there"
+    )
+
+
+def save_panels(
+    model: nn.Module, dataset: Dataset, path: str | Path, num: int = 4, device: str = "cpu"
+) -> Path:
+    """PNG of ``num`` samples: prediction, truth, error in m/s (see :mod:`epic_zoo.tasks.plots`)."""
+    from epic_zoo.tasks.plots import save_figure, velocity_panels
+
+    items = [dataset[i] for i in range(min(int(num), len(dataset)))]
+    seismic = torch.stack([it["seismic"] for it in items]).to(device)
+    velocity = torch.stack([it["velocity"] for it in items])
+    with torch.inference_mode():
+        pred = model.to(device).eval()(seismic).cpu()
+    fig = velocity_panels(
+        denormalize_velocity(pred).numpy(),
+        denormalize_velocity(velocity).numpy(),
+        titles=[f"sample {it['index']}" for it in items],
+    )
+    return save_figure(fig, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m epic_zoo.evaluate",
+        description="Evaluate a model (pretrained name, Hub folder, .ckpt or run folder) on FWI data.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="pretrained name, Hub-format folder, .ckpt or run folder"
+    )
+    parser.add_argument(
+        "--data", required=True, help="epic_zoo HDF5 file/folder or OpenFWI .npy folder"
+    )
+    parser.add_argument("--dataset", help="dataset name for .npy folders (e.g. flatvel-a)")
+    parser.add_argument(
+        "--split", choices=("train", "test"), help="official files (.npy) / split folder to use"
+    )
+    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--figure", help="write a velocity-map panel PNG of the first samples")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (16)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m epic_zoo.evaluate``."""
+    args = build_parser().parse_args(argv)
+    from epic_zoo.hub import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
+
+    try:
+        model = load_model(args.model, map_location=args.device)
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        source = open_data(args.data, args.dataset or cfg.get("dataset"), args.split)
+        dataset = FWIDataset(source, time_stride=model_time_stride(model))
+        results = evaluate_model(
+            model,
+            dataset,
+            batch_size=args.batch_size,
+            device=args.device,
+            limit=args.limit,
+            progress=True,
+        )
+    except (
+        HubFormatError,
+        UnknownPretrainedError,
+        PretrainedUnavailableError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    data_name = dataset.dataset_name
+    if cfg.get("dataset") and cfg["dataset"] != data_name:
+        print(
+            f"note: {args.model} was trained on {cfg['dataset']}, the data are {data_name}",
+            file=sys.stderr,
+        )
+    record = {
+        "model": args.model,
+        "architecture": model.config.get("name"),
+        "data": str(args.data),
+        "dataset": data_name,
+        "time_stride": dataset.time_stride,
+        **results,
+        "epic_zoo_version": epic_zoo.__version__,
+        "torch_version": torch.__version__,
+        "device": str(args.device),
+    }
+    print(f"{args.model} on {data_name} ({results['num_samples']} samples, {args.data}):")
+    for key in METRIC_KEYS:
+        print(f"  {key:13s} {results[key]:10.4f}")
+    ratio = results["raw_bytes_per_device"] / results["payload_bytes_per_device"]
+    print(
+        f"  payload       {results['payload_bytes_per_device']:10d} bytes/device/sample "
+        f"({results['payload_kind']}; raw {results['raw_bytes_per_device']}, {ratio:.0f}x smaller)"
+    )
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    if args.figure:
+        print(f"wrote {save_panels(model, dataset, args.figure, device=args.device)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

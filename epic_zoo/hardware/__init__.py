@@ -1,0 +1,65 @@
+"""The hardware teacher: what the devices, links and centre afford, in bytes, seconds and joules.
+
+- :mod:`~epic_zoo.hardware.profiles`: end devices (Raspberry Pi 4/5), central
+  nodes (server CPU, GPU) and links (Wi-Fi 802.11n/ac, 4G/LTE, NB-IoT) as
+  validated dataclasses with cited constants.
+- :mod:`~epic_zoo.hardware.payload`: the bytes each device sends per sample,
+  from the models' link codec (distributed) or raw float32 records (centralised).
+- :mod:`~epic_zoo.hardware.simulator`: latency and energy per sample with a
+  per-component breakdown, from measured and FLOP-count compute times.
+- :mod:`~epic_zoo.hardware.shaping`: a token-bucket sender that replays a link
+  profile over loopback TCP (validates the simulator's transfer model).
+
+``python -m epic_zoo.bench`` puts these next to the models' fidelity.
+
+The profile tables and the shaper import without torch; the payload and
+simulator names below load their modules on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from epic_zoo.hardware.profiles import (
+    CENTRALS,
+    DEVICES,
+    LINKS,
+    ComputeProfile,
+    LinkProfile,
+    get_central,
+    get_device,
+    get_link,
+)
+
+_LAZY = {
+    "encode_payloads": "payload",
+    "decode_payloads": "payload",
+    "raw_payloads": "payload",
+    "compress_payloads": "payload",
+    "roundtrip_error": "payload",
+    "ModelCost": "simulator",
+    "Estimate": "simulator",
+    "measure_cost": "simulator",
+    "simulate": "simulator",
+    "transfer_time": "simulator",
+    "host_reference_flops": "simulator",
+}
+
+__all__ = [
+    "CENTRALS",
+    "DEVICES",
+    "LINKS",
+    "ComputeProfile",
+    "LinkProfile",
+    "get_central",
+    "get_device",
+    "get_link",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"epic_zoo.hardware.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'epic_zoo.hardware' has no attribute {name!r}")

@@ -1,0 +1,169 @@
+"""Payload accounting from real bytes: what each end device sends per sample.
+
+- Distributed models (epic*, split, federated): device ``k`` runs
+  ``model.encode(k, seismic_k)`` and packs the quantised latent with
+  :func:`epic_zoo.models.codec.pack_payload` (header with device id, sample
+  id, shape, bit width, scale, model version; crc32). The byte string's length
+  is the payload; :func:`decode_payloads` rebuilds the prediction from those
+  bytes alone.
+- Centralised models (inversionnet, velocitygan): device ``k`` sends its raw
+  records ``[5, T, n_k]`` as little-endian float32 (:func:`raw_payloads`), or
+  the same bytes zlib-compressed (:func:`compress_payloads`), the lossless
+  variant that is fairer to the baseline.
+
+Payload lists are indexed ``[device][sample]``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NUM_SOURCES, receiver_split
+from epic_zoo.models.codec import pack_payload, unpack_payload
+
+RAW_BYTES_PER_VALUE: int = 4
+"""Raw records travel as float32."""
+ZLIB_LEVEL: int = 6
+"""zlib's default compression level (speed/size balance)."""
+
+Payloads = list[list[bytes]]
+"""``payloads[k][i]``: bytes device ``k`` sends for sample ``i``."""
+
+
+def is_distributed(model: nn.Module) -> bool:
+    """``True`` for models whose devices send latents (they have ``encode``/``decode``/``payload_bytes``)."""
+    return all(hasattr(model, a) for a in ("encode", "decode", "payload_bytes"))
+
+
+def model_receivers(model: nn.Module) -> list[np.ndarray]:
+    """Receiver indices of each device: ``model.receiver_split``, else the default split of
+    ``model.config["num_devices"]`` (centralised models)."""
+    split = getattr(model, "receiver_split", None)
+    if split is not None:
+        return [np.asarray(idx) for idx in split]
+    num_devices = int(getattr(model, "config", {}).get("num_devices", DEFAULT_NUM_DEVICES))
+    return receiver_split(num_devices)
+
+
+def raw_payload_bytes(time_samples: int, num_receivers: int) -> int:
+    """Bytes of one device's raw float32 records ``[5, time_samples, num_receivers]``."""
+    return NUM_SOURCES * int(time_samples) * int(num_receivers) * RAW_BYTES_PER_VALUE
+
+
+def _check_seismic(seismic: torch.Tensor | np.ndarray) -> None:
+    if seismic.ndim != 4 or seismic.shape[1] != NUM_SOURCES:
+        raise ValueError(
+            f"seismic must be [batch, {NUM_SOURCES} sources, time, receivers]; got {list(seismic.shape)}"
+        )
+
+
+@torch.inference_mode()
+def encode_latents(model: nn.Module, seismic: torch.Tensor) -> list[torch.Tensor]:
+    """Every device's quantised latent ``[B, ...]`` for normalised records ``[B, 5, T, 70]``."""
+    _check_seismic(seismic)
+    if not is_distributed(model):
+        raise TypeError(f"{model.config['name']} is centralised; use raw_payloads for its records")
+    return [
+        model.encode(k, seismic[..., torch.as_tensor(idx)])
+        for k, idx in enumerate(model_receivers(model))
+    ]
+
+
+def pack_latents(
+    model: nn.Module, latents: Sequence[torch.Tensor], first_sample_id: int = 0
+) -> Payloads:
+    """Pack each device's latent ``[B, ...]`` into ``B`` payloads with the model's codec settings
+    (``codec_bits``, ``codec_scale``, ``model_version``); sample ids count up from ``first_sample_id``."""
+    return [
+        [
+            pack_payload(
+                latent[i],
+                device_id=k,
+                sample_id=first_sample_id + i,
+                bits=model.codec_bits,
+                model_version=model.model_version,
+                scale=model.codec_scale,
+            )
+            for i in range(latent.shape[0])
+        ]
+        for k, latent in enumerate(latents)
+    ]
+
+
+def encode_payloads(model: nn.Module, seismic: torch.Tensor, first_sample_id: int = 0) -> Payloads:
+    """Every device's payload bytes for a batch of normalised records.
+
+    Args:
+        model: a distributed model, in eval mode.
+        seismic: ``[B, 5, T, 70]`` normalised records.
+        first_sample_id: sample id written into the header of sample 0 (ids count up).
+
+    Returns:
+        ``payloads[k][i]`` for ``D`` devices and ``B`` samples.
+    """
+    return pack_latents(model, encode_latents(model, seismic), first_sample_id)
+
+
+@torch.inference_mode()
+def decode_payloads(model: nn.Module, payloads: Payloads) -> torch.Tensor:
+    """Centre: velocity ``[B, 1, 70, 70]`` from the devices' payload bytes alone.
+
+    Checks that each payload names its device and this model's config
+    (``model_version``); raises ``ValueError`` otherwise.
+    """
+    latents = []
+    for k, device_payloads in enumerate(payloads):
+        batch = []
+        for data in device_payloads:
+            header, latent = unpack_payload(data)
+            if header["device_id"] != k or header["model_version"] != model.model_version:
+                raise ValueError(
+                    f"payload from device {header['device_id']} (model version "
+                    f"{header['model_version']:#x}) arrived in slot {k} of model version "
+                    f"{model.model_version:#x}"
+                )
+            batch.append(latent)
+        latents.append(torch.stack(batch))
+    return model.decode(latents, None)
+
+
+def raw_payloads(seismic_raw: np.ndarray, receivers: Sequence[np.ndarray]) -> Payloads:
+    """Each device's raw records as little-endian float32 bytes.
+
+    Args:
+        seismic_raw: ``[B, 5, T, 70]`` raw amplitudes (any float dtype; sent as float32).
+        receivers: receiver indices of each device.
+
+    Returns:
+        ``payloads[k][i]`` = ``seismic_raw[i, :, :, receivers[k]]`` as ``[5, T, n_k]`` C-order bytes.
+    """
+    _check_seismic(seismic_raw)
+    raw = np.asarray(seismic_raw)
+    return [
+        [np.ascontiguousarray(raw[i][..., idx], dtype="<f4").tobytes() for i in range(raw.shape[0])]
+        for idx in receivers
+    ]
+
+
+def compress_payloads(payloads: Payloads, level: int = ZLIB_LEVEL) -> Payloads:
+    """zlib-compress every payload (lossless; ``zlib.decompress`` restores the bytes)."""
+    return [[zlib.compress(p, level) for p in device] for device in payloads]
+
+
+def payload_sizes(payloads: Payloads) -> np.ndarray:
+    """Sizes in bytes, ``[devices, samples]`` int64."""
+    return np.array([[len(p) for p in device] for device in payloads], dtype=np.int64)
+
+
+@torch.inference_mode()
+def roundtrip_error(model: nn.Module, seismic: torch.Tensor) -> float:
+    """Largest ``|decode(bytes) - forward(x)|`` over a batch; 0.0 means the bytes reproduce
+    the in-process prediction exactly."""
+    expected = model(seismic)
+    rebuilt = decode_payloads(model, encode_payloads(model, seismic))
+    return float((rebuilt - expected).abs().max())

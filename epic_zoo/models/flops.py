@@ -1,0 +1,74 @@
+"""Parameter and FLOP counts, for the models table and the hardware simulator.
+
+FLOPs come from :class:`torch.utils.flop_counter.FlopCounterMode`, which counts
+matrix products and convolutions (``2 x`` multiply-accumulates) and ignores
+element-wise ops (norms, activations, quantisation): a slight undercount that
+is the same convention for every model. All counts are per sample (batch 1),
+forward pass only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES, receiver_split
+from epic_zoo.models.distributed import DistributedModel
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (shared tensors counted once)."""
+    params = {id(p): p for p in module.parameters() if p.requires_grad or not trainable_only}
+    return sum(p.numel() for p in params.values())
+
+
+@torch.no_grad()
+def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Forward FLOPs of ``module(*inputs)`` in eval mode (training flag restored afterwards)."""
+    was_training = module.training
+    module.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            module(*inputs)
+    finally:
+        module.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def model_summary(model: nn.Module) -> dict:
+    """Sizes of one model for the README table and benchmarks.
+
+    Keys: ``name``, ``params``, ``flops`` (whole forward pass per sample),
+    ``time_samples``; for distributed models also ``encoder_params`` and
+    ``encoder_flops`` (what one end device runs per sample, device 0),
+    ``payload_bytes`` (per device per sample) and ``raw_bytes_per_device``
+    (float32 records that device would otherwise send). Centralised models
+    run nothing on the devices: ``encoder_flops = 0`` and their payload is the
+    raw records.
+    """
+    time_samples = int(model.config["time_samples"])
+    seismic = torch.zeros(1, NUM_SOURCES, time_samples, NUM_RECEIVERS)
+    summary = {
+        "name": model.config["name"],
+        "params": count_parameters(model),
+        "flops": count_flops(model, seismic),
+        "time_samples": time_samples,
+    }
+    if isinstance(model, DistributedModel):
+        n0 = model.num_receivers(0)
+        seismic_0 = torch.zeros(1, NUM_SOURCES, time_samples, n0)
+        encoder = model.encoder_module(0)
+        summary.update(
+            encoder_params=count_parameters(encoder),
+            encoder_flops=count_flops(encoder, model.encoder_input(0, seismic_0)),
+            payload_bytes=model.payload_bytes(),
+            raw_bytes_per_device=4 * NUM_SOURCES * time_samples * n0,
+        )
+    else:
+        receivers = max(len(idx) for idx in receiver_split(int(model.config["num_devices"])))
+        raw = 4 * NUM_SOURCES * time_samples * receivers
+        summary.update(
+            encoder_params=0, encoder_flops=0, payload_bytes=raw, raw_bytes_per_device=raw
+        )
+    return summary

@@ -1,0 +1,24 @@
+"""LightningModules that train the zoo's models: supervised inversion and VelocityGAN.
+
+- :class:`InversionTask`: L1 (+ L2) regression of normalised velocity, AdamW,
+  optional warm-up / cosine / step schedule, FedAvg rounds for ``federated``.
+- :class:`GANTask`: WGAN-GP for ``velocitygan`` (manual optimisation).
+- :func:`inversion_metrics`: MAE / RMSE (normalised and m/s), SSIM
+  (torchmetrics) and OpenFWI-style SSIM.
+"""
+
+from epic_zoo.tasks.gan import GANTask
+from epic_zoo.tasks.inversion import InversionTask, VelocityTask
+from epic_zoo.tasks.metrics import inversion_metrics, openfwi_ssim
+
+TASKS = {"inversion": InversionTask, "gan": GANTask}
+"""Task classes by their Hydra name (``task=inversion`` / ``task=gan``)."""
+
+__all__ = [
+    "TASKS",
+    "GANTask",
+    "InversionTask",
+    "VelocityTask",
+    "inversion_metrics",
+    "openfwi_ssim",
+]

@@ -1,0 +1,188 @@
+"""Simulator and payload accounting: hand-checked arithmetic and real models' bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from epic_zoo.hardware import payload as pl
+from epic_zoo.hardware.profiles import CENTRALS, DEVICES, LINKS
+from epic_zoo.hardware.simulator import (
+    ModelCost,
+    compute_seconds,
+    count_flops,
+    host_reference_flops,
+    measure_cost,
+    simulate,
+    time_call,
+    transfer_time,
+)
+from epic_zoo.models import create_model, list_models
+from epic_zoo.models.codec import PayloadError, payload_size
+
+T = 250  # records of the tiny/lite profiles (1000 ms at a 4 ms stride)
+DISTRIBUTED = [
+    name for name in list_models() if pl.is_distributed(create_model(name, time_samples=T))
+]
+
+
+def cost(**overrides) -> ModelCost:
+    fields = dict(
+        name="toy",
+        distributed=True,
+        payload_bytes=(1000, 2000, 3000),
+        device_flops=(10**9, 10**9, 2 * 10**9),
+        central_flops=10**10,
+        device_host_s=(0.01, 0.01, 0.02),
+        central_host_s=0.05,
+        device_codec_host_s=0.001,
+        central_codec_host_s=0.002,
+        encoder_params=10,
+        params=100,
+    )
+    fields.update(overrides)
+    return ModelCost(**fields)
+
+
+def test_transfer_time_sums_on_a_shared_medium_and_overlaps_on_separate_links() -> None:
+    shared = LINKS["wifi"]
+    separate = dataclasses.replace(shared, shared_medium=False)
+    sizes = [1000, 5000, 70000]
+    airtimes = [shared.airtime_s(n) for n in sizes]
+    assert transfer_time(sizes, shared) == pytest.approx(sum(airtimes))
+    assert transfer_time(sizes, separate) == pytest.approx(max(airtimes))
+    with pytest.raises(ValueError, match="at least one device"):
+        transfer_time([], shared)
+
+
+def test_compute_seconds_from_both_sources() -> None:
+    rpi = dataclasses.replace(DEVICES["rpi4"], effective_flops=1e10, call_overhead_s=1e-3)
+    host = 4e10  # this machine 4x faster than the device
+    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "flops", host) == pytest.approx(
+        1e-3 + 2e8 / 1e10 + 4e-4
+    )
+    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "measured", host) == pytest.approx(
+        5e-3 * 4 + 1e-3 + 4e-4
+    )
+    # a raw sender only serialises: no network call, no call overhead
+    assert compute_seconds(0, 0.0, 1e-4, rpi, "flops", host) == pytest.approx(4e-4)
+    with pytest.raises(ValueError, match="unknown compute-time source"):
+        compute_seconds(1, 1.0, 0.0, rpi, "guess", host)
+
+
+@pytest.mark.parametrize("source", ["measured", "flops"])
+def test_simulate_breakdown_by_hand(source: str) -> None:
+    c = cost()
+    link, device, central = LINKS["wifi"], DEVICES["rpi4"], CENTRALS["server-cpu"]
+    host = 2e10
+    est = simulate(c, link, device, central, source=source, host_flops=host)
+    dev = [
+        compute_seconds(f, h, c.device_codec_host_s, device, source, host)
+        for f, h in zip(c.device_flops, c.device_host_s, strict=True)
+    ]
+    cen = compute_seconds(c.central_flops, c.central_host_s, c.central_codec_host_s, central, source, host)
+    air = [link.airtime_s(n) for n in c.payload_bytes]
+    assert est.device_compute_s == pytest.approx(max(dev))
+    assert est.comm_s == pytest.approx(sum(air))
+    assert est.propagation_s == pytest.approx(link.rtt_s / 2)
+    assert est.latency_s == pytest.approx(max(dev) + sum(air) + link.rtt_s / 2 + cen)
+    assert est.device_compute_j == pytest.approx(device.active_power_w * sum(dev))
+    assert est.comm_energy_j == pytest.approx(link.tx_power_w * sum(air))
+    # device k listens while the k devices before it send, then one round trip
+    waits = [0 + link.rtt_s, air[0] + link.rtt_s, air[0] + air[1] + link.rtt_s]
+    assert est.radio_listen_j == pytest.approx(link.listen_power_w * sum(waits))
+    assert est.energy_j == pytest.approx(
+        est.device_compute_j + est.radio_energy_j + central.active_power_w * cen
+    )
+    assert set(est.as_dict()) >= {"latency_s", "comm_energy_j", "radio_energy_j", "energy_j"}
+
+
+def test_separate_links_listen_for_one_round_trip_only() -> None:
+    link = LINKS["4g"]
+    est = simulate(cost(), link, DEVICES["rpi4"], CENTRALS["gpu"], source="flops", host_flops=1e10)
+    assert est.radio_listen_j == pytest.approx(3 * link.listen_power_w * link.rtt_s)
+    assert est.comm_s == pytest.approx(link.airtime_s(3000))
+
+
+def test_measuring_helpers() -> None:
+    layer = nn.Linear(64, 32)
+    x = torch.zeros(1, 64)
+    assert count_flops(lambda: layer(x)) == 2 * 64 * 32
+    threads = torch.get_num_threads()
+    assert time_call(lambda: layer(x), warmup=1, repeats=3, threads=1) > 0
+    assert torch.get_num_threads() == threads
+    assert host_reference_flops() > 1e8
+    with pytest.raises(ValueError, match="repeats"):
+        time_call(lambda: None, repeats=0)
+
+
+@pytest.fixture(scope="module")
+def records() -> tuple[torch.Tensor, np.ndarray]:
+    """Two samples: normalised ``[2, 5, T, 70]`` and raw amplitudes (smooth, so zlib bites)."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 20, T)
+    raw = torch.sin(t)[None, None, :, None] * torch.rand(2, 5, 1, 70, generator=gen)
+    return (raw / 2).float(), raw.numpy().astype(np.float32)
+
+
+@pytest.mark.parametrize("name", DISTRIBUTED)
+def test_distributed_payloads_are_codec_bytes_and_decode_exactly(name: str, records) -> None:
+    seismic, _ = records
+    model = create_model(name, time_samples=T).eval()
+    payloads = pl.encode_payloads(model, seismic, first_sample_id=7)
+    assert len(payloads) == model.num_devices and all(len(p) == 2 for p in payloads)
+    for k, device in enumerate(payloads):
+        expected = payload_size(model.latent_shape(k), model.codec_bits)
+        assert [len(p) for p in device] == [expected, expected]
+    assert pl.payload_sizes(payloads).max() == model.payload_bytes()
+    assert pl.roundtrip_error(model, seismic) == 0.0
+    # the bytes carry device and sample ids: swapping devices is caught
+    with pytest.raises(ValueError, match="arrived in slot 0"):
+        pl.decode_payloads(model, [payloads[1], payloads[0], *payloads[2:]])
+
+
+def test_corrupted_payload_is_rejected(records) -> None:
+    model = create_model("epic", time_samples=T).eval()
+    payloads = pl.encode_payloads(model, records[0][:1])
+    broken = bytearray(payloads[0][0])
+    broken[30] ^= 0xFF
+    with pytest.raises(PayloadError, match="checksum"):
+        pl.decode_payloads(model, [[bytes(broken)], *payloads[1:]])
+
+
+def test_raw_payloads_are_the_float32_records(records) -> None:
+    _, raw = records
+    receivers = pl.model_receivers(create_model("inversionnet", time_samples=T))
+    payloads = pl.raw_payloads(raw, receivers)
+    assert [len(p[0]) for p in payloads] == [pl.raw_payload_bytes(T, len(i)) for i in receivers]
+    back = np.frombuffer(payloads[2][1], dtype="<f4").reshape(5, T, -1)
+    assert np.array_equal(back, raw[1][..., receivers[2]])
+    packed = pl.compress_payloads(payloads)
+    assert zlib.decompress(packed[2][1]) == payloads[2][1]
+    assert pl.payload_sizes(packed).sum() < pl.payload_sizes(payloads).sum()
+    with pytest.raises(ValueError, match="sources"):
+        pl.raw_payloads(raw[:, :3], receivers)
+
+
+def test_measure_cost_of_a_distributed_and_a_centralised_model(records) -> None:
+    seismic, raw = records
+    epic = create_model("epic", time_samples=T).eval()
+    c = measure_cost(epic, seismic[:1], raw[:1], repeats=1, warmup=0)
+    assert c.distributed and c.name == "epic"
+    assert c.payload_bytes == (epic.payload_bytes(),) * epic.num_devices
+    assert all(f > 0 for f in c.device_flops) and c.central_flops > 0
+    assert 0 < c.encoder_params < c.params
+    inv = create_model("inversionnet", time_samples=T).eval()
+    base = measure_cost(inv, seismic[:1], raw[:1], repeats=1, warmup=0)
+    zipped = measure_cost(inv, seismic[:1], raw[:1], compress=True, repeats=1, warmup=0)
+    assert not base.distributed and base.device_flops == (0,) * 5
+    assert sum(base.payload_bytes) == 5 * T * 70 * 4
+    assert zipped.name == "inversionnet+zlib" and sum(zipped.payload_bytes) < sum(base.payload_bytes)
+    assert base.central_flops > 0 and base.encoder_params == 0
+    with pytest.raises(ValueError, match="one sample"):
+        measure_cost(epic, seismic, raw)
