@@ -181,6 +181,15 @@ class Hardware:
     central: ComputeProfile
 
 
+def _yaml_number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def load_profiles_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a YAML of extra hardware profiles.
 
@@ -213,7 +222,8 @@ def load_profiles_file(path: str | Path) -> dict[str, dict[str, Any]]:
     for kind, entries in data.items():
         table, cls = tables[kind]
         for name, fields in (entries or {}).items():
-            fields = dict(fields or {})
+            # PyYAML reads 6.5e6 (no sign in the exponent) as a string
+            fields = {k: _yaml_number(v) for k, v in dict(fields or {}).items()}
             base = fields.pop("base", None)
             try:
                 if base is not None:
@@ -323,7 +333,9 @@ def test_source(settings: Settings, dataset: str) -> ShardedArrays:
     if str(source.attrs.get("dataset", info.name)) != info.name:
         raise BenchError(f"{folder} holds {source.attrs['dataset']} data, not {info.name}")
     if len(source) == 0:
-        raise BenchError(f"the test split of {info.name} in {folder} is empty; regenerate or re-import it")
+        raise BenchError(
+            f"the test split of {info.name} in {folder} is empty; regenerate or re-import it"
+        )
     return source
 
 
@@ -384,29 +396,39 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     }
 
 
-def train_weights(settings: Settings, model: str, dataset: str) -> Path:
-    """Train ``model`` on ``dataset`` at the sweep's profile with :func:`epic_zoo.run.train`;
-    return the checkpoint it wrote."""
+def train_weights(settings: Settings, model: str, dataset: str, out: Path) -> Path:
+    """Train ``model`` on ``dataset`` at the sweep's data profile with the runner
+    (:func:`epic_zoo.run.train_from_overrides`: the model's lite recipe plus
+    ``settings.train_overrides``); returns the checkpoint it wrote.
+
+    Runs live in ``out/runs/MODEL/DATASET`` unless an override sets ``run_dir``;
+    a stopped sweep resumes them.
+    """
     from epic_zoo import run
 
-    result = run.train_from_overrides(
-        [
-            f"model={model}",
-            f"data.dataset={dataset}",
-            f"data.profile={settings.profile}",
-            *settings.train_overrides,
-        ]
-    )
-    path = result.get("best_model_path") or result.get("checkpoint")
-    if not path:
+    overrides = [
+        f"model={model}",
+        f"data.dataset={dataset}",
+        f"data.profile={settings.profile}",
+        f"data.seed={settings.seed}",
+        *([f"data.root={settings.data_root}"] if settings.data_root else []),
+        *settings.train_overrides,
+    ]
+    if not any(o.split("=", 1)[0] == "run_dir" for o in overrides):
+        overrides.append(f"run_dir={out / 'runs' / model / dataset}")
+    try:
+        summary = run.train_from_overrides(overrides)
+    except ValueError as err:
+        raise BenchError(f"training {model} on {dataset}: {err}") from err
+    if not summary.get("checkpoint"):
         raise BenchError(
-            f"training {model} on {dataset} wrote no checkpoint (train() returned {sorted(result)})"
+            f"training {model} on {dataset} wrote no checkpoint ({summary.get('run_dir')})"
         )
-    return Path(path)
+    return Path(summary["checkpoint"])
 
 
 def load_model(
-    settings: Settings, name: str, dataset: str, time_samples: int
+    settings: Settings, name: str, dataset: str, time_samples: int, out: Path
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model of one sweep cell and its metadata (``checkpoint``, ``dataset``, ``time_stride``, ...).
 
@@ -443,7 +465,7 @@ def load_model(
         if settings.fidelity == "checkpoints":
             path = find_checkpoint(Path(settings.checkpoints), name, get_dataset(dataset).name)
         else:
-            path = train_weights(settings, name, dataset)
+            path = train_weights(settings, name, dataset, out)
         try:
             model, meta = load_weights(path)
         except ValueError as err:
@@ -586,10 +608,12 @@ def link_rows(
     ref_cost: ModelCost,
     hardware: Hardware,
     host_flops: float,
+    links: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """One row per link: ``facts`` + simulated latency/energy + ratios to the reference."""
+    """One row per link of ``links``: ``facts`` + simulated latency/energy + ratios to the reference."""
     rows = []
-    for link_name, link in hardware.links.items():
+    for link_name in links:
+        link = hardware.links[link_name]
         est = {
             s: simulate(
                 cost, link, hardware.device, hardware.central, source=s, host_flops=host_flops
@@ -943,22 +967,6 @@ def write_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 # --------------------------------------------------------------------------- W&B
 
 
-def wandb_mode() -> str:
-    """``WANDB_MODE`` if set, ``online`` with credentials (env or ~/.netrc), else ``offline``."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        import netrc
-
-        if netrc.netrc().authenticators("api.wandb.ai"):
-            return "online"
-    except (OSError, netrc.NetrcParseError):
-        pass
-    return "offline"
-
-
 def log_wandb(
     rows: Sequence[dict[str, Any]],
     plots: Iterable[Path],
@@ -968,6 +976,8 @@ def log_wandb(
 ) -> None:
     """Log the sweep as one W&B run: config, a ``wandb.Table`` of the rows, the plots; finished in ``finally``."""
     import wandb
+
+    from epic_zoo.run import wandb_mode
 
     run = wandb.init(
         project=project,
@@ -1072,7 +1082,7 @@ def run_cell(
     """Rows of one (dataset, model): load, evaluate, count bytes, time, simulate every link."""
     source = test_source(settings, dataset)
     stored_samples = int(source.attrs["nt"])
-    model, meta = load_model(settings, name, dataset, stored_samples)
+    model, meta = load_model(settings, name, dataset, stored_samples, out)
     time_samples = int(model.config["time_samples"])
     stride = int(meta.get("time_stride") or NT // time_samples)
     step = stride // int(source.attrs["time_stride"])
@@ -1106,19 +1116,15 @@ def run_cell(
             np.save(panels / f"{name}.npy", denormalize_velocity(model(seismic[:1])[0, 0].numpy()))
     costs_dir = out / "costs" / dataset
     timing = {"repeats": settings.repeats}
+    # costs are cached per dataset and record length, the baseline's from an untrained
+    # InversionNet (weights change neither its timing nor its bytes)
     ref_cost = _cost(
         costs_dir,
-        BASELINE,
+        f"{BASELINE}-T{time_samples}",
         lambda: measure_cost(
             create_model(BASELINE, time_samples=time_samples).eval(), seismic[:1], raw[:1], **timing
         ),
     )
-    if sum(ref_cost.payload_bytes) != sum(
-        pl.raw_payload_bytes(time_samples, len(i)) for i in pl.model_receivers(model)
-    ):
-        raise BenchError(
-            f"{costs_dir} holds a baseline for another record length; rerun with --restart"
-        )
     common_cell = {
         "checkpoint": meta["checkpoint"],
         "trained_on": meta.get("dataset"),
@@ -1129,7 +1135,8 @@ def run_cell(
     }
     rows = []
     for row_name in _row_names(name, settings):
-        if all((row_name, dataset, link) in done for link in settings.links):
+        todo = [link for link in settings.links if (row_name, dataset, link) not in done]
+        if not todo:
             continue
         compressed = row_name == ZLIB_ROW
         facts = payload_facts(model, seismic, raw, dataset, compressed=compressed)
@@ -1139,7 +1146,7 @@ def run_cell(
             )
             cost = _cost(
                 costs_dir,
-                row_name,
+                f"{row_name}-T{time_samples}",
                 lambda: measure_cost(model, seismic[:1], raw[:1], compress=True, **timing),
             )
             cost = dataclasses.replace(
@@ -1149,7 +1156,9 @@ def run_cell(
             cost = ref_cost
         else:
             cost = _cost(
-                costs_dir, row_name, lambda: measure_cost(model, seismic[:1], raw[:1], **timing)
+                costs_dir,
+                f"{row_name}-T{time_samples}",
+                lambda: measure_cost(model, seismic[:1], raw[:1], **timing),
             )
         facts["payload_bytes_per_device"] = max(cost.payload_bytes)
         facts["payload_bytes_per_sample"] = sum(cost.payload_bytes)
@@ -1159,7 +1168,9 @@ def run_cell(
         cell = {**model_facts(model, cost), **common_cell, **fidelity, **facts}
         rows.extend(
             row | common
-            for row in link_rows(row_name, dataset, cell, cost, ref_cost, hardware, host_flops)
+            for row in link_rows(
+                row_name, dataset, cell, cost, ref_cost, hardware, host_flops, todo
+            )
         )
     return rows
 
@@ -1287,7 +1298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m epic_zoo.bench``; returns the exit status (2 on bad input)."""
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # timings are single-threaded; evaluation shares the machine
     try:
         rows = run_bench(settings, args.out, restart=args.restart)
         plots = [] if args.no_plots else write_plots(rows, Path(args.out))
@@ -1296,6 +1308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     print(f"{len(rows)} rows in {Path(args.out) / CSV_NAME}; table {Path(args.out) / MD_NAME}")
     return 0
 

@@ -223,7 +223,9 @@ def regenerated_test_metrics(
             ``generator_version``; see ``PretrainedInfo.data``).
         num: test samples (sample ``i`` depends only on dataset, seed, split and
             ``i``, so these are the first ``num`` of the run's test split).
-        root: folder to generate into (``{root}/{dataset}/test``).
+        root: cache folder to generate into; each data setting gets its own
+            sub-folder (``{root}/n{num}-seed{seed}-stride{stride}-{dtype}/{dataset}/test``),
+            so repeated checks reuse it.
 
     Raises:
         ValueError: the record was made with another generator version (the
@@ -242,14 +244,16 @@ def regenerated_test_metrics(
             f"the weights were measured on generator version {recorded}, this checkout has "
             f"{GENERATOR_VERSION}: regenerated data differ; check out the recorded commit"
         )
+    seed, stride = int(data.get("seed", 0)), int(data.get("time_stride", 1))
+    dtype = str(data.get("dtype", "float32"))
     split_dir = generate_split(
         dataset,
         "test",
         int(num),
-        root,
-        seed=int(data.get("seed", 0)),
-        time_stride=int(data.get("time_stride", 1)),
-        dtype=str(data.get("dtype", "float32")),
+        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}",
+        seed=seed,
+        time_stride=stride,
+        dtype=dtype,
         shard_size=int(num),
         progress=False,
     )

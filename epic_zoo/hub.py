@@ -328,14 +328,19 @@ def _remove_cached(path: Path) -> None:
 
 
 def _normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """``{"test/ssim": tensor(0.8)} -> {"ssim": 0.8}`` (stage prefix dropped, floats only)."""
+    """``{"test/ssim": tensor(0.8), "val/ssim": ...} -> {"ssim": 0.8}``.
+
+    Keeps the ``test/`` metrics when there are any (else the unprefixed ones),
+    drops the prefix, keeps numbers only.
+    """
+    staged = {k[len("test/") :]: v for k, v in metrics.items() if k.startswith("test/")}
+    staged = staged or {k: v for k, v in metrics.items() if "/" not in k}
     out = {}
-    for key, value in metrics.items():
-        short = key.split("/", 1)[1] if "/" in key else key
+    for key, value in staged.items():
         if isinstance(value, torch.Tensor):
             value = value.item()
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out[short] = float(value)
+            out[key] = float(value)
     return out
 
 
@@ -869,7 +874,6 @@ class PretrainedFWI(PyTorchModelHubMixin, library_name="epic_zoo", license=DEFAU
         force_download: bool,
         local_files_only: bool,
         token: str | bool | None,
-        config: dict | None = None,
         map_location: str = "cpu",
         **model_kwargs: Any,
     ) -> nn.Module:
@@ -1067,6 +1071,37 @@ def read_json(path: str | Path | None) -> dict[str, Any]:
     return value
 
 
+RESULTS_NAME = "results.json"
+"""Summary written by ``epic_zoo.run`` into a run folder (metrics, recipe, epochs)."""
+
+
+def run_inputs(run_dir: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """``(checkpoint, metrics, record)`` of a run folder.
+
+    ``results.json`` (written by :func:`epic_zoo.run.train`) gives the best
+    checkpoint's name, the test metrics and the recipe, epochs and wall time;
+    ``metrics.json`` and ``record.json``, when present, add to / override them.
+    """
+    results = read_json(run_dir / RESULTS_NAME) if (run_dir / RESULTS_NAME).is_file() else {}
+    best = Path(results.get("best_checkpoint") or "").name
+    found = sorted(run_dir.rglob(best)) if best else []
+    checkpoint = found[0] if found else find_run_checkpoint(run_dir)
+    metrics = dict(results.get("metrics") or {})
+    record = {
+        "recipe": results.get("recipe"),
+        "run_epochs": results.get("epochs"),
+        "wall_time_s": results.get("wall_time_s"),
+        "batch_size": (results.get("data") or {}).get("batch_size"),
+    }
+    record = {k: v for k, v in record.items() if v is not None}
+    for folder in {checkpoint.parent, run_dir}:
+        if (folder / "metrics.json").is_file():
+            metrics.update(read_json(folder / "metrics.json"))
+        if (folder / "record.json").is_file():
+            record.update(read_json(folder / "record.json"))
+    return checkpoint, metrics, record
+
+
 def export_any(
     source: str | Path,
     out_dir: str | Path,
@@ -1079,9 +1114,10 @@ def export_any(
 ) -> Path:
     """Hub-format folder from a ``.ckpt`` file, a run folder or a Hub-format folder.
 
-    A run folder contributes ``metrics.json`` / ``record.json`` found next to its
-    checkpoint or at its top (explicit ``metrics``/``record`` take precedence). A
-    Hub-format folder is validated (loaded) and copied.
+    A run folder contributes its ``results.json`` / ``metrics.json`` /
+    ``record.json`` (see :func:`run_inputs`); explicit ``metrics`` and
+    ``record`` entries take precedence. A Hub-format folder is validated
+    (loaded) and copied.
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -1094,12 +1130,9 @@ def export_any(
                     shutil.copy2(source / filename, out_dir / filename)
         return out_dir
     if source.is_dir():
-        checkpoint = find_run_checkpoint(source)
-        for folder in (checkpoint.parent, source):
-            if metrics is None and (folder / "metrics.json").is_file():
-                metrics = read_json(folder / "metrics.json")
-            if record is None and (folder / "record.json").is_file():
-                record = read_json(folder / "record.json")
+        checkpoint, run_metrics, run_record = run_inputs(source)
+        metrics = {**run_metrics, **dict(metrics or {})}
+        record = {**run_record, **dict(record or {})}
     elif source.suffix == ".ckpt" and source.is_file():
         checkpoint = source
     else:
@@ -1270,17 +1303,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no pretrained weights match {args.filter!r} in {registry_path}")
         return 0
-    header = f"{'name':28s} {'dataset':13s} {'ssim':>6s} {'mae':>7s} {'payload B':>10s} {'MB':>7s}  where"
+    header = (
+        f"{'name':28s} {'dataset':13s} {'ssim_openfwi':>12s} {'mae':>7s} {'payload B':>10s} "
+        f"{'MB':>7s}  where"
+    )
     print(header)
     print("-" * len(header))
     for name in names:
         info = entries[name]
-        ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
+        ssim = info.metrics.get("ssim_openfwi", float("nan"))
         mae = info.metrics.get("mae", float("nan"))
         payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
         size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
         print(
-            f"{name:28s} {info.dataset:13s} {ssim:6.3f} {mae:7.4f} {payload:>10s} {size:>7s}  "
+            f"{name:28s} {info.dataset:13s} {ssim:12.4f} {mae:7.4f} {payload:>10s} {size:>7s}  "
             f"{_where(info, registry_path)}"
         )
     return 0
@@ -1387,6 +1423,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (HubFormatError, UnknownPretrainedError, PretrainedUnavailableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except HfHubHTTPError as err:  # create_repo / upload_folder
+        print(
+            f"error: the Hub refused the request ({err}); log in with `hf auth login` or set "
+            "HF_TOKEN to a token with write access to the repo",
+            file=sys.stderr,
+        )
         return 2
 
 

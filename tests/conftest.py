@@ -76,17 +76,10 @@ def write_openfwi_files() -> Callable[..., list[tuple[Path, Path]]]:
 
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
     from epic_zoo.data.store import ensure_data
 
     root = tmp_path_factory.mktemp("epic_zoo_data")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        ensure_data("flatvel-a", "tiny", root, seed=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    ensure_data("flatvel-a", "tiny", root, seed=0, progress=False)
     return root
 
 

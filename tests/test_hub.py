@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import importlib.util
 import json
 import re
 import shutil
@@ -162,7 +163,7 @@ def folder(env: types.SimpleNamespace) -> Path:
         env.checkpoints / NAME,
         dataset="flatvel-a",
         record=record,
-        metrics={"test/ssim": 0.5, "test/mae": 0.2},
+        metrics={"test/ssim": 0.5, "test/ssim_openfwi": 0.48, "test/mae": 0.2},
         repo_id=REPO,
     )
 
@@ -187,7 +188,7 @@ def test_folder_round_trip_card_and_config(folder: Path) -> None:
     assert config["architecture"] == "epic" and config["model_kwargs"]["latent_dim"] == 8
     assert config["time_stride"] == 4 and config["time_samples"] == 250
     assert config["normalization"]["seismic"]["data_min"] == -26.95
-    assert config["metrics"] == {"ssim": 0.5, "mae": 0.2}
+    assert config["metrics"] == {"ssim": 0.5, "ssim_openfwi": 0.48, "mae": 0.2}
     assert config["record"]["recipe"] == "quickstart" and "commit" in config["record"]
     assert config["payload_bytes"] == loaded.payload_bytes()
 
@@ -363,15 +364,25 @@ def test_unpublished_and_conflicting_kwargs(env: types.SimpleNamespace, folder: 
 # --------------------------------------------------------------------------- publish
 
 
-def _train_tiny_run(run_dir: Path, data_root: Path) -> torch.nn.Module:
-    """Two optimiser steps of InversionTask on the tiny data; writes best.ckpt + metrics.json."""
+@pytest.fixture(scope="module")
+def tiny_run(
+    tiny_data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> types.SimpleNamespace:
+    """Two optimiser steps of InversionTask on the tiny data, saved like an epic_zoo.run folder.
+
+    Gives the run folder, a test batch ``x`` and the trained network's output on it.
+    """
     import lightning.pytorch as pl
 
-    from epic_zoo.data.datamodule import FWIDataModule
+    from epic_zoo.data.datamodule import FWIDataModule, FWIDataset
+    from epic_zoo.data.store import H5Split, profile_root
     from epic_zoo.tasks.inversion import InversionTask
 
+    run_dir = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
-    data = FWIDataModule("flatvel-a", profile="tiny", root=data_root, batch_size=4, generate=False)
+    data = FWIDataModule(
+        "flatvel-a", profile="tiny", root=tiny_data_root, batch_size=4, generate=False
+    )
     task = InversionTask(model_name="epic", model_kwargs=TINY_EPIC, num_panels=0)
     trainer = pl.Trainer(
         max_steps=2,
@@ -385,30 +396,34 @@ def _train_tiny_run(run_dir: Path, data_root: Path) -> torch.nn.Module:
         default_root_dir=run_dir,
     )
     trainer.fit(task, datamodule=data)
-    trainer.save_checkpoint(run_dir / "best.ckpt")
-    (run_dir / "metrics.json").write_text(json.dumps({"test/ssim": 0.25, "test/mae": 0.3}))
-    return task.model.eval()
+    best = run_dir / "checkpoints" / "best-epoch000.ckpt"
+    trainer.save_checkpoint(best)
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    results = {  # what epic_zoo.run.train writes
+        "recipe": "quickstart",
+        "epochs": 1,
+        "best_checkpoint": str(best),
+        "metrics": {"test/ssim": 0.25, "test/mae": 0.3, "val/ssim": 0.9},
+    }
+    (run_dir / "results.json").write_text(json.dumps(results))
+    test = FWIDataset(H5Split(profile_root(tiny_data_root, "tiny", 0) / "flatvel-a" / "test"))
+    x = torch.stack([test[i]["seismic"] for i in range(4)])
+    with torch.no_grad():
+        expected = task.model.eval()(x)
+    return types.SimpleNamespace(dir=run_dir, x=x, expected=expected)
 
 
 def test_train_push_dry_run_then_upload_round_trip(
     env: types.SimpleNamespace,
     fake_hub: FakeHub,
-    tiny_data_root: Path,
+    tiny_run: types.SimpleNamespace,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from epic_zoo.data.datamodule import FWIDataset
-    from epic_zoo.data.store import H5Split, profile_root
-
-    trained = _train_tiny_run(tmp_path / "run", tiny_data_root)
-    test = FWIDataset(H5Split(profile_root(tiny_data_root, "tiny", 0) / "flatvel-a" / "test"))
-    x = torch.stack([test[i]["seismic"] for i in range(4)])
-    with torch.no_grad():
-        expected = trained(x)
-
+    x, expected = tiny_run.x, tiny_run.expected
     out = tmp_path / "export"
-    args = ["push", str(tmp_path / "run"), "--repo-id", REPO, "--dry-run", "--out", str(out)]
+    args = ["push", str(tiny_run.dir), "--repo-id", REPO, "--dry-run", "--out", str(out)]
     assert hub.main(args) == 0
     printed = capsys.readouterr().out
     assert f"would upload {out} -> {REPO}@main" in printed and hub.WEIGHTS_NAME in printed
@@ -417,6 +432,8 @@ def test_train_push_dry_run_then_upload_round_trip(
     assert config["dataset"] == "flatvel-a"  # read from the checkpoint's datamodule
     assert config["record"]["profile"] == "tiny" and config["record"]["train"] == 16
     assert config["metrics"] == {"ssim": 0.25, "mae": 0.3}
+    assert config["record"]["recipe"] == "quickstart"
+    assert config["record"]["source_checkpoint"] == "best-epoch000.ckpt"
     with torch.no_grad():
         assert torch.equal(hub.PretrainedFWI.from_pretrained(str(out))(x), expected)
 
@@ -432,7 +449,8 @@ def test_train_push_dry_run_then_upload_round_trip(
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: uploads.append(repo_id))
     monkeypatch.setattr(HfApi, "create_branch", lambda self, *a, **kw: None)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    result = hub.push(tmp_path / "run" / "best.ckpt", REPO, dry_run=False, out=tmp_path / "up")
+    ckpt = tiny_run.dir / "checkpoints" / "last.ckpt"
+    result = hub.push(ckpt, REPO, dry_run=False, out=tmp_path / "up")
     assert uploads == [REPO, (REPO, sorted(hub.HUB_FILES))]
     hub.register(
         result.folder, registry=env.registry, repo_id=REPO, revision=result.commit, local=False
@@ -441,6 +459,28 @@ def test_train_push_dry_run_then_upload_round_trip(
     assert model.pretrained_cfg["source"] == "hub"
     with torch.no_grad():
         assert torch.equal(model(x), expected)
+
+
+def test_export_zoo_commits_weights_with_a_reproducible_check(
+    env: types.SimpleNamespace, tiny_run: types.SimpleNamespace, tmp_path: Path
+) -> None:
+    from epic_zoo.evaluate import reproduce_pretrained
+
+    spec = importlib.util.spec_from_file_location(
+        "export_zoo", REPO_REGISTRY.parent / "export_zoo.py"
+    )
+    export_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_zoo)
+    argv = [str(tiny_run.dir), "--org", "org", "--out", str(env.checkpoints), "--check-num", "2"]
+    assert export_zoo.main(argv) == 0
+    info = hub.get_pretrained_info(NAME)
+    assert info.local == NAME and info.repo_id == "org/epic-flatvel-a" and info.revision is None
+    assert info.data["profile"] == "tiny" and info.data["generator_version"] == "1"
+    assert info.check["num"] == 2 and set(info.check["metrics"]) >= {"ssim", "mae"}
+    model = create_model(NAME, pretrained=True)
+    with torch.no_grad():
+        assert torch.equal(model(tiny_run.x), tiny_run.expected)
+    assert reproduce_pretrained(NAME, tmp_path / "regen")["failures"] == []
 
 
 def test_checkpoint_that_needs_unpickling_is_refused(tmp_path: Path) -> None:
@@ -459,7 +499,7 @@ def test_cli_list_and_pull(
     publish_and_register(fake_hub, folder, env.registry)
     assert hub.main(["list"]) == 0
     assert re.search(
-        r"epic.flatvel-a\s+flatvel-a\s+0.500\s+0.2000\s+\d+.*hub", capsys.readouterr().out
+        r"epic.flatvel-a\s+flatvel-a\s+0.4800\s+0.2000\s+\d+.*hub", capsys.readouterr().out
     )
     assert hub.main(["pull", NAME]) == 0
     assert "downloaded, sha256 verified" in capsys.readouterr().out

@@ -213,17 +213,23 @@ def _cmd_import(args: argparse.Namespace) -> None:
 
 def _describe_split(path: Path) -> str:
     split = H5Split(path)
-    a = split.attrs
+    a, n = split.attrs, len(split)
     origin = (
         f"imported from {a.get('openfwi_source')}"
         if a.get("source") == "openfwi"
-        else f"seed {a['seed']}, generator {a['generator_version']}, backend {a['backend']}"
+        else f"synthetic, seed {a['seed']}, generator {a['generator_version']}, backend {a['backend']}"
     )
-    return (
-        f"{path}: {a['dataset']} {a['split']}, {len(split)} samples in {len(split.files)} shard(s); "
-        f"seismic [{len(split)}, 5, {a['nt']}, 70] {a['dtype']} (time_stride {a['time_stride']}, "
-        f"dt {a['dt'] * 1e3:g} ms), velocity [{len(split)}, 1, 70, 70] float32 m/s; {origin}; "
-        f"normalisation data_min {a['data_min']} data_max {a['data_max']}"
+    return "\n".join(
+        [
+            f"{path}",
+            f"  {a['dataset']} {a['split']}, {n} samples in {len(split.files)} shard(s)",
+            f"  seismic [{n}, 5, {a['nt']}, 70] {a['dtype']} raw amplitude, "
+            f"time_stride {a['time_stride']} (dt {a['dt'] * 1e3:g} ms)",
+            f"  velocity [{n}, 1, 70, 70] float32 m/s",
+            f"  {origin}",
+            f"  normalisation data_min {a['data_min']}, data_max {a['data_max']} "
+            f"(stored records span {a['seismic_min']:.2f}..{a['seismic_max']:.2f})",
+        ]
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -19,15 +19,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epic_zoo.data.catalog import get_dataset
-from epic_zoo.data.geometry import DT, DX, NT, NX, NZ, V_MAX, V_MIN, receiver_split
+from epic_zoo.data.geometry import DT, DX, NT, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
 from epic_zoo.data.profiles import get_profile
 from epic_zoo.data.store import (
     SPLITS,
-    VELOCITY_TOLERANCE,
     DataError,
     H5Split,
     ShardedArrays,
+    check_arrays,
     ensure_data,
     profile_root,
     regenerate_command,
@@ -35,6 +35,9 @@ from epic_zoo.data.store import (
     stored_time_samples,
 )
 from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def decimation_factor(stored_stride: int, time_stride: int | None) -> int:
@@ -103,20 +106,14 @@ class FWIDataset(Dataset):
         index = int(self.indices[i])
         seismic, velocity = self.source[index]
         seismic = np.ascontiguousarray(seismic[:, :: self.step])
-        if not (np.isfinite(seismic).all() and np.isfinite(velocity).all()):
-            raise DataError(
-                f"{self.source.source_of(index)} contains NaN or inf values. "
-                "Delete the file and regenerate or re-import it."
-            )
-        if (
-            velocity.min() < V_MIN - VELOCITY_TOLERANCE
-            or velocity.max() > V_MAX + VELOCITY_TOLERANCE
-        ):
-            raise DataError(
-                f"{self.source.source_of(index)}: velocity spans {velocity.min():.1f}.."
-                f"{velocity.max():.1f} m/s, outside {V_MIN:.0f}..{V_MAX:.0f} m/s. "
-                "The file is not OpenFWI-style data in m/s; regenerate or re-import it."
-            )
+        k, j = self.source.locate(index)
+        check_arrays(
+            seismic[None],
+            velocity[None],
+            what=str(self.source.files[k]),
+            fix="Delete the file and regenerate or re-import it.",
+            first_index=j,
+        )
         return {
             "seismic": torch.from_numpy(
                 normalize_seismic(seismic, self.dataset_name).astype(np.float32, copy=False)
@@ -127,7 +124,7 @@ class FWIDataset(Dataset):
             "index": index,
         }
 
-    def plot(self, i: int, source_index: int = 2):
+    def plot(self, i: int, source_index: int = 2) -> Figure:
         """Figure of sample ``i``: velocity map (m/s) and one shot gather (raw amplitude)."""
         import matplotlib.pyplot as plt
 

@@ -203,18 +203,6 @@ class OpenFWIFolder(ShardedArrays):
         }
         self._init_index()
 
-    @property
-    def dataset(self) -> str:
-        return self.info.name
-
-    @property
-    def time_stride(self) -> int:
-        return 1
-
-    @property
-    def nt(self) -> int:
-        return NT
-
     def _open(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         seismic = _open_npy(self.files[k], SEISMIC_SHAPE, "seismic")
         velocity = _open_npy(self.velocity_files[k], VELOCITY_SHAPE, "velocity")

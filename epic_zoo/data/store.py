@@ -334,6 +334,21 @@ class ShardedArrays:
         self._handles: dict[int, Any] = {}
         self._pid = os.getpid()
 
+    @property
+    def dataset(self) -> str:
+        """Dataset name, e.g. ``"flatvel-a"``."""
+        return str(self.attrs["dataset"])
+
+    @property
+    def time_stride(self) -> int:
+        """Stored time decimation: one record sample every ``time_stride`` ms."""
+        return int(self.attrs["time_stride"])
+
+    @property
+    def nt(self) -> int:
+        """Stored time samples per record."""
+        return int(self.attrs["nt"])
+
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0
 
@@ -450,18 +465,6 @@ class H5Split(ShardedArrays):
             self.attrs["seismic_max"] = max(float(a["seismic_max"]) for a in shard_attrs)
         self._fix = fix
         self._init_index()
-
-    @property
-    def dataset(self) -> str:
-        return str(self.attrs["dataset"])
-
-    @property
-    def time_stride(self) -> int:
-        return int(self.attrs["time_stride"])
-
-    @property
-    def nt(self) -> int:
-        return int(self.attrs["nt"])
 
     def _open(self, k: int) -> h5py.File:
         return h5py.File(self.files[k], "r")

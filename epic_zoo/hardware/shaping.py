@@ -23,7 +23,11 @@ from multiprocessing.synchronize import Event
 from epic_zoo.hardware.profiles import LinkProfile
 
 BUCKET_PACKETS: int = 4
-"""Bucket capacity in packets: enough to absorb sleep overshoot without long bursts."""
+"""Bucket capacity, in packets, on top of :data:`CATCH_UP_S`."""
+CATCH_UP_S: float = 0.05
+"""Bucket capacity in seconds of link time: a sender that overslept (a busy
+machine) may catch up this much; it never exceeds the rate on average because
+the bucket starts empty."""
 
 
 class TokenBucket:
@@ -92,7 +96,8 @@ def packet_charges(payload_bytes: int, link: LinkProfile) -> list[tuple[int, flo
 def make_buckets(link: LinkProfile, num_devices: int) -> list[TokenBucket]:
     """One bucket per device, or the same bucket ``num_devices`` times on a shared medium."""
     rate = link.bandwidth_bps / 8.0
-    capacity = BUCKET_PACKETS * (link.mtu_bytes + link.link_header_bytes + link.per_packet_s * rate)
+    packet = link.mtu_bytes + link.link_header_bytes + link.per_packet_s * rate
+    capacity = BUCKET_PACKETS * packet + CATCH_UP_S * rate
     if link.shared_medium:
         return [TokenBucket(rate, capacity)] * num_devices
     return [TokenBucket(rate, capacity) for _ in range(num_devices)]

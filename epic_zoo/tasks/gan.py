@@ -149,4 +149,3 @@ class GANTask(VelocityTask):
             weight_decay=hp.weight_decay,
         )
         return [generator, critic]
-

@@ -282,7 +282,9 @@ class InversionTask(VelocityTask):
         seismic, velocity = batch["seismic"], batch["velocity"]
         self._check_shapes(seismic, velocity)
         local = self.model.local_predictions(seismic)  # [B, device, 1, 70, 70]
-        loss = torch.stack([self._loss(local[:, k], velocity) for k in range(local.shape[1])]).mean()
+        loss = torch.stack(
+            [self._loss(local[:, k], velocity) for k in range(local.shape[1])]
+        ).mean()
         self._log_metrics("train", loss, local.mean(dim=1), velocity)
         return loss
 

@@ -29,7 +29,7 @@ def test_generate_then_info(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "flatvel-b val, 3 samples in 2 shard(s)" in out and "[3, 5, 250, 70] float32" in out
+    assert "flatvel-b val, 3 samples in 2 shard(s)" in out and "[3, 5, 250, 70] float32 raw" in out
 
 
 def test_generate_profile_defaults_and_shard_range(tmp_path):

@@ -84,11 +84,11 @@ def test_missing_data_without_generate_names_the_command(tmp_path):
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("seismic", np.nan, r"shard-00000.h5 sample 2 contains NaN or inf values"),
+        ("seismic", np.nan, r"shard-00000.h5: seismic of sample 2 contains NaN or inf. Delete"),
         (
             "velocity",
             9000.0,
-            r"shard-00000.h5 sample 2: velocity spans .*9000.0 m/s, outside 1500..4500",
+            r"shard-00000.h5: velocity of sample 2 spans .*9000.0 m/s, outside the OpenFWI range",
         ),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zlib
 
 import numpy as np
@@ -23,12 +24,18 @@ from epic_zoo.hardware.simulator import (
     transfer_time,
 )
 from epic_zoo.models import create_model, list_models
-from epic_zoo.models.codec import PayloadError, payload_size
+from epic_zoo.models.codec import PayloadError, payload_size, unpack_payload
 
 T = 250  # records of the tiny/lite profiles (1000 ms at a 4 ms stride)
-DISTRIBUTED = [
-    name for name in list_models() if pl.is_distributed(create_model(name, time_samples=T))
-]
+
+
+@functools.cache
+def zoo_model(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, time_samples=T).eval()
+
+
+DISTRIBUTED = [name for name in list_models() if pl.is_distributed(zoo_model(name))]
 
 
 def cost(**overrides) -> ModelCost:
@@ -85,7 +92,9 @@ def test_simulate_breakdown_by_hand(source: str) -> None:
         compute_seconds(f, h, c.device_codec_host_s, device, source, host)
         for f, h in zip(c.device_flops, c.device_host_s, strict=True)
     ]
-    cen = compute_seconds(c.central_flops, c.central_host_s, c.central_codec_host_s, central, source, host)
+    cen = compute_seconds(
+        c.central_flops, c.central_host_s, c.central_codec_host_s, central, source, host
+    )
     air = [link.airtime_s(n) for n in c.payload_bytes]
     assert est.device_compute_s == pytest.approx(max(dev))
     assert est.comm_s == pytest.approx(sum(air))
@@ -132,22 +141,23 @@ def records() -> tuple[torch.Tensor, np.ndarray]:
 
 @pytest.mark.parametrize("name", DISTRIBUTED)
 def test_distributed_payloads_are_codec_bytes_and_decode_exactly(name: str, records) -> None:
-    seismic, _ = records
-    model = create_model(name, time_samples=T).eval()
+    seismic = records[0][:1]
+    model = zoo_model(name)
     payloads = pl.encode_payloads(model, seismic, first_sample_id=7)
-    assert len(payloads) == model.num_devices and all(len(p) == 2 for p in payloads)
-    for k, device in enumerate(payloads):
-        expected = payload_size(model.latent_shape(k), model.codec_bits)
-        assert [len(p) for p in device] == [expected, expected]
+    assert len(payloads) == model.num_devices and all(len(p) == 1 for p in payloads)
+    for k, (data,) in enumerate(payloads):
+        assert len(data) == payload_size(model.latent_shape(k), model.codec_bits)
+        header, _ = unpack_payload(data)
+        assert (header["device_id"], header["sample_id"]) == (k, 7)
     assert pl.payload_sizes(payloads).max() == model.payload_bytes()
     assert pl.roundtrip_error(model, seismic) == 0.0
-    # the bytes carry device and sample ids: swapping devices is caught
+    # the bytes carry device ids: swapping devices is caught
     with pytest.raises(ValueError, match="arrived in slot 0"):
         pl.decode_payloads(model, [payloads[1], payloads[0], *payloads[2:]])
 
 
 def test_corrupted_payload_is_rejected(records) -> None:
-    model = create_model("epic", time_samples=T).eval()
+    model = zoo_model("epic")
     payloads = pl.encode_payloads(model, records[0][:1])
     broken = bytearray(payloads[0][0])
     broken[30] ^= 0xFF
@@ -157,7 +167,7 @@ def test_corrupted_payload_is_rejected(records) -> None:
 
 def test_raw_payloads_are_the_float32_records(records) -> None:
     _, raw = records
-    receivers = pl.model_receivers(create_model("inversionnet", time_samples=T))
+    receivers = pl.model_receivers(zoo_model("inversionnet"))
     payloads = pl.raw_payloads(raw, receivers)
     assert [len(p[0]) for p in payloads] == [pl.raw_payload_bytes(T, len(i)) for i in receivers]
     back = np.frombuffer(payloads[2][1], dtype="<f4").reshape(5, T, -1)
@@ -171,18 +181,29 @@ def test_raw_payloads_are_the_float32_records(records) -> None:
 
 def test_measure_cost_of_a_distributed_and_a_centralised_model(records) -> None:
     seismic, raw = records
-    epic = create_model("epic", time_samples=T).eval()
+    epic = zoo_model("epic")
     c = measure_cost(epic, seismic[:1], raw[:1], repeats=1, warmup=0)
     assert c.distributed and c.name == "epic"
     assert c.payload_bytes == (epic.payload_bytes(),) * epic.num_devices
     assert all(f > 0 for f in c.device_flops) and c.central_flops > 0
     assert 0 < c.encoder_params < c.params
-    inv = create_model("inversionnet", time_samples=T).eval()
+    inv = zoo_model("inversionnet")
     base = measure_cost(inv, seismic[:1], raw[:1], repeats=1, warmup=0)
     zipped = measure_cost(inv, seismic[:1], raw[:1], compress=True, repeats=1, warmup=0)
     assert not base.distributed and base.device_flops == (0,) * 5
     assert sum(base.payload_bytes) == 5 * T * 70 * 4
-    assert zipped.name == "inversionnet+zlib" and sum(zipped.payload_bytes) < sum(base.payload_bytes)
+    assert zipped.name == "inversionnet+zlib" and sum(zipped.payload_bytes) < sum(
+        base.payload_bytes
+    )
     assert base.central_flops > 0 and base.encoder_params == 0
     with pytest.raises(ValueError, match="one sample"):
         measure_cost(epic, seismic, raw)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Single-threaded torch: the test machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

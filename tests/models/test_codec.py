@@ -28,7 +28,9 @@ def _latent(shape=(14, 64), bits=8, scale=1.0, seed=0) -> torch.Tensor:
 @pytest.mark.parametrize("scale", [1.0, 4.0, 0.1])
 def test_round_trip_is_bitwise_exact(bits: int, scale: float) -> None:
     latent = _latent((3, 14, 5), bits, scale, seed=bits)
-    data = pack_payload(latent, device_id=3, sample_id=2**40 + 7, bits=bits, model_version=0xDEADBEEF, scale=scale)
+    data = pack_payload(
+        latent, device_id=3, sample_id=2**40 + 7, bits=bits, model_version=0xDEADBEEF, scale=scale
+    )
     header, back = unpack_payload(data)
     assert torch.equal(back, latent)
     assert header == {

@@ -1,0 +1,359 @@
+"""Physics guidance at equal small budget: epic vs epic-phys, semi- vs supervised, refinement.
+
+For each dataset it generates a small synthetic split (default 200 train /
+25 val / 50 test, every 4th ms, float32) into a cache outside the repo and
+trains four runs through the Hydra runner (:func:`epic_zoo.run.train`), all
+with the same data, batch size, epochs and seed:
+
+- ``epic``: ``recipe=epic`` (supervised L1);
+- ``epic-phys``: ``recipe=epic_phys`` (L1 + physics loss);
+- ``sup-50``: ``recipe=epic_semi task.physics.weight=0`` (L1 on the labelled half only);
+- ``semi-50``: ``recipe=epic_semi`` (L1 on the labelled half, physics loss
+  on the unlabelled half first, :class:`~epic_zoo.tasks.physics.PhysicsInversionTask`).
+
+Each best checkpoint (by ``val/ssim``) is tested: SSIM, MAE, and the raw
+relative data misfit (:func:`epic_zoo.physics.data_misfit`, all shots, whole
+record) on the first ``--misfit-samples`` test samples. Then ``epic``'s
+predictions of the first ``--refine-samples`` test samples are refined
+(:func:`epic_zoo.physics.refine`, ``--refine-iterations`` Adam steps) and
+scored before and after. Finally one training step of epic and of epic-phys
+is timed on the same batch (``--step-repeats`` repeats, median), which is
+the cost of the physics loss per step.
+
+    python benchmarks/physics_comparison.py            # ~25 min on one shared core
+    python benchmarks/physics_comparison.py --datasets flatvel-a --epochs 2 --train 48
+
+Runs live in ``--runs`` (a rerun reuses finished runs, so a killed benchmark
+continues); results go to ``benchmarks/results/physics_comparison.{json,md}``.
+The CPU is shared, so seconds carry that noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", default=["flatvel-a", "curvevel-a", "flatfault-a"]
+    )
+    parser.add_argument("--train", type=int, default=200, help="training samples (200)")
+    parser.add_argument("--val", type=int, default=25, help="validation samples (25)")
+    parser.add_argument("--test", type=int, default=50, help="test samples (50)")
+    parser.add_argument("--time-stride", type=int, default=4, help="ms between kept samples (4)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of every run (8)")
+    parser.add_argument("--batch-size", type=int, default=16, help="batch size (16)")
+    parser.add_argument(
+        "--misfit-samples", type=int, default=16, help="test samples scored by data misfit (16)"
+    )
+    parser.add_argument(
+        "--refine-samples", type=int, default=4, help="test samples refined (4; 0 = none)"
+    )
+    parser.add_argument(
+        "--refine-iterations", type=int, default=10, help="Adam steps of refinement (10)"
+    )
+    parser.add_argument("--refine-lr", type=float, default=5.0, help="refinement step, m/s (5)")
+    parser.add_argument(
+        "--step-repeats", type=int, default=3, help="timed training steps per task (3)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument(
+        "--root", default="/tmp/epic_data", help="data cache root (outside the repo)"
+    )
+    parser.add_argument("--runs", default="/tmp/epic_phys_runs", help="run folders")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":  # thread counts must be set before torch starts its pools
+    ARGS = _parse()
+    os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from epic_zoo.data.datamodule import FWIDataModule  # noqa: E402
+from epic_zoo.data.profiles import Profile  # noqa: E402
+from epic_zoo.data.store import H5Split, ensure_data  # noqa: E402
+from epic_zoo.data.transforms import denormalize_velocity, normalize_velocity  # noqa: E402
+from epic_zoo.hub import find_run_checkpoint, model_from_checkpoint  # noqa: E402
+from epic_zoo.physics import data_misfit, refine  # noqa: E402
+from epic_zoo.run import config_dir, model_kwargs_for, train  # noqa: E402
+from epic_zoo.tasks.inversion import InversionTask  # noqa: E402
+from epic_zoo.tasks.metrics import inversion_metrics  # noqa: E402
+from epic_zoo.tasks.physics import PhysicsInversionTask  # noqa: E402
+
+VARIANTS: dict[str, list[str]] = {
+    "epic": ["recipe=epic"],
+    "epic-phys": ["recipe=epic_phys"],
+    "sup-50": ["recipe=epic_semi", "task.physics.weight=0"],
+    "semi-50": ["recipe=epic_semi"],
+}
+"""Run name -> Hydra overrides that make it."""
+SCORES: tuple[str, ...] = ("ssim", "ssim_openfwi", "mae", "mae_ms")
+
+
+def profile(args: argparse.Namespace) -> Profile:
+    return Profile(
+        "physbench",
+        train=args.train,
+        val=args.val,
+        test=args.test,
+        time_stride=args.time_stride,
+        dtype="float32",
+        shard_size=50,
+    )
+
+
+def overrides(args: argparse.Namespace, dataset: str, run_dir: Path) -> list[str]:
+    """What every run shares: data, budget, seed, quiet trainer."""
+    prof = profile(args)
+    mapping = ",".join(f"{k}:{v}" for k, v in prof.as_dict().items())
+    return [
+        f"data.dataset={dataset}",
+        f"data.profile={{{mapping}}}",
+        f"data.root={args.root}",
+        f"data.batch_size={args.batch_size}",
+        f"trainer.max_epochs={args.epochs}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.num_sanity_val_steps=0",
+        "task.num_panels=0",
+        f"threads={args.threads}",
+        "seed=0",
+        f"run_dir={run_dir}",
+    ]
+
+
+def compose_cfg(args: argparse.Namespace, variant: str, dataset: str, run_dir: Path):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("config", overrides=VARIANTS[variant] + overrides(args, dataset, run_dir))
+
+
+def train_variant(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
+    """Train (or reuse) one run; returns its results.json."""
+    run_dir = Path(args.runs) / dataset / variant
+    results = run_dir / "results.json"
+    if not results.is_file():
+        print(f"== training {variant} on {dataset}", flush=True)
+        train(compose_cfg(args, variant, dataset, run_dir))
+    return json.loads(results.read_text())
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, split: H5Split, count: int, dataset: str):
+    """Normalised predictions, normalised truth and raw records of the first ``count`` samples."""
+    from epic_zoo.data.transforms import normalize_seismic
+
+    raw = torch.stack([torch.from_numpy(split[i][0]) for i in range(count)])
+    truth = torch.stack([torch.from_numpy(split[i][1]) for i in range(count)])
+    pred = torch.cat(
+        [model(normalize_seismic(raw[i : i + 16], dataset)) for i in range(0, count, 16)]
+    )
+    return pred, normalize_velocity(truth), raw
+
+
+def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    metrics = inversion_metrics("")
+    metrics.update(pred.clamp(-1, 1), truth)
+    return {k: float(v) for k, v in metrics.compute().items() if k in SCORES}
+
+
+def evaluate_run(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
+    run_dir = Path(args.runs) / dataset / variant
+    summary = train_variant(args, variant, dataset)
+    model, _ = model_from_checkpoint(find_run_checkpoint(run_dir))
+    test = H5Split(Path(args.root) / f"physbench-seed0/{dataset}/test")
+    pred, truth, raw = predict(model, test, len(test), dataset)
+    row = {"variant": variant, "dataset": dataset, **scores(pred, truth)}
+    n = min(args.misfit_samples, len(test))
+    misfit = data_misfit(denormalize_velocity(pred[:n]), raw[:n], data_time_stride=args.time_stride)
+    row["misfit"] = float(misfit.sample.mean())
+    row["misfit_device_max"] = float(misfit.device.max(dim=1).values.mean())
+    row["train_seconds"] = summary["wall_time_s"]
+    row["steps"] = summary["global_step"]
+    row["best_checkpoint_epoch"] = Path(summary["best_checkpoint"]).stem
+    return row
+
+
+def refine_row(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+    """Refine epic's first test predictions; scores before and after."""
+    model, _ = model_from_checkpoint(find_run_checkpoint(Path(args.runs) / dataset / "epic"))
+    test = H5Split(Path(args.root) / f"physbench-seed0/{dataset}/test")
+    pred, truth, raw = predict(model, test, args.refine_samples, dataset)
+    result = refine(
+        denormalize_velocity(pred.clamp(-1, 1)),
+        raw,
+        args.refine_iterations,
+        data_time_stride=args.time_stride,
+        lr=args.refine_lr,
+    )
+    before, after = scores(pred, truth), scores(normalize_velocity(result.velocity), truth)
+    return {
+        "dataset": dataset,
+        "samples": args.refine_samples,
+        "iterations": args.refine_iterations,
+        "lr_ms": args.refine_lr,
+        **{f"{k}_before": v for k, v in before.items()},
+        **{f"{k}_after": v for k, v in after.items()},
+        "misfit_before": float(result.misfit[0].mean()),
+        "misfit_after": float(result.misfit[-1].mean()),
+        "seconds": result.seconds,
+        "seconds_per_sample_iteration": result.seconds
+        / max(1, args.refine_samples * args.refine_iterations),
+    }
+
+
+def step_cost(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+    """Median seconds of one optimiser step (forward, loss, backward, AdamW) of epic and epic-phys."""
+    cfg = compose_cfg(args, "epic-phys", dataset, Path(args.runs) / "unused")
+    dm = FWIDataModule(
+        dataset, profile(args), root=args.root, batch_size=args.batch_size, generate=False
+    )
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    kwargs = model_kwargs_for(cfg.model, dm)
+    physics = dict(cfg.task.physics)
+    tasks = {
+        "epic": InversionTask("epic", kwargs),
+        "epic-phys": PhysicsInversionTask(
+            "epic",
+            kwargs,
+            physics=physics,
+            dataset=dataset,
+            data_time_stride=args.time_stride,
+        ),
+    }
+    out: dict[str, Any] = {"batch_size": args.batch_size, "physics": physics}
+    for name, task in tasks.items():
+        optimizer = torch.optim.AdamW(task.parameters(), lr=1e-3)
+        times = []
+        for _ in range(args.step_repeats):
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            task.training_step(batch, 0).backward()
+            optimizer.step()
+            times.append(time.perf_counter() - started)
+        out[f"{name}_seconds"] = statistics.median(times)
+    out["ratio"] = out["epic-phys_seconds"] / out["epic_seconds"]
+    return out
+
+
+def conditions(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "command": "python benchmarks/physics_comparison.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()
+            if k not in ("root", "runs", "out")
+        ),
+        "data": profile(args).as_dict(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "load_average": os.getloadavg(),
+        "commit": commit,
+    }
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows, refs, cost = result["runs"], result["refinement"], result["step_cost"]
+    c = result["conditions"]
+    lines = [
+        "# Physics guidance at equal budget",
+        "",
+        f"Command: `{c['command']}`",
+        "",
+        f"Data: synthetic, {c['data']['train']} train / {c['data']['val']} val / "
+        f"{c['data']['test']} test samples per dataset, every {c['data']['time_stride']}th ms. "
+        f"Every run: same data, batch size, epochs ({result['epochs']}) and seed; best "
+        "checkpoint by val/ssim. torch "
+        f"{c['torch']}, {c['threads']} thread(s) on a shared CPU (load {c['load_average'][0]:.1f}).",
+        "",
+        "SSIM (torchmetrics) and MAE on the test split (MAE normalised, x1500 = m/s); misfit = "
+        "raw relative L2 data misfit (all shots, whole record) of the first "
+        f"{result['misfit_samples']} test samples. Seconds: whole run (training, validation, test).",
+        "",
+        "| dataset | run | SSIM | MAE | MAE m/s | misfit | steps | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['variant']} | {_f(r['ssim'])} | {_f(r['mae'], 4)} | "
+            f"{_f(r['mae_ms'], 1)} | {_f(r['misfit'])} | {r['steps']} | {r['train_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        f"## Cost of the physics loss per step (batch {cost['batch_size']}, {cost['dataset']})",
+        "",
+        f"epic: {cost['epic_seconds']:.2f} s per optimiser step; epic-phys: "
+        f"{cost['epic-phys_seconds']:.2f} s ({cost['ratio']:.1f}x), physics settings "
+        f"`{json.dumps(cost['physics'])}`.",
+    ]
+    if refs:
+        lines += [
+            "",
+            "## Refinement of epic's predictions",
+            "",
+            "| dataset | samples | iterations | SSIM before -> after | MAE m/s before -> after "
+            "| misfit before -> after | s per sample-iteration |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in refs:
+            lines.append(
+                f"| {r['dataset']} | {r['samples']} | {r['iterations']} | "
+                f"{_f(r['ssim_before'])} -> {_f(r['ssim_after'])} | "
+                f"{_f(r['mae_ms_before'], 1)} -> {_f(r['mae_ms_after'], 1)} | "
+                f"{_f(r['misfit_before'])} -> {_f(r['misfit_after'])} | "
+                f"{r['seconds_per_sample_iteration']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results"
+    prof = profile(args)
+    for dataset in args.datasets:
+        ensure_data(dataset, prof, args.root)
+    rows = [evaluate_run(args, v, d) for d in args.datasets for v in VARIANTS]
+    refs = [refine_row(args, d) for d in args.datasets] if args.refine_samples else []
+    cost = {"dataset": args.datasets[0], **step_cost(args, args.datasets[0])}
+    result = {
+        "conditions": conditions(args),
+        "epochs": args.epochs,
+        "misfit_samples": args.misfit_samples,
+        "runs": rows,
+        "refinement": refs,
+        "step_cost": cost,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "physics_comparison.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "physics_comparison.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main(ARGS)

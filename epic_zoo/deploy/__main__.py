@@ -1,0 +1,337 @@
+"""``python -m epic_zoo.deploy``: export, provision, broker, edge, central, testbed.
+
+A deployment, step by step (one terminal per line, or one machine per role)::
+
+    python -m epic_zoo.deploy export epic.flatvel-a --out bundle
+    python -m epic_zoo.deploy provision --devices 5 --out secrets
+    python -m epic_zoo.deploy broker --credentials secrets --devices 5 --port 1883
+    python -m epic_zoo.deploy central --bundle bundle/central --credentials secrets/central.json \\
+        --broker 127.0.0.1:1883 --out maps
+    python -m epic_zoo.deploy edge --bundle bundle/devices/device-0 --device 0 \\
+        --credentials secrets/device-0.json --broker 127.0.0.1:1883 --watch incoming/
+
+Everything on this machine, measured: ``python -m epic_zoo.deploy testbed --devices 5 --link wifi --samples 50``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"--broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883"
+        )
+    return host or "127.0.0.1", int(port)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM/SIGINT, so the loops end cleanly (acks flushed, status offline)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from epic_zoo.deploy.export import export_bundle, load_source_model
+
+    model, info = load_source_model(
+        args.model,
+        dataset=args.dataset,
+        time_stride=args.time_stride,
+        num_devices=args.devices,
+        seed=args.seed,
+    )
+    if not info["trained"]:
+        print(
+            f"warning: {args.model} is an architecture, exported with UNTRAINED weights (seed "
+            f"{args.seed}): fine for plumbing and timing, its maps are meaningless",
+            file=sys.stderr,
+        )
+    out = export_bundle(
+        model,
+        args.out,
+        name=info["name"],
+        dataset=info["dataset"],
+        time_stride=info["time_stride"],
+        trained=info["trained"],
+        source=info["source"],
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(
+        f"exported {manifest['name']} ({manifest['mode']} mode, model_version "
+        f"{manifest['model_version']:#010x}) for {manifest['num_devices']} devices to {out}"
+    )
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from epic_zoo.deploy.security import provision
+
+    creds = provision(args.devices, args.out)
+    print(f"wrote {len(creds)} credential files to {args.out} (mode 0600): {', '.join(creds)}")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from epic_zoo.deploy.broker import Broker
+    from epic_zoo.deploy.security import Credentials
+    from epic_zoo.deploy.transport import Topics
+
+    creds = {p.stem: Credentials.load(p) for p in sorted(Path(args.credentials).glob("*.json"))}
+    if not creds:
+        raise SystemExit(f"no *.json credentials in {args.credentials}; run `provision` first")
+    stop = _stop_on_signals()
+    broker = Broker(
+        args.workdir, creds, args.devices, Topics(args.prefix), host=args.host, port=args.port
+    )
+    with broker:
+        print(
+            f"mosquitto on {args.host}:{broker.port} (config {broker.config_path}); Ctrl-C stops it"
+        )
+        while not stop.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                raise SystemExit(f"mosquitto exited; see {broker.log_path}")
+    return 0
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    import torch
+
+    from epic_zoo.deploy.edge import EdgeNode, FolderSource, ReplaySource
+    from epic_zoo.deploy.security import Credentials
+    from epic_zoo.deploy.transport import Topics
+    from epic_zoo.hardware.profiles import get_link
+
+    torch.set_num_threads(args.threads)
+    stop = _stop_on_signals()
+    node = EdgeNode(
+        args.bundle,
+        args.device,
+        Credentials.load(args.credentials),
+        args.broker,
+        topics=Topics(args.prefix),
+        link=get_link(args.link) if args.link else None,
+        shared_bucket=args.shared_bucket,
+        listen_triggers=args.trigger,
+    )
+    node.encoder.warmup()
+    node.connect()
+    try:
+        if args.watch:
+            node.run_folder(FolderSource(args.watch, node.encoder.receivers), args.samples, stop)
+        else:
+            source = ReplaySource(args.data, node.encoder.receivers)
+            if args.trigger:
+                node.run_triggered(source, args.samples, stop)
+            else:
+                count = args.samples if args.samples is not None else len(source)
+                ids = range(args.first_sample, args.first_sample + count)
+                start = args.start_at if args.start_at is not None else time.time()
+                node.run_paced(source, ids, args.interval, start, stop)
+    finally:
+        node.close()
+        summary = node.summary()
+        if args.stats:
+            Path(args.stats).write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary))
+    return 0
+
+
+def cmd_central(args: argparse.Namespace) -> int:
+    from epic_zoo.deploy.central import CentralNode, configure_threads
+    from epic_zoo.deploy.security import Credentials
+    from epic_zoo.deploy.transport import Topics
+
+    configure_threads(args.threads)
+    node = CentralNode(
+        args.bundle,
+        Credentials.load(args.credentials),
+        args.broker,
+        args.out,
+        deadline_s=args.deadline,
+        topics=Topics(args.prefix),
+    )
+    node.stop = _stop_on_signals()
+    node.decoder.warmup()
+    summary = node.run(max_samples=args.samples, duration_s=args.duration)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_testbed(args: argparse.Namespace) -> int:
+    from epic_zoo.deploy.testbed import run_testbed
+
+    run_testbed(
+        devices=args.devices,
+        links=[s.strip() for s in args.link.split(",") if s.strip()],
+        samples=args.samples,
+        models=[s.strip() for s in args.models.split(",") if s.strip()],
+        dataset=args.dataset,
+        data=args.data,
+        weights=args.weights,
+        deadline_s=args.deadline,
+        out=args.out,
+        workdir=args.workdir,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m epic_zoo.deploy",
+        description="Run EPIC as a distributed system: edge encoders and a central decoder over MQTT.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "export", help="split a model into per-device encoder and central decoder files"
+    )
+    p.add_argument(
+        "model",
+        help="pretrained name (epic.flatvel-a), Hub-format folder, or architecture (untrained)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    p.add_argument(
+        "--dataset", default="flatvel-a", help="normalisation of an untrained architecture"
+    )
+    p.add_argument(
+        "--time-stride", type=int, default=4, help="time decimation of an untrained architecture"
+    )
+    p.add_argument("--devices", type=int, default=5, help="devices of an untrained architecture")
+    p.add_argument(
+        "--seed", type=int, default=0, help="initialisation seed of an untrained architecture"
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("provision", help="create broker credentials and HMAC keys for D devices")
+    p.add_argument("--devices", type=int, required=True)
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="folder for device-k.json, central.json, operator.json",
+    )
+    p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("broker", help="run mosquitto with the deployment's passwords and ACLs")
+    p.add_argument("--credentials", required=True, type=Path, help="folder written by `provision`")
+    p.add_argument("--devices", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 for real devices)")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--prefix", default="epic", help="topic prefix of the deployment")
+    p.add_argument(
+        "--workdir", type=Path, default=Path("broker"), help="config, persistence and log folder"
+    )
+    p.set_defaults(func=cmd_broker)
+
+    for name, helptext in (("edge", "run end device K"), ("central", "run the central decoder")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument(
+            "--bundle", required=True, type=Path, help="bundle root or this role's folder in it"
+        )
+        p.add_argument(
+            "--credentials", required=True, type=Path, help="this role's credentials JSON"
+        )
+        p.add_argument("--broker", type=_address, default=("127.0.0.1", 1883), help="HOST:PORT")
+        p.add_argument("--prefix", default="epic", help="topic prefix of the deployment")
+        p.add_argument(
+            "--samples", type=int, default=None, help="stop after this many records/maps"
+        )
+        p.add_argument("--threads", type=int, default=1, help="torch threads")
+    edge = sub.choices["edge"]
+    edge.add_argument("--device", type=int, required=True, help="device index K")
+    src = edge.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--data", type=Path, help="replayed dataset: epic_zoo split folder/shard or .npy [N,5,T,70]"
+    )
+    src.add_argument("--watch", type=Path, help="folder being filled with {sample_id}.npy records")
+    edge.add_argument("--trigger", action="store_true", help="send record i when trigger i arrives")
+    edge.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between records (paced replay)"
+    )
+    edge.add_argument(
+        "--start-at", type=float, default=None, help="epoch time of the first paced record"
+    )
+    edge.add_argument(
+        "--first-sample", type=int, default=0, help="first sample id of a paced replay"
+    )
+    edge.add_argument(
+        "--link", default=None, help="emulate this link profile (wifi, wifi-ac, 4g, nbiot)"
+    )
+    edge.add_argument(
+        "--shared-bucket",
+        type=Path,
+        default=None,
+        help="token-bucket file shared by devices on a shared medium",
+    )
+    edge.add_argument(
+        "--stats", type=Path, default=None, help="write bytes/timing stats JSON here at exit"
+    )
+    edge.set_defaults(func=cmd_edge)
+    central = sub.choices["central"]
+    central.add_argument(
+        "--out", required=True, type=Path, help="folder for maps/, timing.jsonl, summary.json"
+    )
+    central.add_argument(
+        "--deadline",
+        type=float,
+        default=1.0,
+        help="seconds after a sample's first payload before decoding without the missing devices",
+    )
+    central.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds"
+    )
+    central.set_defaults(func=cmd_central)
+
+    p = sub.add_parser(
+        "testbed", help="broker + central + N edge processes here, measured against the simulator"
+    )
+    p.add_argument("--devices", type=int, default=5)
+    p.add_argument("--link", default="wifi", help="link profile(s), comma-separated (wifi,4g)")
+    p.add_argument(
+        "--samples", type=int, default=50, help="records per phase (latency, then throughput)"
+    )
+    p.add_argument("--models", default="epic,inversionnet", help="deployed models, comma-separated")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="trained EPIC weights (pretrained name or Hub folder) instead of untrained",
+    )
+    p.add_argument(
+        "--dataset",
+        default="flatvel-a",
+        help="dataset replayed (tiny profile generated if missing)",
+    )
+    p.add_argument("--data", type=Path, default=None, help="replay this split instead")
+    p.add_argument("--deadline", type=float, default=2.0, help="central deadline, s")
+    p.add_argument("--out", type=Path, default=None, help="write testbed.md, .json and .png here")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep bundles, logs and maps here (default: temporary)",
+    )
+    p.set_defaults(func=cmd_testbed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""The MQTT broker beside the central node: a mosquitto process with a generated config.
+
+:class:`Broker` writes a mosquitto config into a working folder, hashes the
+principals' passwords with ``mosquitto_passwd -U``, writes the topic ACL
+(:func:`acl_text`), starts ``mosquitto -c`` on one port and waits until it
+accepts connections. It stops with SIGTERM (mosquitto then saves its
+persistence database: queued QoS 1 messages and persistent sessions survive
+a :meth:`Broker.restart`).
+
+Security settings: no anonymous clients (``allow_anonymous false``), a
+password file, and an ACL under which device ``k`` may only publish its data
+and status topics and read triggers (see :class:`~epic_zoo.deploy.transport.Topics`).
+TLS is a listener option (``certfile``/``keyfile``/``cafile``); see the
+deployment README.
+
+Debian/Ubuntu: ``apt-get install -y mosquitto`` provides both binaries.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from epic_zoo.deploy.security import CENTRAL_USER, OPERATOR_USER, Credentials
+from epic_zoo.deploy.transport import Topics
+
+INSTALL_HINT = (
+    "install it with `apt-get install -y mosquitto` (Debian/Ubuntu) or `brew install mosquitto`"
+)
+
+
+class BrokerError(RuntimeError):
+    """mosquitto is missing, failed to start, or did not stop."""
+
+
+def find_binary(name: str) -> str:
+    """Path of ``mosquitto`` or ``mosquitto_passwd`` (also looked up in /usr/sbin, where Debian puts the broker)."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if path is None:
+        raise BrokerError(f"{name} not found; {INSTALL_HINT}")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def acl_text(topics: Topics, num_devices: int) -> str:
+    """mosquitto ACL: each device writes only its own data/status topics; central and operator their roles."""
+    lines = []
+    for k in range(num_devices):
+        lines += [
+            f"user device-{k}",
+            f"topic write {topics.data(k)}",
+            f"topic write {topics.status(k)}",
+            f"topic read {topics.trigger}",
+            "",
+        ]
+    lines += [
+        f"user {CENTRAL_USER}",
+        f"topic read {topics.data('+')}",
+        f"topic read {topics.status('+')}",
+        f"topic write {topics.status('central')}",
+        f"topic write {topics.done}",
+        "",
+        f"user {OPERATOR_USER}",
+        f"topic write {topics.trigger}",
+        f"topic read {topics.done}",
+        f"topic read {topics.status('+')}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_auth_files(
+    folder: str | Path, credentials: Mapping[str, Credentials], topics: Topics, num_devices: int
+) -> tuple[Path, Path]:
+    """Write the hashed password file and the ACL file; returns ``(passwd, acl)`` paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    passwd = folder / "passwd"
+    fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for cred in credentials.values():
+            if ":" in cred.username:
+                raise ValueError(f"user name {cred.username!r} must not contain ':'")
+            fh.write(f"{cred.username}:{cred.password}\n")
+    result = subprocess.run(
+        [find_binary("mosquitto_passwd"), "-U", str(passwd)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise BrokerError(f"mosquitto_passwd -U {passwd} failed: {result.stderr.strip()}")
+    acl = folder / "acl"
+    acl.write_text(acl_text(topics, num_devices), encoding="utf-8")
+    return passwd, acl
+
+
+class Broker:
+    """A mosquitto process bound to ``host:port`` with authentication, ACLs and persistence.
+
+    Args:
+        workdir: folder for the config, password, ACL, persistence and log files.
+        credentials: principals allowed to connect (from :func:`~epic_zoo.deploy.security.provision`).
+        num_devices: devices the ACL covers.
+        topics: topic layout (its prefix) the ACL is written for.
+        host: address to listen on (loopback by default).
+        port: TCP port; default: a free one on ``host``.
+
+    Use as a context manager, or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        credentials: Mapping[str, Credentials],
+        num_devices: int,
+        topics: Topics | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.topics = topics or Topics()
+        self.host = host
+        self.port = int(port) if port is not None else free_port(host)
+        self.process: subprocess.Popen | None = None
+        self.binary = find_binary("mosquitto")
+        passwd, acl = write_auth_files(self.workdir, credentials, self.topics, num_devices)
+        data = self.workdir / "persistence"
+        data.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "mosquitto.log"
+        self.config_path = self.workdir / "mosquitto.conf"
+        self.config_path.write_text(
+            "\n".join(
+                [
+                    "# written by epic_zoo.deploy.broker",
+                    "per_listener_settings false",
+                    f"listener {self.port} {self.host}",
+                    "allow_anonymous false",
+                    f"password_file {passwd}",
+                    f"acl_file {acl}",
+                    "persistence true",
+                    f"persistence_location {data}/",
+                    "autosave_interval 30",
+                    "max_queued_messages 10000",
+                    f"log_dest file {self.log_path}",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "log_type information",
+                    "connection_messages true",
+                    # When started as root mosquitto would switch to user "mosquitto",
+                    # which cannot read these files; stay the invoking user.
+                    f"user {getpass.getuser()}",
+                    "",
+                ]
+            ),
+            encoding="utf-8",
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` clients connect to."""
+        return self.host, self.port
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def start(self, timeout_s: float = 10.0) -> Broker:
+        """Start mosquitto and wait until it accepts TCP connections (``BrokerError`` on failure)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read() if self.process.stderr else ""
+                raise BrokerError(
+                    f"mosquitto exited with code {self.process.returncode}: {err.strip()}\n"
+                    f"{self._log_tail()}"
+                )
+            if self._accepting():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise BrokerError(
+            f"mosquitto did not listen on {self.host}:{self.port} within {timeout_s} s"
+        )
+
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM (mosquitto saves its persistence file), then SIGKILL after ``timeout_s``."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+
+    def restart(self, downtime_s: float = 0.0) -> None:
+        """Stop, wait ``downtime_s``, start again on the same port with the saved state."""
+        self.stop()
+        time.sleep(downtime_s)
+        self.start()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,269 @@
+"""An end device: read its receivers' records, encode, sign, and publish over MQTT.
+
+``python -m epic_zoo.deploy edge --bundle DIR --device K --credentials
+device-K.json --broker HOST:PORT (--data PATH | --watch DIR)`` loads only
+device ``K``'s encoder and the codec (:class:`~epic_zoo.deploy.export.EdgeEncoder`)
+and sends one signed payload per record on ``{prefix}/data/K`` (QoS 1).
+
+Where records come from:
+
+- ``--data PATH``: a replayed dataset, an epic_zoo split (folder of
+  ``shard-*.h5`` or one shard) or a ``.npy`` array ``[N, 5, T, 70]`` (or
+  ``[N, 5, T, n_k]``, this device's receivers only); sample id ``i`` reads
+  record ``i mod N``. Records are sent when a trigger arrives (``--trigger``:
+  the operator publishes ``{"sample_id": i, "t_release": t}`` on
+  ``{prefix}/ctl/trigger``, as a shot would start an acquisition) or on a
+  clock (``--interval S``);
+- ``--watch DIR``: a folder being filled by the acquisition: each
+  ``{sample_id}.npy`` (``[5, T, 70]`` or ``[5, T, n_k]``) is sent once, in id
+  order; writers should write to another name and rename (files that do not
+  load yet are retried).
+
+Each message carries MQTT 5 user properties ``t_release`` (when the record
+became available) and ``t_sent`` (epoch seconds), from which the central
+computes end-to-end latency. ``--link PROFILE`` shapes the sender to a link
+profile (:class:`~epic_zoo.deploy.transport.LinkShaper`).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from epic_zoo.data.geometry import NUM_RECEIVERS
+from epic_zoo.deploy.export import EdgeEncoder
+from epic_zoo.deploy.security import Credentials, sign
+from epic_zoo.deploy.transport import (
+    LinkShaper,
+    MqttLink,
+    Topics,
+    publish_packet_bytes,
+    publish_properties,
+)
+from epic_zoo.hardware.profiles import LinkProfile
+
+
+def _select_receivers(records: np.ndarray, receivers: np.ndarray, what: str) -> np.ndarray:
+    """``[5, T, 70]`` -> this device's ``[5, T, n_k]`` (already-split records pass through)."""
+    if records.ndim != 3:
+        raise ValueError(
+            f"{what}: records must be [sources, time, receivers]; got {list(records.shape)}"
+        )
+    if records.shape[-1] == len(receivers):
+        return np.asarray(records, dtype=np.float32)
+    if records.shape[-1] == NUM_RECEIVERS:
+        return np.asarray(records[..., receivers], dtype=np.float32)
+    raise ValueError(
+        f"{what}: {records.shape[-1]} receivers; expected {NUM_RECEIVERS} (all) or {len(receivers)} (this device's)"
+    )
+
+
+class ReplaySource:
+    """Records of a stored dataset, replayed: ``get(i)`` is record ``i mod N`` for this device.
+
+    Args:
+        path: epic_zoo split folder / shard file, or ``.npy`` ``[N, 5, T, 70 or n_k]``.
+        receivers: this device's receiver indices.
+    """
+
+    def __init__(self, path: str | Path, receivers: np.ndarray) -> None:
+        self.path = Path(path)
+        self.receivers = np.asarray(receivers)
+        if self.path.suffix == ".npy":
+            self._array = np.load(self.path, mmap_mode="r")
+            if self._array.ndim != 4:
+                raise ValueError(
+                    f"{self.path}: expected [N, 5, T, receivers]; got {self._array.shape}"
+                )
+            self._split = None
+        else:
+            from epic_zoo.data.store import H5Split
+
+            self._split = H5Split(self.path)
+            self._array = None
+
+    def __len__(self) -> int:
+        return len(self._split) if self._split is not None else int(self._array.shape[0])
+
+    def get(self, sample_id: int) -> np.ndarray:
+        index = int(sample_id) % len(self)
+        records = self._split[index][0] if self._split is not None else self._array[index]
+        return _select_receivers(np.asarray(records), self.receivers, f"{self.path}[{index}]")
+
+
+class FolderSource:
+    """A folder being filled with ``{sample_id}.npy`` records; :meth:`poll` returns the new ones."""
+
+    def __init__(self, folder: str | Path, receivers: np.ndarray) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"--watch folder {self.folder} does not exist; create it first")
+        self.receivers = np.asarray(receivers)
+        self.seen: set[int] = set()
+
+    def poll(self) -> list[tuple[int, np.ndarray]]:
+        """New records as ``(sample_id, [5, T, n_k])`` in id order; unreadable files wait for the next poll."""
+        found = []
+        for path in self.folder.glob("*.npy"):
+            if not path.stem.isdigit() or int(path.stem) in self.seen:
+                continue
+            try:
+                records = np.load(path)
+            except (OSError, ValueError, EOFError):
+                continue  # still being written
+            found.append((int(path.stem), _select_receivers(records, self.receivers, str(path))))
+        found.sort(key=lambda item: item[0])
+        self.seen.update(i for i, _ in found)
+        return found
+
+
+class EdgeNode:
+    """One device's runtime: :class:`EdgeEncoder` + HMAC + (shaped) MQTT publisher.
+
+    Args:
+        bundle: bundle root or ``devices/device-k`` folder.
+        device: ``k``.
+        credentials: this device's credentials (broker login, HMAC key).
+        address: broker ``(host, port)``.
+        topics: topic layout.
+        link: emulate this link profile on the sender side (``None``: send as fast as possible).
+        shared_bucket: token-bucket file shared by the devices of a shared-medium link.
+        listen_triggers: subscribe to the trigger topic (records sent on demand).
+    """
+
+    def __init__(
+        self,
+        bundle: str | Path,
+        device: int,
+        credentials: Credentials,
+        address: tuple[str, int],
+        *,
+        topics: Topics | None = None,
+        link: LinkProfile | None = None,
+        shared_bucket: str | Path | None = None,
+        listen_triggers: bool = False,
+    ) -> None:
+        self.encoder = EdgeEncoder(bundle, device)
+        self.device = int(device)
+        if credentials.device != self.device:
+            raise ValueError(
+                f"credentials of {credentials.username} used for device {device}; pass device-{device}.json"
+            )
+        self.key = credentials.key()
+        self.topics = topics or Topics()
+        self.topic = self.topics.data(self.device)
+        self.triggers: queue.Queue[tuple[int, float]] = queue.Queue()
+        self.link = MqttLink(
+            f"device-{self.device}",
+            credentials,
+            address,
+            on_message=self._on_trigger,
+            subscriptions=[self.topics.trigger] if listen_triggers else [],
+            status_topic=self.topics.status(self.device),
+        )
+        self.shaper = LinkShaper(link, shared_bucket) if link is not None else None
+        self.stats: dict[str, Any] = {
+            "device": self.device,
+            "messages": 0,
+            "payload_bytes": 0,
+            "message_bytes": 0,
+            "mqtt_bytes": 0,
+            "wire_bytes": 0,
+            "encode_s": [],
+            "bad_triggers": 0,
+        }
+
+    def _on_trigger(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            data = json.loads(message.payload)
+            self.triggers.put((int(data["sample_id"]), float(data["t_release"])))
+        except (ValueError, KeyError, TypeError):
+            self.stats["bad_triggers"] += 1
+
+    def connect(self, timeout_s: float = 10.0) -> EdgeNode:
+        self.link.connect(timeout_s)
+        return self
+
+    def send(self, sample_id: int, records: np.ndarray, t_release: float | None = None) -> None:
+        """Encode one record ``[5, T, n_k]``, sign it and publish it (through the shaper if any)."""
+        t_release = time.time() if t_release is None else t_release
+        start = time.perf_counter()
+        payload = self.encoder.payload(records, sample_id)
+        message = sign(self.key, payload)
+        self.stats["encode_s"].append(time.perf_counter() - start)
+        props = publish_properties({"t_release": repr(t_release), "t_sent": repr(time.time())})
+        mqtt_bytes = publish_packet_bytes(self.topic, len(message), props)
+        self.stats["messages"] += 1
+        self.stats["payload_bytes"] += len(payload)
+        self.stats["message_bytes"] += len(message)
+        self.stats["mqtt_bytes"] += mqtt_bytes
+        if self.shaper is None:
+            self.link.publish(self.topic, message, props)
+            return
+        self.stats["wire_bytes"] += self.shaper.wire_bytes(mqtt_bytes)
+        self.shaper.send(mqtt_bytes, lambda: self.link.publish(self.topic, message, props))
+
+    # ------------------------------------------------------------------ loops
+    def run_triggered(
+        self, source: ReplaySource, max_samples: int | None, stop: threading.Event
+    ) -> None:
+        """Send record ``i`` whenever trigger ``i`` arrives, until ``max_samples`` or ``stop``."""
+        sent = 0
+        while not stop.is_set() and (max_samples is None or sent < max_samples):
+            try:
+                sample_id, t_release = self.triggers.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.send(sample_id, source.get(sample_id), t_release)
+            sent += 1
+
+    def run_paced(
+        self,
+        source: ReplaySource,
+        sample_ids: Iterable[int],
+        interval_s: float,
+        start_at: float,
+        stop: threading.Event,
+    ) -> None:
+        """Send sample ``ids[j]`` at ``start_at + j * interval_s`` (epoch s), or at once if late."""
+        for j, sample_id in enumerate(sample_ids):
+            release = start_at + j * interval_s
+            if stop.wait(max(0.0, release - time.time())):
+                return
+            self.send(sample_id, source.get(sample_id), release)
+
+    def run_folder(
+        self,
+        source: FolderSource,
+        max_samples: int | None,
+        stop: threading.Event,
+        poll_s: float = 0.05,
+    ) -> None:
+        """Send each new file of a watched folder, until ``max_samples`` or ``stop``."""
+        sent = 0
+        while not stop.is_set() and (max_samples is None or sent < max_samples):
+            for sample_id, records in source.poll():
+                self.send(sample_id, records)
+                sent += 1
+            stop.wait(poll_s)
+
+    def summary(self) -> dict[str, Any]:
+        times = self.stats["encode_s"]
+        out = {k: v for k, v in self.stats.items() if k != "encode_s"}
+        out["encode_s_median"] = float(np.median(times)) if times else None
+        out["link"] = self.shaper.link.name if self.shaper is not None else None
+        return out
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Let the shaper deliver what is in flight, wait for the broker's acks, disconnect."""
+        if self.shaper is not None:
+            self.shaper.close()
+        self.link.close(timeout_s)

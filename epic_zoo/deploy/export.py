@@ -1,0 +1,445 @@
+"""Split a model's weights by where they run, and load each part alone.
+
+``python -m epic_zoo.deploy export MODEL --out DIR`` writes a *deployment
+bundle*::
+
+    DIR/manifest.json                       what every part agrees on (below)
+    DIR/central/manifest.json               copy, for the central node
+    DIR/central/decoder.safetensors         everything but the device encoders
+                                            (model.safetensors: the whole network,
+                                            for a centralised model)
+    DIR/devices/device-k/manifest.json      copy, for device k
+    DIR/devices/device-k/encoder.safetensors  device k's encoder only
+                                            (absent for a centralised model:
+                                            its devices send raw records)
+
+Copy ``devices/device-k/`` to device ``k`` and ``central/`` to the central node.
+
+The manifest names the architecture and its constructor arguments, the
+``model_version`` written into every payload header (crc32 of the config and
+of the sha256 of all weights, so devices and central that hold different
+weights of the same architecture are told apart), the dataset whose
+normalisation the devices apply, the time decimation, the receivers of each
+device, the codec bit width and clip range, each file's sha256, and whether
+the weights are trained.
+
+:class:`EdgeEncoder` takes device ``k``'s encoder out of a freshly built
+architecture and loads only the encoder file into it (the rest is dropped).
+:class:`CentralDecoder` loads the decoder file and moves the encoders to the
+``meta`` device (freed; the centre never runs them). Together they reproduce ``model(seismic)`` exactly
+(``decode(unpack(pack(encode(x)))) == forward(x)``, see :mod:`epic_zoo.models.codec`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import epic_zoo
+from epic_zoo.data.geometry import NT, NUM_RECEIVERS, receiver_split
+from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
+from epic_zoo.models import create_model
+from epic_zoo.models.codec import pack_payload, quantize
+from epic_zoo.models.distributed import DistributedModel
+
+FORMAT: str = "epic_zoo.deploy"
+FORMAT_VERSION: int = 1
+MANIFEST: str = "manifest.json"
+ENCODER_FILE: str = "encoder.safetensors"
+DECODER_FILE: str = "decoder.safetensors"
+FULL_MODEL_FILE: str = "model.safetensors"
+
+
+class BundleError(ValueError):
+    """A deployment bundle that is missing, of another format, or whose files do not match it."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over every state-dict entry (name and float32/int bytes, sorted by name)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def deployment_version(config: dict, digest: str) -> int:
+    """32-bit version of a deployment: crc32 of the architecture config and the weights' digest."""
+    return zlib.crc32((json.dumps(config, sort_keys=True) + digest).encode())
+
+
+def is_distributed(model: nn.Module) -> bool:
+    """Devices run an encoder (``True``) or send raw records to a centralised network (``False``)."""
+    return isinstance(model, DistributedModel)
+
+
+def load_source_model(
+    spec: str,
+    *,
+    dataset: str = "flatvel-a",
+    time_stride: int = 4,
+    num_devices: int = 5,
+    seed: int = 0,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Resolve ``spec`` to a network in eval mode and a description of where it came from.
+
+    ``spec`` is a Hub-format folder (``config.json`` + ``model.safetensors``), a
+    pretrained name (``epic.flatvel-a``) or an architecture (``epic``,
+    ``inversionnet``): the latter builds *untrained* weights from ``seed`` for
+    ``dataset`` records decimated by ``time_stride`` (for plumbing and timing,
+    not for maps). ``dataset``/``time_stride`` are ignored for trained weights,
+    whose config fixes them.
+    """
+    from epic_zoo import hub
+    from epic_zoo.models import list_models
+
+    path = Path(spec)
+    if path.is_dir():
+        model = hub.load_hub_folder(path)
+        cfg = model.pretrained_cfg
+        info = {"source": str(path), "trained": True}
+    elif spec in hub.list_pretrained():
+        model = hub.load_pretrained(spec)
+        cfg = model.pretrained_cfg
+        info = {"source": f"pretrained {spec}", "trained": True}
+    elif spec in list_models():
+        torch.manual_seed(seed)
+        model = create_model(spec, time_samples=NT // time_stride, num_devices=num_devices)
+        cfg = {"name": spec, "dataset": dataset, "time_stride": time_stride}
+        info = {"source": f"untrained {spec} (seed {seed})", "trained": False}
+    else:
+        raise BundleError(
+            f"{spec!r} is neither a Hub-format folder, a pretrained name "
+            f"({', '.join(hub.list_pretrained()) or 'none registered'}) nor an architecture "
+            f"({', '.join(list_models())})"
+        )
+    info.update(name=cfg["name"], dataset=cfg["dataset"], time_stride=int(cfg["time_stride"]))
+    return model.eval(), info
+
+
+def _encoder_tensor_ids(model: DistributedModel) -> set[int]:
+    return {
+        id(t)
+        for k in range(model.num_devices)
+        for t in (*model.encoder_module(k).parameters(), *model.encoder_module(k).buffers())
+    }
+
+
+def _check_edge_loadable(model: DistributedModel) -> None:
+    if type(model).encoder_input is not DistributedModel.encoder_input:
+        raise BundleError(
+            f"{model.config['name']}: its devices transform their records with state outside the "
+            "encoder (encoder_input), which the edge runtime does not rebuild; deploy epic*, split "
+            "or a centralised model"
+        )
+    for k in range(model.num_devices):
+        enc = model.encoder_module(k)
+        persistent = set(enc.state_dict())
+        missing = [n for n, _ in enc.named_buffers() if n not in persistent]
+        if missing:
+            raise BundleError(
+                f"{model.config['name']}: device {k}'s encoder has non-persistent buffers {missing} "
+                "that its weights file cannot carry"
+            )
+
+
+def export_bundle(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    name: str,
+    dataset: str,
+    time_stride: int,
+    trained: bool,
+    source: str,
+) -> Path:
+    """Write ``model`` as a deployment bundle (module docstring); returns ``out_dir``."""
+    out = Path(out_dir)
+    model = model.eval()
+    config = dict(model.config)
+    digest = weights_digest(model)
+    distributed = is_distributed(model)
+    num_devices = model.num_devices if distributed else int(config.get("num_devices", 5))
+    receivers = model.receiver_split if distributed else receiver_split(num_devices)
+    files: dict[str, Any] = {"devices": []}
+    (out / "central").mkdir(parents=True, exist_ok=True)
+    if distributed:
+        _check_edge_loadable(model)
+        encoder_ids = _encoder_tensor_ids(model)
+        decoder = {
+            key: t.detach().contiguous()
+            for key, t in model.state_dict(keep_vars=True).items()
+            if id(t) not in encoder_ids
+        }
+        files["central"] = f"central/{DECODER_FILE}"
+        save_file(decoder, str(out / files["central"]))
+        for k in range(num_devices):
+            rel = f"devices/device-{k}/{ENCODER_FILE}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            state = {key: t.contiguous() for key, t in model.encoder_module(k).state_dict().items()}
+            save_file(state, str(out / rel))
+            files["devices"].append(rel)
+    else:
+        files["central"] = f"central/{FULL_MODEL_FILE}"
+        save_file(
+            {key: t.contiguous() for key, t in model.state_dict().items()},
+            str(out / files["central"]),
+        )
+        for k in range(num_devices):
+            (out / f"devices/device-{k}").mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "architecture": config["name"],
+        "model_kwargs": {k: v for k, v in config.items() if k != "name"},
+        "mode": "latent" if distributed else "raw",
+        "model_version": deployment_version(config, digest),
+        "weights_sha256": digest,
+        "trained": bool(trained),
+        "source": source,
+        "dataset": dataset,
+        "time_stride": int(time_stride),
+        "time_samples": int(config.get("time_samples", NT)),
+        "num_devices": num_devices,
+        "receivers": [np.asarray(r).tolist() for r in receivers],
+        "codec": (
+            {"bits": model.codec_bits, "scale": float(model.codec_scale)} if distributed else None
+        ),
+        "latent_shapes": (
+            [list(model.latent_shape(k)) for k in range(num_devices)] if distributed else None
+        ),
+        "payload_bytes": (
+            [model.payload_bytes(k) for k in range(num_devices)] if distributed else None
+        ),
+        "files": files,
+        "sha256": {rel: _sha256(out / rel) for rel in [files["central"], *files["devices"]]},
+        "epic_zoo_version": epic_zoo.__version__,
+        "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(manifest, indent=2) + "\n"
+    for folder in [
+        out,
+        out / "central",
+        *(out / f"devices/device-{k}" for k in range(num_devices)),
+    ]:
+        (folder / MANIFEST).write_text(text, encoding="utf-8")
+    return out
+
+
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """The manifest of a bundle root, its ``central/`` or a ``devices/device-k/`` folder."""
+    path = Path(bundle) / MANIFEST
+    if not path.is_file():
+        raise BundleError(
+            f"no {MANIFEST} in {bundle}; make a bundle with "
+            "`python -m epic_zoo.deploy export MODEL --out DIR`"
+        )
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} is not a {FORMAT} v{FORMAT_VERSION} manifest; re-export with this epic_zoo"
+        )
+    return manifest
+
+
+def _bundle_file(bundle: Path, manifest: dict, rel: str) -> Path:
+    """Find ``rel`` under the bundle root or, in a part folder, by its base name; check its sha256."""
+    for path in (bundle / rel, bundle / Path(rel).name):
+        if path.is_file():
+            if _sha256(path) != manifest["sha256"][rel]:
+                raise BundleError(
+                    f"{path} does not match the manifest's sha256: re-copy the bundle"
+                )
+            return path
+    raise BundleError(f"{rel} is missing from the bundle at {bundle}")
+
+
+def prepare_records(records: np.ndarray, manifest: dict, receivers: int) -> np.ndarray:
+    """Raw records ``[5, T, n]`` -> what the network expects: decimated to ``time_samples``.
+
+    ``T`` may be the stored length (``time_samples``) or the full length
+    (``time_samples * time_stride``, decimated here by keeping every
+    ``time_stride``-th sample).
+    """
+    records = np.asarray(records, dtype=np.float32)
+    time_samples, stride = manifest["time_samples"], manifest["time_stride"]
+    if records.ndim != 3 or records.shape[2] != receivers:
+        raise ValueError(
+            f"records must be [sources, time, {receivers} receivers]; got shape {list(records.shape)}"
+        )
+    if records.shape[1] == time_samples * stride and stride > 1:
+        records = records[:, ::stride]
+    if records.shape[1] != time_samples:
+        raise ValueError(
+            f"records have {records.shape[1]} time samples; the model needs {time_samples} "
+            f"(or {time_samples * stride} before decimation by {stride})"
+        )
+    return np.ascontiguousarray(records)
+
+
+class EdgeEncoder:
+    """What device ``k`` runs: its encoder and the codec, nothing else.
+
+    Args:
+        bundle: bundle root or ``devices/device-k`` folder.
+        device: ``k``.
+    """
+
+    def __init__(self, bundle: str | Path, device: int) -> None:
+        bundle = Path(bundle)
+        self.manifest = manifest = read_manifest(bundle)
+        self.device = int(device)
+        if not 0 <= self.device < manifest["num_devices"]:
+            raise BundleError(
+                f"device {device} is not in this bundle (devices 0..{manifest['num_devices'] - 1})"
+            )
+        self.receivers = np.asarray(manifest["receivers"][self.device])
+        self.model_version = int(manifest["model_version"])
+        self.encoder: nn.Module | None = None
+        if manifest["mode"] == "latent":
+            # The architecture is built to take its encoder out (random init, dropped at once):
+            # only the encoder's weights are read. A meta-device build would avoid the
+            # transient memory but costs seconds of torch imports on every start.
+            encoder = create_model(
+                manifest["architecture"], **manifest["model_kwargs"]
+            ).encoder_module(self.device)
+            weights = load_file(
+                str(_bundle_file(bundle, manifest, manifest["files"]["devices"][self.device]))
+            )
+            encoder.load_state_dict(weights, strict=True)
+            self.encoder = encoder.eval()
+            self.bits = int(manifest["codec"]["bits"])
+            self.scale = float(manifest["codec"]["scale"])
+
+    @property
+    def mode(self) -> str:
+        """``"latent"`` (encoder + codec) or ``"raw"`` (records are sent as they are)."""
+        return self.manifest["mode"]
+
+    def warmup(self) -> None:
+        """Run once on zeros so the first real record does not pay torch's first-call costs."""
+        shape = (5, self.manifest["time_samples"], len(self.receivers))
+        self.payload(np.zeros(shape, dtype=np.float32), 0)
+
+    @torch.inference_mode()
+    def encode(self, records: np.ndarray) -> torch.Tensor:
+        """Raw records ``[5, T, n_k]`` -> quantised latent ``[1, *latent_shape]`` (the model's ``encode``)."""
+        if self.encoder is None:
+            raise BundleError("this bundle's devices send raw records; they have no encoder")
+        x = prepare_records(records, self.manifest, len(self.receivers))
+        seismic = normalize_seismic(torch.from_numpy(x), self.manifest["dataset"])[None]
+        return quantize(self.encoder(seismic), self.bits, self.scale)
+
+    def payload(self, records: np.ndarray, sample_id: int) -> bytes:
+        """The bytes device ``k`` sends for one sample (before the HMAC tag)."""
+        from epic_zoo.deploy.records import pack_records
+
+        if self.encoder is None:
+            x = prepare_records(records, self.manifest, len(self.receivers))
+            return pack_records(
+                x, device_id=self.device, sample_id=sample_id, model_version=self.model_version
+            )
+        return pack_payload(
+            self.encode(records)[0],
+            device_id=self.device,
+            sample_id=sample_id,
+            bits=self.bits,
+            model_version=self.model_version,
+            scale=self.scale,
+        )
+
+
+class CentralDecoder:
+    """What the central node runs: the decoder (or, centralised, the whole network).
+
+    Args:
+        bundle: bundle root or its ``central`` folder.
+    """
+
+    def __init__(self, bundle: str | Path) -> None:
+        bundle = Path(bundle)
+        self.manifest = manifest = read_manifest(bundle)
+        self.num_devices = int(manifest["num_devices"])
+        self.receivers = [np.asarray(r) for r in manifest["receivers"]]
+        self.model_version = int(manifest["model_version"])
+        model = create_model(manifest["architecture"], **manifest["model_kwargs"])
+        weights = load_file(str(_bundle_file(bundle, manifest, manifest["files"]["central"])))
+        if manifest["mode"] == "latent":
+            encoder_ids = _encoder_tensor_ids(model)
+            expected = {
+                name
+                for name, t in model.state_dict(keep_vars=True).items()
+                if id(t) not in encoder_ids
+            }
+            if set(weights) != expected:
+                raise BundleError(
+                    f"{manifest['files']['central']} does not fit {manifest['architecture']}: "
+                    f"unexpected {sorted(set(weights) - expected)}, missing {sorted(expected - set(weights))}"
+                )
+            model.load_state_dict(weights, strict=False)
+            for k in range(self.num_devices):
+                model.encoder_module(k).to("meta")  # the centre never runs them: free the memory
+            self.latent_shapes = [tuple(s) for s in manifest["latent_shapes"]]
+            self.bits = int(manifest["codec"]["bits"])
+            self.scale = float(manifest["codec"]["scale"])
+        else:
+            model.load_state_dict(weights, strict=True)
+        self.model = model.eval()
+
+    @property
+    def mode(self) -> str:
+        return self.manifest["mode"]
+
+    def warmup(self) -> None:
+        """Decode one all-zero sample so the first real one does not pay torch's first-call costs."""
+        if self.mode == "latent":
+            parts = [torch.zeros(s) for s in self.latent_shapes]
+        else:
+            t = self.manifest["time_samples"]
+            parts = [np.zeros((5, t, len(r)), dtype=np.float32) for r in self.receivers]
+        self.decode(parts)
+
+    @torch.inference_mode()
+    def decode(self, parts: Sequence[torch.Tensor | np.ndarray | None]) -> np.ndarray:
+        """One sample's per-device parts (``None`` = absent) -> velocity ``[70, 70]`` in m/s.
+
+        ``latent`` mode: each part is device ``k``'s latent ``latent_shape(k)``;
+        absent devices are masked out by ``decode``'s presence mask. ``raw``
+        mode: each part is ``[5, T, n_k]`` raw records; an absent device's
+        receivers are zero (no signal) before normalisation.
+        """
+        if len(parts) != self.num_devices:
+            raise ValueError(f"need {self.num_devices} parts (None for absent); got {len(parts)}")
+        if self.mode == "latent":
+            latents = [None if p is None else torch.as_tensor(p)[None] for p in parts]
+            present = torch.tensor([[p is not None for p in parts]])
+            velocity = self.model.decode(latents, present)
+        else:
+            given = next(p for p in parts if p is not None)
+            seismic = np.zeros((given.shape[0], given.shape[1], NUM_RECEIVERS), dtype=np.float32)
+            for k, p in enumerate(parts):
+                if p is not None:
+                    seismic[..., self.receivers[k]] = p
+            x = normalize_seismic(torch.from_numpy(seismic), self.manifest["dataset"])[None]
+            velocity = self.model(x)
+        return denormalize_velocity(velocity[0, 0]).numpy().astype(np.float32)

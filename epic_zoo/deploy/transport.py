@@ -1,0 +1,345 @@
+"""MQTT transport: topic layout, a resilient paho client, and sender-side link shaping.
+
+Topics (prefix ``epic`` by default, :class:`Topics`)::
+
+    {prefix}/data/{k}        device k -> central: signed payloads, QoS 1
+    {prefix}/status/{k}      device k online/offline (retained; "offline" is its last will)
+    {prefix}/status/central  central online/offline (retained, last will)
+    {prefix}/ctl/trigger     operator -> devices: {"sample_id": i, "t_release": epoch s}
+    {prefix}/ctl/done        central -> operator: one JSON line per written map
+
+:class:`MqttLink` wraps a paho-mqtt 2.x client for MQTT 5: a fixed client id
+with ``clean_start=False`` and a session expiry, so the broker keeps the
+subscriptions and queued QoS 1 messages of a client that is away; automatic
+reconnection (paho's network thread) with a short back-off; paho keeps every
+QoS 1 message it sent until the broker's PUBACK and re-sends it after a
+reconnect, so an acknowledged message is in the broker's hands.
+
+:class:`LinkShaper` emulates a :class:`~epic_zoo.hardware.profiles.LinkProfile`
+on loopback from the sender side: before a message leaves, the device takes
+its airtime from a token bucket (packet by packet, the charges of
+:func:`epic_zoo.hardware.shaping.packet_charges`), and the bytes leave half a
+round trip later (one-way propagation). Devices on a shared medium (Wi-Fi)
+draw from one :class:`SharedTokenBucket`, a file-locked bucket that separate
+processes can share.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from epic_zoo.deploy.security import Credentials
+from epic_zoo.hardware.profiles import LinkProfile
+from epic_zoo.hardware.shaping import BUCKET_PACKETS, TokenBucket, packet_charges
+
+QOS: int = 1
+"""Every data, status and control message is sent at least once."""
+SESSION_EXPIRY_S: int = 3600
+"""How long the broker keeps an absent client's session and queued messages, s."""
+
+
+class ConnectRefused(ConnectionError):
+    """The broker refused the connection (bad credentials, not authorised)."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one ``prefix`` (one deployment per prefix on a broker)."""
+
+    prefix: str = "epic"
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "+#") or self.prefix.endswith("/"):
+            raise ValueError(
+                f"topic prefix {self.prefix!r} must be non-empty, without + # or a trailing /"
+            )
+
+    def data(self, device: int | str) -> str:
+        return f"{self.prefix}/data/{device}"
+
+    def status(self, who: int | str) -> str:
+        return f"{self.prefix}/status/{who}"
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.prefix}/ctl/trigger"
+
+    @property
+    def done(self) -> str:
+        return f"{self.prefix}/ctl/done"
+
+    def device_of(self, topic: str) -> str | None:
+        """The last level of a data topic (the claimed device), ``None`` for other topics."""
+        head = f"{self.prefix}/data/"
+        return topic[len(head) :] if topic.startswith(head) else None
+
+
+def user_properties(message: mqtt.MQTTMessage) -> dict[str, str]:
+    """MQTT 5 user properties of a received message as a dict (empty if none)."""
+    props = getattr(message, "properties", None)
+    pairs = getattr(props, "UserProperty", None) or []
+    return {str(k): str(v) for k, v in pairs}
+
+
+def publish_properties(values: Mapping[str, object] | None) -> Properties | None:
+    """MQTT 5 PUBLISH properties carrying ``values`` as user properties."""
+    if not values:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [(str(k), str(v)) for k, v in values.items()]
+    return props
+
+
+def _varint_len(n: int) -> int:
+    size = 1
+    while n >= 128:
+        n //= 128
+        size += 1
+    return size
+
+
+def publish_packet_bytes(topic: str, payload_bytes: int, properties: Properties | None) -> int:
+    """Bytes of one MQTT 5 QoS 1 PUBLISH packet (fixed header, topic, packet id, properties, payload)."""
+    props = properties.pack() if properties is not None else b"\x00"
+    remaining = 2 + len(topic.encode()) + 2 + len(props) + int(payload_bytes)
+    return 1 + _varint_len(remaining) + remaining
+
+
+class MqttLink:
+    """One MQTT 5 client: persistent session, auto-reconnect, QoS 1, optional status + last will.
+
+    Args:
+        client_id: stable id (the broker keys the persistent session on it).
+        credentials: broker login.
+        address: ``(host, port)`` of the broker.
+        on_message: called from paho's network thread with each message.
+        subscriptions: topic filters subscribed (QoS 1) on every connect.
+        status_topic: if set, ``"online"`` is published there (retained) on
+            every connect and ``"offline"`` is the last will, also sent on a
+            clean :meth:`close`.
+        keepalive_s: MQTT keepalive; the broker declares a silent client dead
+            after 1.5 times this and publishes its will.
+        clean_start: start a fresh session (drop queued messages) instead of resuming.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        credentials: Credentials,
+        address: tuple[str, int],
+        *,
+        on_message: Callable[[mqtt.MQTTMessage], None] | None = None,
+        subscriptions: Iterable[str] = (),
+        status_topic: str | None = None,
+        keepalive_s: int = 5,
+        clean_start: bool = False,
+    ) -> None:
+        self.address = (str(address[0]), int(address[1]))
+        self.subscriptions = list(subscriptions)
+        self.status_topic = status_topic
+        self.keepalive_s = int(keepalive_s)
+        self.clean_start = clean_start
+        self.connected = threading.Event()
+        self.connects = 0
+        self._refused: str | None = None
+        self._on_message = on_message
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.username_pw_set(credentials.username, credentials.password)
+        client.reconnect_delay_set(min_delay=0.1, max_delay=1.0)
+        client.max_inflight_messages_set(100)
+        if status_topic is not None:
+            client.will_set(status_topic, b"offline", qos=QOS, retain=True)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        if on_message is not None:
+            client.on_message = lambda _c, _u, msg: on_message(msg)
+        self.client = client
+
+    def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+            return
+        self.connects += 1
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=QOS)
+        if self.status_topic is not None:
+            client.publish(self.status_topic, b"online", qos=QOS, retain=True)
+        self.connected.set()
+
+    def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+
+    def connect(self, timeout_s: float = 10.0) -> MqttLink:
+        """Connect and start the network thread; wait for the first CONNACK.
+
+        Raises:
+            ConnectRefused: the broker said no (wrong user/password, not authorised).
+            TimeoutError: no CONNACK within ``timeout_s`` (broker down or unreachable).
+        """
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(
+            *self.address,
+            keepalive=self.keepalive_s,
+            clean_start=self.clean_start,
+            properties=props,
+        )
+        self.client.loop_start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._refused is not None:
+                self.client.loop_stop()
+                raise ConnectRefused(
+                    f"broker {self.address[0]}:{self.address[1]} refused the connection: "
+                    f"{self._refused}; check the user name and password (credentials file) and the ACL"
+                )
+            if self.connected.wait(0.02):
+                return self
+        self.client.loop_stop()
+        raise TimeoutError(
+            f"no answer from the MQTT broker at {self.address[0]}:{self.address[1]} within "
+            f"{timeout_s} s; is mosquitto running there (`python -m epic_zoo.deploy broker`)?"
+        )
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        properties: Properties | None = None,
+        *,
+        retain: bool = False,
+    ) -> mqtt.MQTTMessageInfo:
+        """Queue one QoS 1 message; paho sends it now or after the next reconnect."""
+        info = self.client.publish(topic, payload, qos=QOS, retain=retain, properties=properties)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise RuntimeError(
+                f"paho could not queue a message on {topic}: {mqtt.error_string(info.rc)}"
+            )
+        return info
+
+    def pending(self) -> int:
+        """QoS 1 messages not yet acknowledged by the broker."""
+        return len(self.client._out_messages)  # paho has no public accessor
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every queued message is acknowledged; ``False`` if ``timeout_s`` ran out."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.pending() == 0
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Publish ``offline`` (if a status topic is set), wait for acks, disconnect cleanly."""
+        if self.status_topic is not None and self.connected.is_set():
+            self.publish(self.status_topic, b"offline", retain=True)
+        self.flush(timeout_s)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class SharedTokenBucket:
+    """A token bucket in bytes whose state lives in a file, shared by processes via ``flock``.
+
+    Same semantics as :class:`epic_zoo.hardware.shaping.TokenBucket`: starts
+    empty, refills at ``rate`` bytes/s up to ``capacity``, a charge larger than
+    the tokens puts it in debt and the caller sleeps the debt off while holding
+    the lock, so the processes sharing it take turns like radios on one channel.
+    """
+
+    _STATE = struct.Struct("<dd")  # tokens, time of last update (time.monotonic, system-wide)
+
+    def __init__(self, path: str | Path, rate: float, capacity: float) -> None:
+        if not (rate > 0 and capacity > 0):
+            raise ValueError(f"rate={rate} and capacity={capacity} must be > 0")
+        self.path = Path(path)
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def consume(self, amount: float) -> None:
+        """Block until ``amount`` bytes of tokens are available (across processes), then take them."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            now = time.monotonic()
+            raw = os.pread(self._fd, self._STATE.size, 0)
+            tokens, last = self._STATE.unpack(raw) if len(raw) == self._STATE.size else (0.0, now)
+            tokens = min(self.capacity, tokens + (now - last) * self.rate) - amount
+            os.pwrite(self._fd, self._STATE.pack(tokens, now), 0)
+            if tokens < 0:
+                time.sleep(-tokens / self.rate)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LinkShaper:
+    """Sender-side emulation of a link: airtime from a token bucket, then a one-way delay.
+
+    Args:
+        link: the profile to emulate (bandwidth, per-packet access, headers, RTT).
+        shared_bucket: file of a :class:`SharedTokenBucket` for devices on a
+            shared medium (required when ``link.shared_medium``); otherwise this
+            sender has a bucket of its own.
+    """
+
+    def __init__(self, link: LinkProfile, shared_bucket: str | Path | None = None) -> None:
+        self.link = link
+        rate = link.bandwidth_bps / 8.0
+        capacity = BUCKET_PACKETS * (
+            link.mtu_bytes + link.link_header_bytes + link.per_packet_s * rate
+        )
+        if link.shared_medium:
+            if shared_bucket is None:
+                raise ValueError(
+                    f"link {link.name!r} is a shared medium: pass the shared bucket file every "
+                    "device of the deployment uses (--shared-bucket PATH)"
+                )
+            self.bucket: TokenBucket | SharedTokenBucket = SharedTokenBucket(
+                shared_bucket, rate, capacity
+            )
+        else:
+            self.bucket = TokenBucket(rate, capacity)
+        self.delay_s = link.rtt_s / 2.0
+        self._queue: queue.Queue[tuple[float, Callable[[], object]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._deliver, name="link-delay", daemon=True)
+        self._thread.start()
+
+    def wire_bytes(self, app_bytes: int) -> int:
+        """Bytes on the emulated air for ``app_bytes`` of TCP payload (headers of every packet included)."""
+        return self.link.wire_bytes(app_bytes)
+
+    def send(self, app_bytes: int, transmit: Callable[[], object]) -> None:
+        """Spend the airtime of ``app_bytes`` (blocking), then run ``transmit`` one-way delay later."""
+        for _size, charge in packet_charges(app_bytes, self.link):
+            self.bucket.consume(charge)
+        self._queue.put((time.monotonic() + self.delay_s, transmit))
+
+    def _deliver(self) -> None:
+        while (item := self._queue.get()) is not None:
+            due, transmit = item
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            transmit()
+
+    def close(self) -> None:
+        """Deliver what is in flight, then stop the delay thread."""
+        self._queue.put(None)
+        self._thread.join()
+        if isinstance(self.bucket, SharedTokenBucket):
+            self.bucket.close()

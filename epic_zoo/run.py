@@ -1,0 +1,392 @@
+"""Train, validate and test one model on one dataset: ``python -m epic_zoo.run recipe=NAME``.
+
+Hydra composes the configuration from the tree in ``recipes/`` (shipped
+inside the package as ``epic_zoo/recipes``): ``config.yaml`` plus the groups
+``recipe/`` (what an experiment changes), ``data/``, ``model/``, ``task/``,
+``trainer/``, ``logger/`` and the shared ``scale/`` settings. Examples::
+
+    python -m epic_zoo.run recipe=quickstart
+    python -m epic_zoo.run recipe=epic_lite data.dataset=curvevel-a logger=wandb
+    python -m epic_zoo.run -m recipe=epic_lite,inversionnet_lite data.dataset=flatvel-a,style-a
+    python -m epic_zoo.run recipe=epic trainer=ddp trainer.devices=4
+
+One way through: :func:`train` builds the
+:class:`~epic_zoo.data.datamodule.FWIDataModule`, the task (which builds the
+model by name), the loggers and callbacks, fits, tests the best checkpoint,
+prints the test metrics and writes them to ``{run_dir}/results.json``.
+
+A run lives in ``run_dir`` (default ``runs/{recipe}/{dataset}``; in a ``-m``
+sweep ``multirun/{recipe}/{overrides}``): ``checkpoints/last.ckpt`` and
+``best-*.ckpt``, CSV logs under ``csv/version_N/`` (one version per start),
+velocity panels, optional ``wandb/``. Starting a run whose
+``checkpoints/last.ckpt`` exists continues it from there (same seed: the same
+result as an uninterrupted run), so a killed job is resumed, never restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import netrc
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import hydra
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig
+
+from epic_zoo.compare import format_table
+from epic_zoo.data.datamodule import FWIDataModule
+from epic_zoo.data.profiles import Profile, get_profile
+from epic_zoo.models import list_models
+from epic_zoo.tasks.inversion import VelocityTask, to_plain
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+RESULTS_FILE = "results.json"
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def config_dir() -> Path:
+    """The recipes folder: the package's ``epic_zoo/recipes`` or, failing that, the repo's ``recipes/``.
+
+    In a checkout ``epic_zoo/recipes`` is a symlink to the top-level
+    ``recipes/``; an installed wheel carries a copy.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "recipes", here.parent / "recipes"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no recipes/config.yaml next to {here}; reinstall epic_zoo (`pip install -e .` "
+        "in a checkout) so the Hydra config tree ships with the package"
+    )
+
+
+def available_recipes() -> list[str]:
+    """Names accepted by ``recipe=NAME``."""
+    return sorted(p.stem for p in (config_dir() / "recipe").glob("*.yaml"))
+
+
+# ------------------------------------------------------------------------ data
+def data_profile(value: str | Mapping[str, Any]) -> Profile:
+    """A profile name (``tiny``/``lite``/``full``) or a mapping of :class:`Profile` fields."""
+    if isinstance(value, str):
+        return get_profile(value)
+    fields = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(value) - fields)
+    if unknown or "name" not in value:
+        raise ValueError(
+            f"data.profile mapping {dict(value)} is not a profile: give a name "
+            f"(tiny, lite, full) or a mapping with 'name' and only these fields: "
+            f"{', '.join(sorted(fields))} (unknown: {', '.join(unknown) or 'none'})"
+        )
+    return Profile(**value)
+
+
+def build_datamodule(data_cfg: Mapping[str, Any]) -> FWIDataModule:
+    """:class:`FWIDataModule` from the ``data`` config group."""
+    kwargs = dict(to_plain(data_cfg))
+    kwargs["profile"] = data_profile(kwargs["profile"])
+    return FWIDataModule(**kwargs)
+
+
+# ----------------------------------------------------------------------- model
+def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) -> dict[str, Any]:
+    """The model's constructor kwargs: ``model.kwargs`` plus what the data decide.
+
+    ``time_samples`` (records' time length) and ``num_devices`` come from the
+    data unless ``model.kwargs`` sets them; a value that contradicts the data
+    raises ``ValueError`` naming the fix.
+    """
+    name = model_cfg["name"]
+    registered = list_models()
+    if name not in registered:
+        close = difflib.get_close_matches(name, registered, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown model.name={name!r}.{hint} Registered models: {', '.join(registered)}. "
+            "Choose one with model=FILE (recipes/model/) or model.name=NAME."
+        )
+    kwargs = dict(to_plain(model_cfg.get("kwargs") or {}))
+    from_data = {"time_samples": datamodule.time_samples, "num_devices": datamodule.num_devices}
+    for key, value in from_data.items():
+        given = kwargs.setdefault(key, value)
+        if int(given) != int(value):
+            fix = (
+                "drop model.kwargs.time_samples (it is taken from the data) or set "
+                f"data.time_stride so records have {given} samples"
+                if key == "time_samples"
+                else "drop model.kwargs.num_devices or set data.num_devices to match"
+            )
+            raise ValueError(
+                f"model.kwargs.{key}={given} but the data give {key}={value} "
+                f"(dataset {datamodule.dataset_name}, time_stride {datamodule.time_stride}): {fix}"
+            )
+    return kwargs
+
+
+def check_resumable(checkpoint: Path, task: VelocityTask, run_dir: Path) -> None:
+    """Raise ``ValueError`` if ``checkpoint`` was trained with another model or size."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    hparams = saved.get("hyper_parameters", {})
+    mine = (task.hparams.model_name, to_plain(task.hparams.model_kwargs))
+    theirs = (hparams.get("model_name"), hparams.get("model_kwargs"))
+    if mine != theirs:
+        raise ValueError(
+            f"{checkpoint} continues a run of model {theirs[0]!r} {theirs[1]}, but this run "
+            f"builds {mine[0]!r} {mine[1]}. Resume with the same model settings, or start "
+            f"elsewhere with run_dir=NEW_DIR (or delete {run_dir}, or set resume=false)."
+        )
+
+
+# --------------------------------------------------------------------- logging
+def _wandb_logged_in() -> bool:
+    """Whether W&B credentials are configured (``WANDB_API_KEY`` or a netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(requested: str | None = None) -> str:
+    """``requested``, else ``$WANDB_MODE``, else ``online`` if logged in, else ``offline``."""
+    if requested:
+        return str(requested)
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if _wandb_logged_in() else "offline"
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    """CSV always; W&B too when ``logger=wandb`` (the run id is kept so a resumed run continues it)."""
+    loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="csv")]
+    wandb_cfg = cfg.logger.get("wandb")
+    if wandb_cfg:
+        id_file = run_dir / WANDB_ID_FILE
+        if id_file.is_file():
+            run_id = id_file.read_text().strip()
+        else:
+            run_id = secrets.token_hex(4)
+            if pl.utilities.rank_zero_only.rank == 0:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                id_file.write_text(run_id + "\n")
+        loggers.append(
+            WandbLogger(
+                project=wandb_cfg.project,
+                entity=wandb_cfg.entity,
+                name=wandb_cfg.name,
+                group=wandb_cfg.group,
+                tags=list(wandb_cfg.tags),
+                save_dir=str(run_dir),
+                id=run_id,
+                resume="allow",
+                mode=wandb_mode(wandb_cfg.mode),
+                log_model=wandb_cfg.log_model,
+                config=to_plain(cfg),
+            )
+        )
+    return loggers
+
+
+# ------------------------------------------------------------------- callbacks
+class EpochSeed(Callback):
+    """Seed every RNG at the start of each training epoch from ``(seed, epoch)``.
+
+    Shuffling, dropout and device dropout of epoch ``e`` then depend only on
+    ``seed`` and ``e``, not on what ran before: a run resumed from a checkpoint
+    takes exactly the path of an uninterrupted one.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch_seed = int(
+            np.random.SeedSequence([self.seed, trainer.current_epoch]).generate_state(1)[0]
+        )
+        pl.seed_everything(epoch_seed, workers=True, verbose=False)
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    """Checkpoints (``last.ckpt`` + best by ``checkpoint.monitor``), LR monitor, epoch seeding, early stopping."""
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / CHECKPOINT_DIR,
+            filename="best-epoch{epoch:03d}",
+            monitor=cfg.checkpoint.monitor,
+            mode=cfg.checkpoint.mode,
+            save_top_k=1,
+            save_last=True,
+            auto_insert_metric_name=False,
+        ),
+        LearningRateMonitor(logging_interval="epoch"),
+        EpochSeed(cfg.seed),
+    ]
+    stop = cfg.early_stopping
+    if stop.enabled:
+        callbacks.append(
+            EarlyStopping(
+                monitor=stop.monitor,
+                mode=stop.mode,
+                patience=stop.patience,
+                min_delta=stop.min_delta,
+            )
+        )
+    return callbacks
+
+
+# ----------------------------------------------------------------------- train
+def resolve_run_dir(cfg: DictConfig) -> Path:
+    """The Hydra job's output folder when launched by Hydra (``-m`` gives one per job), else ``cfg.run_dir``."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.run_dir)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint; returns the run summary.
+
+    The summary (also written to ``{run_dir}/results.json`` by rank 0) holds
+    ``metrics`` (``{"test/ssim": ...}``), ``checkpoint`` (best, else last),
+    ``best_checkpoint``, ``run_dir``, ``recipe``, ``dataset``, ``model``,
+    ``epochs``, the data levers and the wall time. The test metrics are also
+    printed as a table. W&B (if used) is always finished, even when training
+    fails.
+    """
+    started = time.time()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    run_dir = resolve_run_dir(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg.data)
+    model_kwargs = model_kwargs_for(cfg.model, datamodule)
+    task: VelocityTask = instantiate(
+        cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
+    )
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    ckpt_path = None
+    if cfg.resume and last.is_file():
+        check_resumable(last, task, run_dir)
+        ckpt_path = last
+        print(f"epic_zoo.run: resuming from {last}", flush=True)
+
+    loggers = build_loggers(cfg, run_dir)
+    trainer = pl.Trainer(
+        **to_plain(cfg.trainer),
+        default_root_dir=run_dir,
+        logger=loggers,
+        callbacks=build_callbacks(cfg, run_dir),
+    )
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        callback = trainer.checkpoint_callback
+        best = callback.best_model_path if callback else ""
+        metrics: dict[str, float] = {}
+        if cfg.test:
+            results = trainer.test(
+                task,
+                datamodule=datamodule,
+                ckpt_path=best or None,
+                verbose=False,
+                weights_only=True,
+            )
+            metrics = {k: float(v) for k, v in results[0].items()} if results else {}
+        summary = {
+            "recipe": cfg.recipe_name,
+            "dataset": datamodule.dataset_name,
+            "model": cfg.model.name,
+            "task": type(task).__name__,
+            "seed": int(cfg.seed),
+            "data": {
+                "profile": dataclasses.asdict(datamodule.profile),
+                "time_stride": datamodule.time_stride,
+                "batch_size": datamodule.batch_size,
+            },
+            "epochs": int(trainer.current_epoch),
+            "global_step": int(trainer.global_step),
+            "run_dir": str(run_dir),
+            "best_checkpoint": str(best),
+            "checkpoint": str(best or (last if last.is_file() else "")),
+            "metrics": metrics,
+            "wall_time_s": round(time.time() - started, 1),
+            "torch": torch.__version__,
+            "lightning": pl.__version__,
+        }
+        if trainer.is_global_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+            if metrics:
+                source = f"best checkpoint {Path(best).name}" if best else "final weights"
+                print(f"\nTest metrics of {run_dir} ({source}):")
+                print(format_table({str(run_dir): metrics}, transpose=True))
+        return summary
+    finally:
+        if any(isinstance(lg, WandbLogger) for lg in loggers):
+            import wandb
+
+            wandb.finish()
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The configuration ``python -m epic_zoo.run OVERRIDES`` runs (Hydra's compose API)."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """:func:`train` on the configuration of ``overrides`` (e.g. from a script or a sweep).
+
+    Without ``recipe=``, ``model=NAME`` selects the lite recipe of that model
+    (``recipe=NAME_lite``, hyphens as underscores), e.g. ``model=epic-equal`` ->
+    ``recipe=epic_equal_lite``. Runs go to ``run_dir`` (no Hydra output folder).
+    """
+    overrides = list(overrides)
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if "recipe" not in keys:
+        models = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "model"]
+        recipe = f"{models[-1].replace('-', '_')}_lite" if models else None
+        if recipe not in available_recipes():
+            raise ValueError(
+                f"no recipe= among the overrides {overrides} and no lite recipe for them; "
+                f"add recipe=NAME, one of: {', '.join(available_recipes())}"
+            )
+        overrides.append(f"recipe={recipe}")
+    return train(compose_config(overrides))
+
+
+def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
+    return train(cfg)
+
+
+def main() -> None:
+    """Console entry point (``python -m epic_zoo.run`` / ``epic-zoo-run``)."""
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(
+        _hydra_main
+    )()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Evaluation (epic_zoo.evaluate): metrics, data formats, CLI, re-measuring recorded weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from epic_zoo import evaluate, hub
+from epic_zoo.data.datamodule import FWIDataset
+from epic_zoo.data.openfwi import OpenFWIFolder
+from epic_zoo.data.store import H5Split
+from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
+from epic_zoo.models import create_model
+
+TINY_EPIC = {
+    "time_samples": 250,
+    "latent_dim": 8,
+    "encoder_width": 8,
+    "d_model": 16,
+    "heads": 2,
+    "fusion_layers": 1,
+    "head_channels": [8, 8, 8],
+}
+
+
+class ZeroVelocity(nn.Module):
+    """Predicts 0 (3000 m/s) everywhere: metrics then depend on the targets only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = {"name": "zero", "time_samples": 250}
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, seismic: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(seismic.shape[0], 1, 70, 70)
+
+
+def tiny_epic(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model("epic", **TINY_EPIC).eval()
+
+
+@pytest.fixture
+def hub_folder(tmp_path: Path) -> Path:
+    return hub.save_hub_folder(tiny_epic(), tmp_path / "epic.flatvel-a", dataset="flatvel-a")
+
+
+def test_metrics_of_a_constant_prediction(tiny_dataset_dir: Path) -> None:
+    split = H5Split(tiny_dataset_dir / "test")
+    target = np.stack([normalize_velocity(split[i][1]) for i in range(len(split))]).astype(
+        np.float64
+    )
+    result = evaluate.evaluate_model(ZeroVelocity(), split, batch_size=3)
+    assert result["num_samples"] == len(split) == 8
+    assert result["mae"] == pytest.approx(np.abs(target).mean(), rel=1e-5)
+    assert result["rmse"] == pytest.approx(np.sqrt((target**2).mean()), rel=1e-5)
+    assert result["mae_ms"] == pytest.approx(1500.0 * result["mae"], rel=1e-5)
+    assert -1.0 < result["ssim_openfwi"] < 1.0 and -1.0 < result["ssim"] < 1.0
+    assert result["payload_kind"] == "raw"
+    assert result["payload_bytes_per_device"] == 5 * 250 * 14 * 4
+
+
+def test_openfwi_records_are_decimated_to_the_model(tiny_openfwi_root: Path) -> None:
+    model = tiny_epic()
+    folder = OpenFWIFolder(tiny_openfwi_root, "flatvel-a", split=None)
+    result = evaluate.evaluate_model(model, folder, batch_size=4)
+    seismic = np.stack([folder[i][0] for i in range(len(folder))])[:, :, ::4]
+    target = torch.from_numpy(
+        np.stack([normalize_velocity(folder[i][1]) for i in range(len(folder))])
+    )
+    with torch.no_grad():
+        pred = model(torch.from_numpy(normalize_seismic(seismic, "flatvel-a")).float())
+    assert result["num_samples"] == 9
+    assert result["mae"] == pytest.approx((pred - target).abs().mean().item(), rel=1e-5)
+    assert result["payload_kind"] == "latent"
+    assert (
+        result["payload_bytes_per_device"] == model.payload_bytes() < result["raw_bytes_per_device"]
+    )
+
+
+def test_cli_writes_json_and_figure(
+    hub_folder: Path, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, png = tmp_path / "out" / "metrics.json", tmp_path / "out" / "panels.png"
+    argv = ["--model", str(hub_folder), "--data", str(tiny_dataset_dir), "--batch-size", "4"]
+    assert evaluate.main([*argv, "--json", str(out), "--figure", str(png)]) == 0
+    record = json.loads(out.read_text())
+    assert record["dataset"] == "flatvel-a" and record["num_samples"] == 8
+    assert record["architecture"] == "epic" and record["time_stride"] == 4
+    assert set(evaluate.METRIC_KEYS) <= set(record)
+    direct = evaluate.evaluate_model(
+        hub.load_hub_folder(hub_folder), H5Split(tiny_dataset_dir / "test")
+    )
+    assert record["ssim_openfwi"] == pytest.approx(direct["ssim_openfwi"], abs=1e-6)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "ssim_openfwi" in printed and "bytes/device/sample" in printed
+
+
+def test_cli_reads_npy_folders_and_lightning_checkpoints(
+    tiny_openfwi_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_epic()
+    ckpt = tmp_path / "run" / "last.ckpt"
+    ckpt.parent.mkdir()
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    hparams = {"model_name": "epic", "model_kwargs": TINY_EPIC}
+    torch.save({"state_dict": state, "hyper_parameters": hparams, "epoch": 0}, ckpt)
+    out = tmp_path / "m.json"
+    argv = ["--model", str(ckpt.parent), "--data", str(tiny_openfwi_root), "--split", "test"]
+    assert evaluate.main([*argv, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["num_samples"] == 3  # file 49 is the only official test file present
+    test = OpenFWIFolder(tiny_openfwi_root, "flatvel-a", split="test")
+    assert record["mae"] == pytest.approx(evaluate.evaluate_model(model, test)["mae"], rel=1e-6)
+
+
+def test_cli_errors_name_the_problem(
+    hub_folder: Path, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert evaluate.main(["--model", str(hub_folder), "--data", str(tmp_path / "nope")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    full = hub.save_hub_folder(
+        create_model("epic", **{**TINY_EPIC, "time_samples": 1000}),
+        tmp_path / "full",
+        dataset="flatvel-a",
+    )
+    assert evaluate.main(["--model", str(full), "--data", str(tiny_dataset_dir)]) == 2
+    assert "not a multiple of the stored time_stride=4" in capsys.readouterr().err
+    npy = tmp_path / "unnamed"
+    npy.mkdir()
+    np.save(npy / "data1.npy", np.zeros((1, 5, 1000, 70), np.float32))
+    with pytest.raises(ValueError, match="names no dataset; pass --dataset"):
+        evaluate.open_data(npy)
+
+
+def test_compare_metrics_tolerance() -> None:
+    recorded = {"ssim": 0.80, "mae": 0.100}
+    assert evaluate.compare_metrics({"ssim": 0.804, "mae": 0.1019}, recorded) == []
+    failures = evaluate.compare_metrics({"ssim": 0.79, "mae": 0.1030}, recorded)
+    assert [f.split(":")[0] for f in failures] == ["ssim", "mae"]
+
+
+def test_recorded_check_reproduces_on_regenerated_data(
+    tiny_dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metrics recorded on the original tiny test split are met on a regeneration of it."""
+    torch.set_num_threads(1)
+    folder = hub.save_hub_folder(
+        tiny_epic(), tmp_path / "checkpoints" / "epic.flatvel-a", dataset="flatvel-a"
+    )
+    registry = tmp_path / "checkpoints" / hub.REGISTRY_NAME
+    info = hub.register(folder, registry=registry, repo_id="org/epic-flatvel-a", local=True)
+    data = {"seed": 0, "time_stride": 4, "dtype": "float32", "generator_version": "1"}
+    original = FWIDataset(H5Split(tiny_dataset_dir / "test"))
+    recorded = evaluate.evaluate_model(hub.load_hub_folder(folder), original, limit=3)
+    check = {"num": 3, "seed": 0, "metrics": {k: recorded[k] for k in evaluate.METRIC_KEYS}}
+    hub.write_registry({info.name: dataclasses.replace(info, data=data, check=check)}, registry)
+
+    result = evaluate.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
+    assert result["failures"] == []
+    assert result["measured"]["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
+
+    check["metrics"]["ssim"] += 0.05
+    hub.write_registry({info.name: dataclasses.replace(info, data=data, check=check)}, registry)
+    result = evaluate.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
+    assert [f.split(":")[0] for f in result["failures"]] == ["ssim"]
+
+    with pytest.raises(ValueError, match="generator version 0"):
+        evaluate.regenerated_test_metrics(
+            tiny_epic(), "flatvel-a", {**data, "generator_version": "0"}, 3, tmp_path / "regen"
+        )
