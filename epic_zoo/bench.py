@@ -8,7 +8,7 @@ Command line (``python -m epic_zoo.bench --help``)::
     python -m epic_zoo.bench --profile lite --train               # train each via epic_zoo.run.train
 
 It sweeps datasets x models x links and writes one row per (model, dataset,
-link) to ``OUT/bench.csv`` (default ``OUT = benchmarks/results``), a Markdown
+link) to ``OUT/bench.csv`` (default ``OUT = benchmarks/results/bench``), a Markdown
 table ``OUT/bench.md`` and plots under ``OUT/plots/``. Each row holds:
 
 - fidelity on the test split (``ssim`` torchmetrics, ``ssim_openfwi``,
@@ -61,7 +61,7 @@ from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
 from epic_zoo.data.geometry import NT, OPENFWI_GEOMETRY
 from epic_zoo.data.profiles import get_profile
 from epic_zoo.data.store import H5Split, ShardedArrays, profile_root
-from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
+from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic, normalize_velocity
 from epic_zoo.hardware import payload as pl
 from epic_zoo.hardware.profiles import (
     CENTRALS,
@@ -73,13 +73,7 @@ from epic_zoo.hardware.profiles import (
     get_device,
     get_link,
 )
-from epic_zoo.hardware.simulator import (
-    SOURCES,
-    ModelCost,
-    host_reference_flops,
-    measure_cost,
-    simulate,
-)
+from epic_zoo.hardware.simulator import SOURCES, ModelCost, measure_cost, simulate, speed_ratio
 from epic_zoo.models import create_model, list_models
 
 DEFAULT_MODELS: tuple[str, ...] = (
@@ -493,9 +487,8 @@ def load_model(
 def normalised_batch(
     source: ShardedArrays, dataset: str, stride_step: int, indices: Sequence[int]
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
-    """``(seismic normalised [B,5,T,70], seismic raw float32 [B,5,T,70], velocity normalised [B,1,70,70])``."""
-    from epic_zoo.data.transforms import normalize_velocity
-
+    """Test samples ``indices`` decimated by ``stride_step``: ``(seismic normalised
+    [B, 5, T, 70], seismic raw float32 [B, 5, T, 70], velocity normalised [B, 1, 70, 70])``."""
     raws, vels = [], []
     for i in indices:
         seismic, velocity = source[int(i)]
@@ -509,26 +502,6 @@ def normalised_batch(
 # --------------------------------------------------------------------------- one cell
 
 
-def _decode_raw(
-    model: nn.Module, payloads: pl.Payloads, dataset: str, compressed: bool, time_samples: int
-) -> torch.Tensor:
-    """Centre of a centralised model: raw payload bytes -> records -> prediction."""
-    import zlib
-
-    per_device = []
-    for device in payloads:
-        arrays = [
-            np.frombuffer(zlib.decompress(p) if compressed else p, dtype="<f4").reshape(
-                5, time_samples, -1
-            )
-            for p in device
-        ]
-        per_device.append(np.stack(arrays))
-    seismic = np.concatenate(per_device, axis=-1)
-    with torch.inference_mode():
-        return model(torch.from_numpy(normalize_seismic(seismic, dataset).astype(np.float32)))
-
-
 def payload_facts(
     model: nn.Module,
     seismic: torch.Tensor,
@@ -539,10 +512,11 @@ def payload_facts(
 ) -> dict[str, Any]:
     """Real payload bytes of a few samples and the bytes -> prediction check.
 
-    Returns ``payload_kind``, ``payload_bytes_per_device`` (largest device,
-    mean over samples), ``payload_bytes_per_sample`` (all devices, mean),
-    ``codec_bytes_per_device`` (what the model/codec says one device sends),
-    ``raw_bytes_per_sample`` and ``roundtrip_max_abs_error``.
+    Returns ``payload_kind`` (``latent``/``raw``/``zlib``), ``codec_bytes_per_device``
+    (what the model's codec says one device sends; raw float32 size for
+    centralised models), ``raw_bytes_per_sample`` and ``roundtrip_max_abs_error``
+    (largest difference between the prediction rebuilt from the bytes alone and
+    the in-process one).
     """
     receivers = pl.model_receivers(model)
     raw_bytes = sum(pl.raw_payload_bytes(raw.shape[2], len(idx)) for idx in receivers)
@@ -557,13 +531,14 @@ def payload_facts(
         codec = max(pl.raw_payload_bytes(raw.shape[2], len(idx)) for idx in receivers)
         if compressed:
             payloads = pl.compress_payloads(payloads)
-        rebuilt = _decode_raw(model, payloads, dataset, compressed, raw.shape[2])
+        records = pl.records_from_payloads(payloads, raw.shape[2], compressed=compressed)
+        with torch.inference_mode():
+            rebuilt = model(
+                torch.from_numpy(normalize_seismic(records, dataset).astype(np.float32))
+            )
         kind = "zlib" if compressed else "raw"
-    sizes = pl.payload_sizes(payloads)  # [devices, samples]
     return {
         "payload_kind": kind,
-        "payload_bytes_per_device": float(sizes.mean(axis=1).max()),
-        "payload_bytes_per_sample": float(sizes.sum(axis=0).mean()),
         "codec_bytes_per_device": codec,
         "raw_bytes_per_sample": raw_bytes,
         "roundtrip_max_abs_error": float((rebuilt - expected).abs().max()),
@@ -607,7 +582,6 @@ def link_rows(
     cost: ModelCost,
     ref_cost: ModelCost,
     hardware: Hardware,
-    host_flops: float,
     links: Sequence[str],
 ) -> list[dict[str, Any]]:
     """One row per link of ``links``: ``facts`` + simulated latency/energy + ratios to the reference."""
@@ -615,15 +589,10 @@ def link_rows(
     for link_name in links:
         link = hardware.links[link_name]
         est = {
-            s: simulate(
-                cost, link, hardware.device, hardware.central, source=s, host_flops=host_flops
-            )
-            for s in SOURCES
+            s: simulate(cost, link, hardware.device, hardware.central, source=s) for s in SOURCES
         }
         ref = {
-            s: simulate(
-                ref_cost, link, hardware.device, hardware.central, source=s, host_flops=host_flops
-            )
+            s: simulate(ref_cost, link, hardware.device, hardware.central, source=s)
             for s in SOURCES
         }
         row: dict[str, Any] = {"model": name, "dataset": dataset, "link": link_name, **facts}
@@ -652,6 +621,9 @@ def link_rows(
         row["comm_energy_ratio"] = row["ref_comm_energy_j"] / row["comm_energy_j"]
         row["radio_energy_ratio"] = row["ref_radio_energy_j"] / row["radio_energy_j"]
         row["payload_ratio"] = row["ref_payload_bytes_per_sample"] / row["payload_bytes_per_sample"]
+        row["host_gflops_1thread"] = cost.host_flops / 1e9
+        row["device_speed_ratio"] = speed_ratio(hardware.device, cost.host_flops)
+        row["central_speed_ratio"] = speed_ratio(hardware.central, cost.host_flops)
         rows.append(row)
     return rows
 
@@ -694,22 +666,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def conditions(settings: Settings, hardware: Hardware, host_flops: float) -> dict[str, Any]:
+def conditions(settings: Settings, hardware: Hardware) -> dict[str, Any]:
     """Columns that say how the numbers were made (same in every row of a sweep)."""
     prof = get_profile(settings.profile)
     return {
         "device_profile": hardware.device.name,
         "central_profile": hardware.central.name,
-        "device_speed_ratio": hardware.device.effective_flops / host_flops,
-        "central_speed_ratio": hardware.central.effective_flops / host_flops,
-        "host_gflops_1thread": host_flops / 1e9,
         "fidelity_source": settings.fidelity,
-        "data_profile": prof.name,
-        "train_samples": prof.train,
-        "val_samples": prof.val,
-        "test_samples_profile": prof.test,
-        "data_time_stride": prof.time_stride,
-        "data_dtype": prof.dtype,
+        # with --data the profile does not describe the test data: see test_data
+        "data_profile": None if settings.data else prof.name,
+        "train_samples": None if settings.data else prof.train,
+        "val_samples": None if settings.data else prof.val,
+        "test_samples_profile": None if settings.data else prof.test,
+        "data_time_stride": None if settings.data else prof.time_stride,
+        "data_dtype": None if settings.data else prof.dtype,
         "seed": settings.seed,
         "commit": git_commit(),
         "epic_zoo_version": epic_zoo.__version__,
@@ -780,11 +750,16 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     if rows:
         c = rows[0]
         lines += [
-            f"Data profile `{c['data_profile']}` (train/val/test {c['train_samples']}/{c['val_samples']}/"
-            f"{c['test_samples_profile']}, time stride {c['data_time_stride']}), fidelity from "
+            (
+                f"Data profile `{c['data_profile']}` (train/val/test {c['train_samples']}/"
+                f"{c['val_samples']}/{c['test_samples_profile']}, time stride {c['data_time_stride']})"
+                if c["data_profile"]
+                else f"Test data `{c['test_data']}`"
+            )
+            + f", fidelity from "
             f"`{c['fidelity_source']}`; devices `{c['device_profile']}`, centre `{c['central_profile']}`; "
             f"commit `{c['commit']}`, torch {c['torch_version']}, {c['cpu']} ({c['cpu_count']} cores; "
-            f"timing at 1 thread, {c['host_gflops_1thread']:.1f} GFLOP/s on the reference convs).",
+            f"timing at 1 thread; this machine ran the reference convs at {c['host_gflops_1thread']:.1f} GFLOP/s).",
             "",
             "Ratios are centralised InversionNet on the same link divided by the model "
             "(> 1: the model is faster / spends less); summary ratios are geometric means over datasets.",
@@ -1006,7 +981,10 @@ def _cost(cache_dir: Path, key: str, make) -> ModelCost:
     path = cache_dir / f"{key}.json"
     if path.is_file():
         data = json.loads(path.read_text(encoding="utf-8"))
-        return ModelCost(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        try:
+            return ModelCost(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        except TypeError:  # written by another epic_zoo version: measure again
+            pass
     cost = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cost.as_dict()), encoding="utf-8")
@@ -1050,8 +1028,7 @@ def run_bench(
     run_file.write_text(json.dumps(settings.identity(), indent=2) + "\n", encoding="utf-8")
     rows = read_csv(csv_path)
     done = {(r["model"], r["dataset"], r["link"]) for r in rows}
-    host_flops = host_reference_flops()
-    common = conditions(settings, hardware, host_flops)
+    common = conditions(settings, hardware)
     # the baseline first: its cost is every other row's reference
     models = sorted(settings.models, key=lambda m: m != BASELINE)
     cells = [(d, m) for d in settings.datasets for m in models]
@@ -1062,7 +1039,7 @@ def run_bench(
         if all((n, dataset, link) in done for n in names for link in settings.links):
             continue
         bar.set_postfix_str(f"{name} on {dataset}")
-        rows.extend(run_cell(settings, hardware, host_flops, dataset, name, out, done, common))
+        rows.extend(run_cell(settings, hardware, dataset, name, out, done, common))
         write_csv(rows, csv_path)
     bar.close()
     (out / MD_NAME).write_text(markdown_table(rows), encoding="utf-8")
@@ -1072,7 +1049,6 @@ def run_bench(
 def run_cell(
     settings: Settings,
     hardware: Hardware,
-    host_flops: float,
     dataset: str,
     name: str,
     out: Path,
@@ -1168,9 +1144,7 @@ def run_cell(
         cell = {**model_facts(model, cost), **common_cell, **fidelity, **facts}
         rows.extend(
             row | common
-            for row in link_rows(
-                row_name, dataset, cell, cost, ref_cost, hardware, host_flops, todo
-            )
+            for row in link_rows(row_name, dataset, cell, cost, ref_cost, hardware, todo)
         )
     return rows
 
@@ -1196,7 +1170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--datasets", default="all", help="comma-separated dataset names or 'all' (all ten)"
     )
     parser.add_argument(
-        "--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names"
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help=f"comma-separated model names ({', '.join(list_models())})",
     )
     parser.add_argument(
         "--links", default=",".join(DEFAULT_LINKS), help=f"link profiles ({', '.join(LINKS)})"
@@ -1248,7 +1224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-zlib", action="store_true", help="leave out the inversionnet+zlib row"
     )
     parser.add_argument(
-        "--out", default="benchmarks/results", help="output folder (benchmarks/results)"
+        "--out", default="benchmarks/results/bench", help="output folder (benchmarks/results/bench)"
     )
     parser.add_argument(
         "--restart", action="store_true", help="discard finished rows in --out and start over"

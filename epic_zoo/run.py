@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import netrc
 import os
 import secrets
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,7 +53,7 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from epic_zoo.compare import format_table
 from epic_zoo.data.datamodule import FWIDataModule
@@ -63,6 +65,25 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 RESULTS_FILE = "results.json"
 WANDB_ID_FILE = "wandb_run_id"
+HELP_RECIPE = "quickstart"
+"""Recipe whose configuration ``--help`` shows when none is given."""
+
+
+def job_dirname(overrides: str) -> str:
+    """Folder name of a sweep job from Hydra's ``override_dirname`` (``a=1,b=2``).
+
+    Path separators become ``_``; names over 100 characters keep their first
+    80 and a hash of the whole, so every job gets a distinct, valid name.
+    Registered as the OmegaConf resolver ``epic_zoo_dirname`` used by
+    ``hydra.sweep.subdir``.
+    """
+    name = overrides.replace(os.sep, "_").replace(":", "_") or "defaults"
+    if len(name) > 100:
+        name = f"{name[:80]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+    return name
+
+
+OmegaConf.register_new_resolver("epic_zoo_dirname", job_dirname, replace=True)
 
 
 def config_dir() -> Path:
@@ -144,8 +165,11 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
     return kwargs
 
 
-def check_resumable(checkpoint: Path, task: VelocityTask, run_dir: Path) -> None:
-    """Raise ``ValueError`` if ``checkpoint`` was trained with another model or size."""
+def resume_epoch(checkpoint: Path, task: VelocityTask, run_dir: Path) -> int:
+    """The epoch a run continues at from ``checkpoint`` (saved at the end of an epoch).
+
+    Raises ``ValueError`` if the checkpoint was trained with another model or size.
+    """
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     hparams = saved.get("hyper_parameters", {})
     mine = (task.hparams.model_name, to_plain(task.hparams.model_kwargs))
@@ -156,6 +180,7 @@ def check_resumable(checkpoint: Path, task: VelocityTask, run_dir: Path) -> None
             f"builds {mine[0]!r} {mine[1]}. Resume with the same model settings, or start "
             f"elsewhere with run_dir=NEW_DIR (or delete {run_dir}, or set resume=false)."
         )
+    return int(saved.get("epoch", -1)) + 1
 
 
 # --------------------------------------------------------------------- logging
@@ -211,35 +236,61 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
 
 
 # ------------------------------------------------------------------- callbacks
-class EpochSeed(Callback):
-    """Seed every RNG at the start of each training epoch from ``(seed, epoch)``.
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The RNG seed of training epoch ``epoch`` of a run seeded ``seed`` (32-bit)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
 
-    Shuffling, dropout and device dropout of epoch ``e`` then depend only on
-    ``seed`` and ``e``, not on what ran before: a run resumed from a checkpoint
-    takes exactly the path of an uninterrupted one.
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Seed python, numpy and torch (and DataLoader workers) for training epoch ``epoch``."""
+    pl.seed_everything(epoch_seed(seed, epoch), workers=True, verbose=False)
+
+
+class EpochSeed(Callback):
+    """Make every training epoch's randomness a function of ``(seed, epoch)`` alone.
+
+    Shuffling, dropout and device dropout of epoch ``e`` then do not depend on
+    what ran before, so a run resumed from a checkpoint takes exactly the path
+    of an uninterrupted one. Lightning draws an epoch's shuffle when it creates
+    the DataLoader iterator: for later epochs after ``on_train_epoch_start``
+    (seeded here), for the first epoch of a fit before any hook, so
+    :func:`train` seeds that one (:func:`seed_epoch`) just before ``fit``.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
+        self._first_epoch: int | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._first_epoch = trainer.current_epoch
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch_seed = int(
-            np.random.SeedSequence([self.seed, trainer.current_epoch]).generate_state(1)[0]
-        )
-        pl.seed_everything(epoch_seed, workers=True, verbose=False)
+        if trainer.current_epoch != self._first_epoch:
+            seed_epoch(self.seed, trainer.current_epoch)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    """Checkpoints (``last.ckpt`` + best by ``checkpoint.monitor``), LR monitor, epoch seeding, early stopping."""
+    """Best checkpoint (by ``checkpoint.monitor``), ``last.ckpt`` every epoch, LR monitor, epoch seeding, early stopping.
+
+    ``last.ckpt`` has its own callback because Lightning's ``save_last`` only
+    refreshes it in epochs that also saved a top-k checkpoint; it comes after
+    the best one so that its file holds the updated best-score state.
+    """
+    checkpoints = run_dir / CHECKPOINT_DIR
     callbacks: list[Callback] = [
         ModelCheckpoint(
-            dirpath=run_dir / CHECKPOINT_DIR,
+            dirpath=checkpoints,
             filename="best-epoch{epoch:03d}",
             monitor=cfg.checkpoint.monitor,
             mode=cfg.checkpoint.mode,
             save_top_k=1,
-            save_last=True,
             auto_insert_metric_name=False,
+        ),
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename=Path(LAST_CHECKPOINT).stem,
+            save_top_k=1,
+            enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="epoch"),
         EpochSeed(cfg.seed),
@@ -287,11 +338,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
     )
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    ckpt_path = None
+    ckpt_path, first_epoch = None, 0
     if cfg.resume and last.is_file():
-        check_resumable(last, task, run_dir)
+        first_epoch = resume_epoch(last, task, run_dir)
         ckpt_path = last
-        print(f"epic_zoo.run: resuming from {last}", flush=True)
+        print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
 
     loggers = build_loggers(cfg, run_dir)
     trainer = pl.Trainer(
@@ -301,9 +352,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=build_callbacks(cfg, run_dir),
     )
     try:
+        seed_epoch(cfg.seed, first_epoch)  # see EpochSeed
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        callback = trainer.checkpoint_callback
-        best = callback.best_model_path if callback else ""
+        best = trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
         metrics: dict[str, float] = {}
         if cfg.test:
             results = trainer.test(
@@ -383,6 +434,10 @@ def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
 
 def main() -> None:
     """Console entry point (``python -m epic_zoo.run`` / ``epic-zoo-run``)."""
+    args = sys.argv[1:]
+    if {"--help", "-h"} & set(args) and not any(a.startswith("recipe=") for a in args):
+        # Hydra composes the config to print help; show the quick start's.
+        sys.argv.append(f"recipe={HELP_RECIPE}")
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(
         _hydra_main
     )()

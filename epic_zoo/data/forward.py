@@ -185,7 +185,7 @@ def simulate(
         out; torch in -> torch tensor on the compute device. With
         ``backend="deepwave"`` and ``velocity.requires_grad`` the result is
         differentiable with respect to ``velocity`` (the propagator keeps
-        every time step for the backward pass: ~50 MB per map and shot at
+        every time step for the backward pass: ~35 MB per map and shot at
         ``nt=1000``).
 
     Raises:

@@ -92,8 +92,22 @@ def cmd_broker(args: argparse.Namespace) -> int:
     if not creds:
         raise SystemExit(f"no *.json credentials in {args.credentials}; run `provision` first")
     stop = _stop_on_signals()
+    tls_files = (args.cafile, args.certfile, args.keyfile)
+    if any(tls_files) and not all(tls_files):
+        raise SystemExit("TLS needs all of --cafile, --certfile and --keyfile")
+    tls = (
+        dict(zip(("cafile", "certfile", "keyfile"), tls_files, strict=True))
+        if all(tls_files)
+        else None
+    )
     broker = Broker(
-        args.workdir, creds, args.devices, Topics(args.prefix), host=args.host, port=args.port
+        args.workdir,
+        creds,
+        args.devices,
+        Topics(args.prefix),
+        host=args.host,
+        port=args.port,
+        tls=tls,
     )
     with broker:
         print(
@@ -124,6 +138,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         link=get_link(args.link) if args.link else None,
         shared_bucket=args.shared_bucket,
         listen_triggers=args.trigger,
+        ca_certs=args.cafile,
     )
     node.encoder.warmup()
     node.connect()
@@ -161,6 +176,7 @@ def cmd_central(args: argparse.Namespace) -> int:
         args.out,
         deadline_s=args.deadline,
         topics=Topics(args.prefix),
+        ca_certs=args.cafile,
     )
     node.stop = _stop_on_signals()
     node.decoder.warmup()
@@ -183,6 +199,7 @@ def cmd_testbed(args: argparse.Namespace) -> int:
         deadline_s=args.deadline,
         out=args.out,
         workdir=args.workdir,
+        ssim_datasets=[s.strip() for s in args.ssim_datasets.split(",") if s.strip()],
     )
     return 0
 
@@ -235,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workdir", type=Path, default=Path("broker"), help="config, persistence and log folder"
     )
+    p.add_argument("--cafile", type=Path, default=None, help="TLS: CA certificate")
+    p.add_argument("--certfile", type=Path, default=None, help="TLS: the broker's certificate")
+    p.add_argument("--keyfile", type=Path, default=None, help="TLS: the broker's private key")
     p.set_defaults(func=cmd_broker)
 
     for name, helptext in (("edge", "run end device K"), ("central", "run the central decoder")):
@@ -251,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--samples", type=int, default=None, help="stop after this many records/maps"
         )
         p.add_argument("--threads", type=int, default=1, help="torch threads")
+        p.add_argument("--cafile", type=Path, default=None, help="CA certificate: connect with TLS")
     edge = sub.choices["edge"]
     edge.add_argument("--device", type=int, required=True, help="device index K")
     src = edge.add_mutually_exclusive_group(required=True)
@@ -323,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="keep bundles, logs and maps here (default: temporary)",
+    )
+    p.add_argument(
+        "--ssim-datasets",
+        default="",
+        help="also report SSIM vs devices lost with the trained epic.DATASET weights (comma-separated)",
     )
     p.set_defaults(func=cmd_testbed)
     return parser

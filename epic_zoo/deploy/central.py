@@ -50,9 +50,10 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import torch
 
+from epic_zoo.data.geometry import NUM_SOURCES
 from epic_zoo.deploy.export import CentralDecoder
 from epic_zoo.deploy.records import unpack_records
-from epic_zoo.deploy.security import AuthError, Credentials, verify
+from epic_zoo.deploy.security import TAG_BYTES, AuthError, Credentials, verify
 from epic_zoo.deploy.transport import MqttLink, Topics, user_properties
 from epic_zoo.models.codec import PayloadError, unpack_payload
 
@@ -70,14 +71,18 @@ REJECTIONS: tuple[str, ...] = (
 
 @dataclass
 class Sample:
-    """The parts of one record gathered so far (``None`` where a device has not delivered)."""
+    """The parts of one record gathered so far (``None`` where a device has not delivered).
+
+    ``parts[k]`` is device ``k``'s latent (or raw records), ``arrivals[k]`` its
+    arrival time and ``properties[k]`` its MQTT user properties.
+    """
 
     sample_id: int
     num_devices: int
-    parts: list[Any] = field(default_factory=list)
-    arrivals: list[float | None] = field(default_factory=list)
-    properties: list[dict[str, str]] = field(default_factory=list)
-    first_arrival: float = 0.0
+    first_arrival: float
+    parts: list[Any] = field(init=False)
+    arrivals: list[float | None] = field(init=False)
+    properties: list[dict[str, str]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.parts = [None] * self.num_devices
@@ -130,13 +135,15 @@ class Assembler:
                 {
                     "shape": tuple(s),
                     "bits": manifest["codec"]["bits"],
-                    "scale": manifest["codec"]["scale"],
+                    # the header carries the scale as float32
+                    "scale": float(np.float32(manifest["codec"]["scale"])),
                 }
                 for s in manifest["latent_shapes"]
             ]
         else:
             self.expect = [
-                {"shape": (5, manifest["time_samples"], len(r))} for r in manifest["receivers"]
+                {"shape": (NUM_SOURCES, manifest["time_samples"], len(r))}
+                for r in manifest["receivers"]
             ]
         self.deadline_s = float(deadline_s)
         self.history = int(history)
@@ -148,9 +155,9 @@ class Assembler:
 
     # ----------------------------------------------------------------- input
     def _parse(self, device: int, message: bytes) -> tuple[str | None, dict, Any]:
-        if len(message) <= 16:
+        if len(message) <= TAG_BYTES:
             return "corrupt", {}, None
-        payload = message[:-16]
+        payload = message[:-TAG_BYTES]
         try:
             if self.mode == "latent":
                 header, part = unpack_payload(payload)
@@ -301,6 +308,7 @@ class CentralNode:
         out: output folder.
         deadline_s: see :class:`Assembler`.
         topics: topic layout.
+        ca_certs: CA file for a TLS broker (see :class:`~epic_zoo.deploy.transport.MqttLink`).
     """
 
     def __init__(
@@ -312,6 +320,7 @@ class CentralNode:
         *,
         deadline_s: float = 1.0,
         topics: Topics | None = None,
+        ca_certs: str | Path | None = None,
     ) -> None:
         self.decoder = CentralDecoder(bundle)
         self.topics = topics or Topics()
@@ -327,6 +336,7 @@ class CentralNode:
             on_message=self._receive,
             subscriptions=[self.topics.data("+"), self.topics.status("+")],
             status_topic=self.topics.status("central"),
+            ca_certs=ca_certs,
         )
 
     def _receive(self, message: mqtt.MQTTMessage) -> None:

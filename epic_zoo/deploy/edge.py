@@ -11,8 +11,8 @@ Where records come from:
   ``shard-*.h5`` or one shard) or a ``.npy`` array ``[N, 5, T, 70]`` (or
   ``[N, 5, T, n_k]``, this device's receivers only); sample id ``i`` reads
   record ``i mod N``. Records are sent when a trigger arrives (``--trigger``:
-  the operator publishes ``{"sample_id": i, "t_release": t}`` on
-  ``{prefix}/ctl/trigger``, as a shot would start an acquisition) or on a
+  the operator publishes ``{"sample_id": i}`` on ``{prefix}/ctl/trigger``, as
+  a shot would start an acquisition) or on a
   clock (``--interval S``);
 - ``--watch DIR``: a folder being filled by the acquisition: each
   ``{sample_id}.npy`` (``[5, T, 70]`` or ``[5, T, n_k]``) is sent once, in id
@@ -20,8 +20,9 @@ Where records come from:
   load yet are retried).
 
 Each message carries MQTT 5 user properties ``t_release`` (when the record
-became available) and ``t_sent`` (epoch seconds), from which the central
-computes end-to-end latency. ``--link PROFILE`` shapes the sender to a link
+became available on the device: trigger received, paced release time or
+file found) and ``t_sent`` (epoch seconds); the central's end-to-end latency
+runs from the earliest ``t_release`` of a record to its map on disk. ``--link PROFILE`` shapes the sender to a link
 profile (:class:`~epic_zoo.deploy.transport.LinkShaper`).
 """
 
@@ -137,6 +138,7 @@ class EdgeNode:
         link: emulate this link profile on the sender side (``None``: send as fast as possible).
         shared_bucket: token-bucket file shared by the devices of a shared-medium link.
         listen_triggers: subscribe to the trigger topic (records sent on demand).
+        ca_certs: CA file for a TLS broker (see :class:`~epic_zoo.deploy.transport.MqttLink`).
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class EdgeNode:
         link: LinkProfile | None = None,
         shared_bucket: str | Path | None = None,
         listen_triggers: bool = False,
+        ca_certs: str | Path | None = None,
     ) -> None:
         self.encoder = EdgeEncoder(bundle, device)
         self.device = int(device)
@@ -168,6 +171,7 @@ class EdgeNode:
             on_message=self._on_trigger,
             subscriptions=[self.topics.trigger] if listen_triggers else [],
             status_topic=self.topics.status(self.device),
+            ca_certs=ca_certs,
         )
         self.shaper = LinkShaper(link, shared_bucket) if link is not None else None
         self.stats: dict[str, Any] = {
@@ -184,7 +188,7 @@ class EdgeNode:
     def _on_trigger(self, message: mqtt.MQTTMessage) -> None:
         try:
             data = json.loads(message.payload)
-            self.triggers.put((int(data["sample_id"]), float(data["t_release"])))
+            self.triggers.put((int(data["sample_id"]), time.time()))  # the record is here now
         except (ValueError, KeyError, TypeError):
             self.stats["bad_triggers"] += 1
 

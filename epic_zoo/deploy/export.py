@@ -26,8 +26,9 @@ the weights are trained.
 :class:`EdgeEncoder` takes device ``k``'s encoder out of a freshly built
 architecture and loads only the encoder file into it (the rest is dropped).
 :class:`CentralDecoder` loads the decoder file and moves the encoders to the
-``meta`` device (freed; the centre never runs them). Together they reproduce ``model(seismic)`` exactly
-(``decode(unpack(pack(encode(x)))) == forward(x)``, see :mod:`epic_zoo.models.codec`).
+``meta`` device (freed; the centre never runs them). Together they reproduce
+``model(seismic)`` exactly (``decode(unpack(pack(encode(x)))) == forward(x)``,
+see :mod:`epic_zoo.models.codec`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import epic_zoo
-from epic_zoo.data.geometry import NT, NUM_RECEIVERS, receiver_split
+from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, receiver_split
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
+from epic_zoo.deploy.records import pack_records
 from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
@@ -338,7 +340,7 @@ class EdgeEncoder:
 
     def warmup(self) -> None:
         """Run once on zeros so the first real record does not pay torch's first-call costs."""
-        shape = (5, self.manifest["time_samples"], len(self.receivers))
+        shape = (NUM_SOURCES, self.manifest["time_samples"], len(self.receivers))
         self.payload(np.zeros(shape, dtype=np.float32), 0)
 
     @torch.inference_mode()
@@ -352,8 +354,6 @@ class EdgeEncoder:
 
     def payload(self, records: np.ndarray, sample_id: int) -> bytes:
         """The bytes device ``k`` sends for one sample (before the HMAC tag)."""
-        from epic_zoo.deploy.records import pack_records
-
         if self.encoder is None:
             x = prepare_records(records, self.manifest, len(self.receivers))
             return pack_records(
@@ -416,7 +416,7 @@ class CentralDecoder:
             parts = [torch.zeros(s) for s in self.latent_shapes]
         else:
             t = self.manifest["time_samples"]
-            parts = [np.zeros((5, t, len(r)), dtype=np.float32) for r in self.receivers]
+            parts = [np.zeros((NUM_SOURCES, t, len(r)), dtype=np.float32) for r in self.receivers]
         self.decode(parts)
 
     @torch.inference_mode()

@@ -150,6 +150,26 @@ def raw_payloads(seismic_raw: np.ndarray, receivers: Sequence[np.ndarray]) -> Pa
     ]
 
 
+def records_from_payloads(
+    payloads: Payloads, time_samples: int, compressed: bool = False
+) -> np.ndarray:
+    """Centre of a centralised model: raw payload bytes -> records ``[B, 5, T, 70]`` float32.
+
+    Inverse of :func:`raw_payloads` (after :func:`compress_payloads` if
+    ``compressed``) for devices holding contiguous receiver blocks in order.
+    """
+    per_device = []
+    for device in payloads:
+        arrays = [
+            np.frombuffer(zlib.decompress(p) if compressed else p, dtype="<f4").reshape(
+                NUM_SOURCES, int(time_samples), -1
+            )
+            for p in device
+        ]
+        per_device.append(np.stack(arrays))
+    return np.concatenate(per_device, axis=-1)
+
+
 def compress_payloads(payloads: Payloads, level: int = ZLIB_LEVEL) -> Payloads:
     """zlib-compress every payload (lossless; ``zlib.decompress`` restores the bytes)."""
     return [[zlib.compress(p, level) for p in device] for device in payloads]

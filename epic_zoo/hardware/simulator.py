@@ -25,7 +25,8 @@ Compute time comes from two sources, reported side by side:
   repeats, ``torch.set_num_threads(1)``), scaled by the profile's speed
   relative to this machine, ``host_flops / profile.effective_flops``, where
   ``host_flops`` is measured on a small reference conv stack
-  (:func:`host_reference_flops`);
+  (:func:`host_reference_flops`) right before and after the model's timings,
+  so that a busy machine slows both alike;
 - ``"flops"``: FLOPs counted by :class:`torch.utils.flop_counter.FlopCounterMode`
   divided by ``profile.effective_flops``.
 
@@ -34,13 +35,11 @@ Work that has no FLOP count (packing bytes, zlib) is timed and scaled in both.
 
 from __future__ import annotations
 
-import functools
 import statistics
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -48,11 +47,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from epic_zoo.hardware.payload import (
+    Payloads,
+    compress_payloads,
     encode_latents,
     is_distributed,
     model_receivers,
     pack_latents,
     raw_payloads,
+    records_from_payloads,
 )
 from epic_zoo.hardware.profiles import ComputeProfile, LinkProfile
 from epic_zoo.models.codec import unpack_payload
@@ -114,9 +116,8 @@ def _reference_convs() -> tuple[nn.Module, torch.Tensor]:
     return net, torch.randn(1, 16, 64, 64, generator=gen)
 
 
-@functools.cache
 def host_reference_flops(repeats: int = 9) -> float:
-    """FLOP/s this machine sustains on small convs at batch 1 and 1 thread (measured once per process)."""
+    """FLOP/s this machine sustains now on small convs at batch 1 and 1 thread."""
     net, x = _reference_convs()
     flops = count_flops(lambda: net(x))
     return flops / time_call(lambda: net(x), warmup=3, repeats=repeats)
@@ -147,6 +148,8 @@ class ModelCost:
         central_codec_host_s: time to parse every payload at the centre, s.
         encoder_params: parameters one device holds (0 for raw senders).
         params: parameters of the whole model.
+        host_flops: this machine's reference speed while the timings were
+            taken (:func:`host_reference_flops`), FLOP/s.
     """
 
     name: str
@@ -160,6 +163,7 @@ class ModelCost:
     central_codec_host_s: float
     encoder_params: int
     params: int
+    host_flops: float
 
     @property
     def num_devices(self) -> int:
@@ -197,9 +201,24 @@ def measure_cost(
     """
     if seismic.shape[0] != 1 or np.shape(seismic_raw)[0] != 1:
         raise ValueError("measure_cost times one sample: pass seismic [1, 5, T, 70]")
-    arch = model.config["name"]
     model = model.eval()
-    timing = {"warmup": warmup, "repeats": repeats}
+    before = host_reference_flops()
+    cost = _measure(
+        model, seismic, seismic_raw, compress, name, {"warmup": warmup, "repeats": repeats}
+    )
+    return replace(cost, host_flops=(before + host_reference_flops()) / 2)
+
+
+def _measure(
+    model: nn.Module,
+    seismic: torch.Tensor,
+    seismic_raw: np.ndarray,
+    compress: bool,
+    name: str | None,
+    timing: dict[str, int],
+) -> ModelCost:
+    """:func:`measure_cost` without the host reference (``host_flops`` left 0)."""
+    arch = model.config["name"]
     receivers = model_receivers(model)
     if is_distributed(model):
         parts = [seismic[..., torch.as_tensor(idx)].contiguous() for idx in receivers]
@@ -223,23 +242,23 @@ def measure_cost(
             central_codec_host_s=time_call(lambda: [unpack_payload(p) for p in payloads], **timing),
             encoder_params=max(_params(model.encoder_module(k)) for k in range(len(receivers))),
             params=_params(model),
+            host_flops=0.0,
         )
 
-    def serialise() -> list[bytes]:
-        out = [device[0] for device in raw_payloads(seismic_raw, receivers)]
-        return [zlib.compress(p) for p in out] if compress else out
+    def serialise() -> Payloads:
+        payloads = raw_payloads(seismic_raw, receivers)
+        return compress_payloads(payloads) if compress else payloads
 
     payloads = serialise()
-    sources, time_samples = seismic.shape[1], seismic.shape[2]
+    time_samples = seismic.shape[2]
 
-    def parse() -> list[np.ndarray]:
-        raw = [zlib.decompress(p) for p in payloads] if compress else payloads
-        return [np.frombuffer(p, dtype="<f4").reshape(sources, time_samples, -1) for p in raw]
+    def parse() -> np.ndarray:
+        return records_from_payloads(payloads, time_samples, compressed=compress)
 
     return ModelCost(
         name=name or (f"{arch}+zlib" if compress else arch),
         distributed=False,
-        payload_bytes=tuple(len(p) for p in payloads),
+        payload_bytes=tuple(len(p[0]) for p in payloads),
         device_flops=(0,) * len(receivers),
         central_flops=count_flops(lambda: model(seismic)),
         device_host_s=(0.0,) * len(receivers),
@@ -248,6 +267,7 @@ def measure_cost(
         central_codec_host_s=time_call(parse, **timing),
         encoder_params=0,
         params=_params(model),
+        host_flops=0.0,
     )
 
 
@@ -345,16 +365,15 @@ def simulate(
     central: ComputeProfile,
     *,
     source: str,
-    host_flops: float,
 ) -> Estimate:
     """Latency and energy of one sample of ``cost`` on a deployment.
 
     Args:
-        cost: from :func:`measure_cost`.
+        cost: from :func:`measure_cost` (its ``host_flops`` scales the measured times).
         link, device, central: the deployment's profiles.
         source: ``"measured"`` or ``"flops"`` compute times.
-        host_flops: this machine's reference speed (:func:`host_reference_flops`).
     """
+    host_flops = cost.host_flops
     device_s = [
         compute_seconds(f, h, cost.device_codec_host_s, device, source, host_flops)
         for f, h in zip(cost.device_flops, cost.device_host_s, strict=True)

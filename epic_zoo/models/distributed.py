@@ -236,6 +236,8 @@ class DistributedModel(nn.Module):
         Raises ``ValueError`` if a payload was made by another model config or
         another device than the first, or has the wrong shape for this model.
         """
+        if not payloads:
+            raise ValueError("unpack needs at least one payload")
         latents, device = [], None
         for data in payloads:
             header, latent = unpack_payload(data)

@@ -40,7 +40,6 @@ from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
     DX,
     NT,
-    NUM_RECEIVERS,
     NUM_SOURCES,
     NX,
     NZ,
@@ -91,7 +90,8 @@ class DeviceEncoder(nn.Module):
     Args:
         time_samples: ``T``.
         latent_dim: token size.
-        width: channels of the last stages (the first half uses ``width // 2``).
+        width: channels of the last stages; the stem has ``width // 4`` and each
+            stride-2 step doubles it up to ``width`` (16, 32, 64, 64, ... for 64).
         target_time: time length to stride down to before the final time kernel.
     """
 
@@ -100,7 +100,7 @@ class DeviceEncoder(nn.Module):
     ) -> None:
         super().__init__()
         steps = max(1, round(math.log2(max(time_samples, 1) / target_time)))
-        channels = [width // 2] * math.ceil(steps / 2) + [width] * (steps // 2)
+        channels = [min(width, max(1, width // 4) * 2**i) for i in range(steps)]
         layers: list[nn.Module] = []
         in_ch, t = NUM_SOURCES, time_samples
         for i, out_ch in enumerate(channels):
@@ -400,7 +400,7 @@ class EPIC(DistributedModel):
         d_model: int = 192,
         heads: int = 4,
         fusion_layers: int = 2,
-        head_channels: Sequence[int] = (64, 32, 16),
+        head_channels: Sequence[int] = (48, 24, 12),
         device_dropout: float = 0.1,
     ) -> None:
         super().__init__(time_samples, num_devices, bits, device_dropout)
@@ -436,8 +436,6 @@ class EPIC(DistributedModel):
         self.register_buffer(
             "_token_device", torch.as_tensor(devices, dtype=torch.long), persistent=False
         )
-        if len(self._token_receiver) != NUM_RECEIVERS:
-            raise AssertionError("receiver_split must cover every receiver once")
         self.config = {
             "name": "epic",
             "time_samples": self.time_samples,

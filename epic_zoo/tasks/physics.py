@@ -17,13 +17,15 @@ Batches hold normalised records; the loss denormalises them with the
 dataset's statistics (:func:`~epic_zoo.data.transforms.denormalize_seismic`)
 and simulates at the full 1 ms step, decimated like the stored records
 (the data's ``time_stride``). Both facts come from the trainer's datamodule
-(:class:`~epic_zoo.data.datamodule.FWIDataModule`) unless ``dataset`` and
+(:class:`~epic_zoo.data.datamodule.FWIDataModule`) unless ``dataset_name`` and
 ``data_time_stride`` are given.
 
 Logged keys beyond the base task's: ``train/physics`` (mean squared relative
 misfit of the samples it was computed on), ``train/labelled`` (share of the
 batch with a label) and ``val/misfit`` (raw relative L2 data misfit of the
 first ``physics.val_samples`` validation samples, all shots, whole record).
+The ``train/`` velocity metrics cover every sample of a batch, labelled or
+not (monitoring only: no loss sees the hidden labels).
 """
 
 from __future__ import annotations
@@ -145,8 +147,9 @@ class PhysicsInversionTask(InversionTask):
         label_fraction: share of training samples whose velocity label is used
             (1.0: fully supervised; 0.0: physics only, as UPFWI).
         label_seed: which samples are labelled (:func:`labelled_mask`).
-        dataset: dataset name for denormalising records; default the
-            trainer's datamodule's ``dataset_name``.
+        dataset_name: dataset whose statistics denormalise the records
+            (:mod:`epic_zoo.data.transforms`); default the trainer's
+            datamodule's ``dataset_name``.
         data_time_stride: ms between stored record samples; default the
             datamodule's ``time_stride``.
 
@@ -163,7 +166,7 @@ class PhysicsInversionTask(InversionTask):
         physics: Mapping[str, Any] | None = None,
         label_fraction: float = 1.0,
         label_seed: int = 0,
-        dataset: str | None = None,
+        dataset_name: str | None = None,
         data_time_stride: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -187,7 +190,7 @@ class PhysicsInversionTask(InversionTask):
     # ---------------------------------------------------------------- data facts
     def _data_facts(self) -> tuple[str, int]:
         """``(dataset name, data time stride in ms)`` from the arguments or the datamodule."""
-        dataset, stride = self.hparams.dataset, self.hparams.data_time_stride
+        dataset, stride = self.hparams.dataset_name, self.hparams.data_time_stride
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if dataset is None:
             dataset = getattr(datamodule, "dataset_name", None)
@@ -197,7 +200,7 @@ class PhysicsInversionTask(InversionTask):
             raise ValueError(
                 "PhysicsInversionTask needs the dataset name and the records' time stride to "
                 "compare simulated records with the batch: fit with an FWIDataModule, or pass "
-                "dataset=... and data_time_stride=... to the task"
+                "dataset_name=... and data_time_stride=... to the task"
             )
         return str(dataset), int(stride)
 
@@ -216,6 +219,18 @@ class PhysicsInversionTask(InversionTask):
             nt=self.physics.nt,
             space=self.physics.space,
         )
+
+    def _labelled(self, batch: Mapping[str, torch.Tensor], batch_size: int) -> torch.Tensor:
+        """``[B]`` bool: the batch rows whose velocity label is used."""
+        fraction = float(self.hparams.label_fraction)
+        if fraction >= 1.0:
+            return torch.ones(batch_size, dtype=torch.bool)
+        if "index" not in batch:
+            raise KeyError(
+                f"batches need 'index' (the sample's index in its split) for label_fraction="
+                f"{fraction}: labelled samples are chosen by it. FWIDataset items carry it."
+            )
+        return labelled_mask(batch["index"], fraction, int(self.hparams.label_seed))
 
     def _physics_rows(self, labelled: torch.Tensor) -> torch.Tensor | None:
         """Batch rows that get the physics loss this step (unlabelled first), or ``None``."""
@@ -237,9 +252,7 @@ class PhysicsInversionTask(InversionTask):
         seismic, velocity = batch["seismic"], batch["velocity"]
         self._check_shapes(seismic, velocity)
         pred = self(seismic)
-        labelled = labelled_mask(
-            batch["index"], float(self.hparams.label_fraction), int(self.hparams.label_seed)
-        ).to(pred.device)
+        labelled = self._labelled(batch, pred.shape[0]).to(pred.device)
         loss = pred.new_zeros(())
         if bool(labelled.any()):
             loss = loss + self._loss(pred[labelled], velocity[labelled])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from epic_zoo.data.forward import relative_l2_error, simulate
+from epic_zoo.data.forward import _openfwi_damping, relative_l2_error, simulate
 from epic_zoo.data.geometry import DT, DX, NX, NZ, PEAK_FREQUENCY, SOURCE_COLUMNS
 
 RICKER_PEAK_S = 73 * DT  # the 147-sample Ricker peaks at sample index 73
@@ -144,6 +144,19 @@ def test_openfwi_backend_refuses_gradients():
     velocity = torch.full((1, NZ, NX), 2500.0, requires_grad=True)
     with pytest.raises(ValueError, match="not differentiable"):
         simulate(velocity, "openfwi", nt=5)
+
+
+def test_openfwi_sponge_profile_follows_the_recipe():
+    """kappa0 = 3 v_min ln(1e7) / (2 (nbc - 1) dx), quadratic ramp, corners take the x profile."""
+    nbc, size = 5, 15
+    damping = _openfwi_damping(torch.tensor([2000.0], dtype=torch.float64), nbc, size, size)[0]
+    kappa0 = 3 * 2000.0 * math.log(1e7) / (2 * (nbc - 1) * DX)
+    assert damping[0, 7] == pytest.approx(kappa0) and damping[7, -1] == pytest.approx(kappa0)
+    assert damping[2, 7] == pytest.approx(kappa0 * (2 / 4) ** 2)
+    assert torch.all(damping[nbc:-nbc, nbc:-nbc] == 0)
+    # corner cells carry the horizontal profile only: the column beside the map is undamped
+    assert torch.all(damping[:nbc, nbc - 1] == 0) and torch.all(damping[-nbc:, -nbc] == 0)
+    assert damping[0, 0] == pytest.approx(kappa0)
 
 
 def test_deepwave_matches_openfwi_port():

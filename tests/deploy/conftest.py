@@ -39,7 +39,9 @@ SMALL_EPIC = {
 
 def _have_mosquitto() -> bool:
     path = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
-    return all(shutil.which(b) or shutil.which(b, path=path) for b in ("mosquitto", "mosquitto_passwd"))
+    return all(
+        shutil.which(b) or shutil.which(b, path=path) for b in ("mosquitto", "mosquitto_passwd")
+    )
 
 
 needs_mosquitto = pytest.mark.skipif(
@@ -58,14 +60,22 @@ def small_epic() -> torch.nn.Module:
 def bundle(small_epic: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle")
     return export_bundle(
-        small_epic, out, name="epic-test", dataset="flatvel-a", time_stride=4, trained=False, source="test"
+        small_epic,
+        out,
+        name="epic-test",
+        dataset="flatvel-a",
+        time_stride=4,
+        trained=False,
+        source="test",
     )
 
 
 @pytest.fixture(scope="session")
 def records() -> np.ndarray:
     """Raw records ``[6, 5, T, 70]`` (float32, amplitudes of the order of the datasets')."""
-    return np.random.default_rng(0).normal(0.0, 2.0, size=(6, 5, TIME_SAMPLES, 70)).astype(np.float32)
+    return (
+        np.random.default_rng(0).normal(0.0, 2.0, size=(6, 5, TIME_SAMPLES, 70)).astype(np.float32)
+    )
 
 
 @pytest.fixture()
@@ -76,7 +86,9 @@ def creds(tmp_path: Path) -> dict[str, Credentials]:
 @pytest.fixture()
 def broker(tmp_path: Path, creds: dict[str, Credentials]) -> Iterator:
     if not _have_mosquitto():
-        pytest.skip("mosquitto broker not installed: `apt-get install -y mosquitto` (done by .ci/services.sh)")
+        pytest.skip(
+            "mosquitto broker not installed: `apt-get install -y mosquitto` (done by .ci/services.sh)"
+        )
     from epic_zoo.deploy.broker import Broker
 
     with Broker(tmp_path / "broker", creds, NUM_DEVICES) as running:

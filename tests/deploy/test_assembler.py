@@ -32,7 +32,9 @@ def assembler(bundle: Path, keys) -> Assembler:
 
 
 def _message(edges, keys, records, device: int, sample: int) -> bytes:
-    return sign(keys[device], edges[device].payload(records[sample][..., edges[device].receivers], sample))
+    return sign(
+        keys[device], edges[device].payload(records[sample][..., edges[device].receivers], sample)
+    )
 
 
 def test_complete_sample_is_ready_at_once(assembler, edges, keys, records) -> None:
@@ -90,12 +92,22 @@ def test_bad_messages_are_rejected_and_counted(assembler, bundle, edges, keys, r
     forged_tag = bytearray(sign(keys[0], good))
     forged_tag[-1] ^= 0x01
     latent = edges[0].encode(records[0][..., edges[0].receivers])[0]
-    wrong_shape = pack_payload(latent[:5], device_id=0, sample_id=0, bits=8, model_version=manifest["model_version"])
+    wrong_shape = pack_payload(
+        latent[:5], device_id=0, sample_id=0, bits=8, model_version=manifest["model_version"]
+    )
     wrong_version = pack_payload(latent, device_id=0, sample_id=0, bits=8, model_version=123)
     cases = {
-        "corrupt": [("0", bytes(flipped)), ("0", b"short"), ("0", sign(keys[0], b"not a payload at all"))],
+        "corrupt": [
+            ("0", bytes(flipped)),
+            ("0", b"short"),
+            ("0", sign(keys[0], b"not a payload at all")),
+        ],
         "bad_hmac": [("0", bytes(forged_tag)), ("0", sign(keys[1], good))],
-        "unknown_device": [("7", sign(keys[0], good)), ("x", sign(keys[0], good)), ("1", sign(keys[1], good))],
+        "unknown_device": [
+            ("7", sign(keys[0], good)),
+            ("x", sign(keys[0], good)),
+            ("1", sign(keys[1], good)),
+        ],
         "wrong_shape": [("0", sign(keys[0], wrong_shape))],
         "wrong_version": [("0", sign(keys[0], wrong_version))],
     }

@@ -69,14 +69,20 @@ def test_edge_and_central_reproduce_the_model_exactly(bundle: Path, small_epic, 
         partial = [latents[0], None, latents[2]]
         present = torch.tensor([[True, False, True]])
         with torch.inference_mode():
-            masked = small_epic.decode([lat[None] if lat is not None else None for lat in partial], present)
-        np.testing.assert_array_equal(central.decode(partial), denormalize_velocity(masked)[0, 0].numpy())
+            masked = small_epic.decode(
+                [lat[None] if lat is not None else None for lat in partial], present
+            )
+        np.testing.assert_array_equal(
+            central.decode(partial), denormalize_velocity(masked)[0, 0].numpy()
+        )
 
 
 def test_centralised_baseline_sends_raw_records(tmp_path: Path, records) -> None:
     torch.manual_seed(0)
     model = create_model("inversionnet", time_samples=TIME_SAMPLES, dims=(8, 8, 8, 8, 16)).eval()
-    out = export_bundle(model, tmp_path, name="inv", dataset="flatvel-a", time_stride=4, trained=False, source="t")
+    out = export_bundle(
+        model, tmp_path, name="inv", dataset="flatvel-a", time_stride=4, trained=False, source="t"
+    )
     manifest = read_manifest(out)
     assert manifest["mode"] == "raw" and manifest["files"]["devices"] == []
     parts = []
@@ -109,7 +115,9 @@ def test_tampered_weights_are_refused(bundle: Path, tmp_path: Path) -> None:
 def test_models_with_device_state_outside_the_encoder_are_refused(tmp_path: Path) -> None:
     model = create_model("federated", time_samples=TIME_SAMPLES, dims=(4, 4, 4, 4, 4))
     with pytest.raises(BundleError, match="encoder_input"):
-        export_bundle(model, tmp_path, name="f", dataset="flatvel-a", time_stride=4, trained=False, source="t")
+        export_bundle(
+            model, tmp_path, name="f", dataset="flatvel-a", time_stride=4, trained=False, source="t"
+        )
 
 
 def test_load_source_model_untrained_and_unknown() -> None:
@@ -137,3 +145,25 @@ def test_export_cli(tmp_path: Path, capsys) -> None:
     manifest = json.loads((tmp_path / "b/manifest.json").read_text())
     assert manifest["architecture"] == "epic-small" and manifest["num_devices"] == 2
     assert "UNTRAINED" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # imports torchmetrics (epic_zoo.tasks.metrics): ~10 s on a busy CPU
+def test_ssim_vs_devices_lost_goes_through_the_deployed_parts(
+    bundle: Path, small_epic, records
+) -> None:
+    from epic_zoo.data.transforms import normalize_velocity
+    from epic_zoo.deploy.testbed import ssim_vs_devices_lost
+    from epic_zoo.tasks.metrics import openfwi_ssim
+
+    velocity = np.linspace(1500.0, 4500.0, 70, dtype=np.float32)[None, :, None].repeat(70, 2)
+    samples = [(records[i], velocity) for i in range(2)]
+    rows = ssim_vs_devices_lost(bundle, samples)
+    assert [r["devices_lost"] for r in rows] == list(range(NUM_DEVICES))
+    assert [r["n"] for r in rows] == [2 * c for c in (1, 3, 3)]  # every subset of lost devices
+    target = (normalize_velocity(torch.from_numpy(velocity))[None] + 1) / 2
+    expected = []
+    for raw, _ in samples:
+        x = normalize_seismic(torch.from_numpy(raw), "flatvel-a")[None]
+        with torch.inference_mode():
+            expected.append(float(openfwi_ssim((small_epic(x) + 1) / 2, target)))
+    assert rows[0]["ssim"] == pytest.approx(np.mean(expected), abs=1e-6)

@@ -55,7 +55,9 @@ def test_shared_bucket_paces_two_processes_together(tmp_path: Path) -> None:
     rate, charge, n = 200_000.0, 2_000.0, 20  # each process: 20 x 2 kB at 200 kB/s
     path = str(tmp_path / "bucket")
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_consume, args=(path, rate, charge, [charge] * n)) for _ in range(2)]
+    procs = [
+        ctx.Process(target=_consume, args=(path, rate, charge, [charge] * n)) for _ in range(2)
+    ]
     start = time.perf_counter()
     for p in procs:
         p.start()
@@ -68,7 +70,9 @@ def test_shared_bucket_paces_two_processes_together(tmp_path: Path) -> None:
 
 
 def test_link_shaper_charges_airtime_then_one_way_delay(tmp_path: Path) -> None:
-    link = dataclasses.replace(get_link("4g"), bandwidth_bps=8e6, rtt_s=0.1)  # 1 MB/s, 50 ms one way
+    link = dataclasses.replace(
+        get_link("4g"), bandwidth_bps=8e6, rtt_s=0.1
+    )  # 1 MB/s, 50 ms one way
     shaper = LinkShaper(link)
     sent: list[float] = []
     start = time.perf_counter()

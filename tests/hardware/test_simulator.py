@@ -51,6 +51,7 @@ def cost(**overrides) -> ModelCost:
         central_codec_host_s=0.002,
         encoder_params=10,
         params=100,
+        host_flops=2e10,
     )
     fields.update(overrides)
     return ModelCost(**fields)
@@ -86,8 +87,8 @@ def test_compute_seconds_from_both_sources() -> None:
 def test_simulate_breakdown_by_hand(source: str) -> None:
     c = cost()
     link, device, central = LINKS["wifi"], DEVICES["rpi4"], CENTRALS["server-cpu"]
-    host = 2e10
-    est = simulate(c, link, device, central, source=source, host_flops=host)
+    host = c.host_flops
+    est = simulate(c, link, device, central, source=source)
     dev = [
         compute_seconds(f, h, c.device_codec_host_s, device, source, host)
         for f, h in zip(c.device_flops, c.device_host_s, strict=True)
@@ -113,7 +114,7 @@ def test_simulate_breakdown_by_hand(source: str) -> None:
 
 def test_separate_links_listen_for_one_round_trip_only() -> None:
     link = LINKS["4g"]
-    est = simulate(cost(), link, DEVICES["rpi4"], CENTRALS["gpu"], source="flops", host_flops=1e10)
+    est = simulate(cost(), link, DEVICES["rpi4"], CENTRALS["gpu"], source="flops")
     assert est.radio_listen_j == pytest.approx(3 * link.listen_power_w * link.rtt_s)
     assert est.comm_s == pytest.approx(link.airtime_s(3000))
 
@@ -172,8 +173,10 @@ def test_raw_payloads_are_the_float32_records(records) -> None:
     assert [len(p[0]) for p in payloads] == [pl.raw_payload_bytes(T, len(i)) for i in receivers]
     back = np.frombuffer(payloads[2][1], dtype="<f4").reshape(5, T, -1)
     assert np.array_equal(back, raw[1][..., receivers[2]])
+    assert np.array_equal(pl.records_from_payloads(payloads, T), raw)
     packed = pl.compress_payloads(payloads)
     assert zlib.decompress(packed[2][1]) == payloads[2][1]
+    assert np.array_equal(pl.records_from_payloads(packed, T, compressed=True), raw)
     assert pl.payload_sizes(packed).sum() < pl.payload_sizes(payloads).sum()
     with pytest.raises(ValueError, match="sources"):
         pl.raw_payloads(raw[:, :3], receivers)
@@ -183,7 +186,7 @@ def test_measure_cost_of_a_distributed_and_a_centralised_model(records) -> None:
     seismic, raw = records
     epic = zoo_model("epic")
     c = measure_cost(epic, seismic[:1], raw[:1], repeats=1, warmup=0)
-    assert c.distributed and c.name == "epic"
+    assert c.distributed and c.name == "epic" and c.host_flops > 1e8
     assert c.payload_bytes == (epic.payload_bytes(),) * epic.num_devices
     assert all(f > 0 for f in c.device_flops) and c.central_flops > 0
     assert 0 < c.encoder_params < c.params

@@ -164,7 +164,9 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 @pytest.mark.parametrize(("n_critic", "generator_moves"), [(2, True), (5, False)])
-def test_gan_schedule_critic_every_batch_generator_every_n_critic(tmp_path, n_critic, generator_moves):
+def test_gan_schedule_critic_every_batch_generator_every_n_critic(
+    tmp_path, n_critic, generator_moves
+):
     kwargs = {"time_samples": T, "dims": INVERSIONNET_DIMS, "critic_dims": [8, 16, 32, 64]}
     task = GANTask("velocitygan", kwargs, n_critic=n_critic)
     generator, critic = _params(task.model.generator), _params(task.model.critic)

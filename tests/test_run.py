@@ -1,0 +1,338 @@
+"""The runner: recipes compose and train on tiny data, resume after a kill, DDP, W&B, sweeps, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf, open_dict
+
+from epic_zoo import compare
+from epic_zoo.data.profiles import Profile
+from epic_zoo.models import list_models
+from epic_zoo.run import (
+    LAST_CHECKPOINT,
+    available_recipes,
+    build_callbacks,
+    compose_config,
+    config_dir,
+    data_profile,
+    train,
+    wandb_mode,
+)
+from epic_zoo.tasks.inversion import to_plain
+
+RECIPES = available_recipes()
+EPIC_SMALL = {
+    "d_model": 32,
+    "heads": 2,
+    "latent_dim": 16,
+    "encoder_width": 16,
+    "head_channels": [16, 8, 8],
+    "fusion_layers": 1,
+}
+SMALL_KWARGS = {
+    "inversionnet": {"dims": [8, 16, 32, 64, 128]},
+    "split": {"dims": [8, 16, 32, 64, 128]},
+    "velocitygan": {"dims": [8, 16, 32, 64, 128], "critic_dims": [8, 16, 32, 64]},
+    "federated": {"dims": [4, 8, 16, 32, 64]},
+}
+"""Constructor kwargs that shrink each model for tests (epic variants: EPIC_SMALL)."""
+
+
+def _tiny_overrides(recipe: str, data_root: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        f"recipe={recipe}",
+        "data.profile=tiny",
+        f"data.root={data_root}",
+        "data.batch_size=4",
+        f"run_dir={run_dir}",
+        "threads=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        *extra,
+    ]
+
+
+def _tiny_config(recipe: str, data_root: Path, run_dir: Path, *extra: str):
+    """A recipe's real configuration, shrunk: tiny data, small model, one thread."""
+    cfg = compose_config(_tiny_overrides(recipe, data_root, run_dir, *extra))
+    with open_dict(cfg):
+        small = SMALL_KWARGS.get(cfg.model.name, EPIC_SMALL)
+        cfg.model.kwargs = OmegaConf.merge(small, cfg.model.kwargs)
+    return cfg
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the test machine's cores are shared (oversubscription is slow)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------- composition
+def test_model_configs_cover_the_registry():
+    files = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    assert files == list_models()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_composes(recipe):
+    cfg = compose_config([f"recipe={recipe}"])
+    assert cfg.recipe_name == recipe, "a recipe's recipe_name must be its file name"
+    assert cfg.model.name in list_models()
+    profile = data_profile(to_plain(cfg.data.profile))
+    if recipe.endswith("_lite"):
+        assert profile.name == "lite" and cfg.early_stopping.enabled
+    if recipe == "quickstart":
+        assert profile.time_stride == 4
+        assert profile.train + profile.val + profile.test <= 500  # generated in ~2 CPU-minutes
+    expected_task = "GANTask" if cfg.model.name == "velocitygan" else "InversionTask"
+    assert cfg.task._target_.endswith(expected_task)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_runs_fast_dev_run_on_tiny_data(recipe, tiny_data_root, tmp_path):
+    cfg = _tiny_config(recipe, tiny_data_root, tmp_path, "trainer.fast_dev_run=true")
+    summary = train(cfg)
+    metrics = summary["metrics"]
+    assert {"test/ssim", "test/ssim_openfwi", "test/mae", "test/rmse_ms"} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert summary["model"] == cfg.model.name and summary["dataset"] == "flatvel-a"
+    assert json.loads((tmp_path / "results.json").read_text())["metrics"] == metrics
+
+
+# ----------------------------------------------------------------------- errors
+def test_unknown_recipe_lists_the_recipes():
+    with pytest.raises(MissingConfigException) as err:
+        compose_config(["recipe=epik"])
+    assert "recipe/epik" in str(err.value)
+    assert all(name in err.value.options for name in ("quickstart", "epic_lite"))
+
+
+def test_cli_errors_name_the_fix(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "epic_zoo.run", "recipe=epik"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "Could not find 'recipe/epik'" in run.stderr and "quickstart" in run.stderr
+
+
+def test_unknown_key_says_how_to_add_it():
+    with pytest.raises(ConfigCompositionException, match=r"\+trainer.max_epoch=3"):
+        compose_config(["recipe=epic_lite", "trainer.max_epoch=3"])
+
+
+def test_model_typo_suggests_the_name(tiny_data_root, tmp_path):
+    with pytest.raises(MissingConfigException):
+        compose_config(["recipe=epic_lite", "model=epik"])
+    cfg = _tiny_config("epic_lite", tiny_data_root, tmp_path, "model.name=epik")
+    with pytest.raises(ValueError, match=r"Did you mean epic"):
+        train(cfg)
+
+
+def test_data_of_the_wrong_length_for_the_model(tiny_data_root, tmp_path):
+    cfg = _tiny_config("epic_lite", tiny_data_root, tmp_path, "+model.kwargs.time_samples=1000")
+    with pytest.raises(ValueError, match=r"time_samples=1000 but the data give time_samples=250"):
+        train(cfg)
+
+
+def test_bad_profile_mapping_names_the_fields():
+    assert data_profile("tiny").train == 16
+    assert data_profile({"name": "mine", "train": 3, "val": 2, "test": 1}) == Profile(
+        "mine", 3, 2, 1
+    )
+    with pytest.raises(ValueError, match="unknown: trian"):
+        data_profile({"name": "mine", "trian": 3})
+
+
+# ----------------------------------------------------------------------- resume
+class _Kill(pl.Callback):
+    """Stand-in for a killed job: dies in the second batch of epoch 1."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            raise RuntimeError("simulated kill")
+
+
+@pytest.fixture(scope="module")
+def resumed_runs(tiny_data_root, tmp_path_factory):
+    """``(uninterrupted, resumed)`` summaries of the same 2-epoch run (epic_lite, tiny data)."""
+    root = tmp_path_factory.mktemp("runs")
+    extra = ("trainer.max_epochs=2", "task.num_panels=1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        straight = train(_tiny_config("epic_lite", tiny_data_root, root / "straight", *extra))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                "epic_zoo.run.build_callbacks", lambda cfg, d: [*build_callbacks(cfg, d), _Kill()]
+            )
+            with pytest.raises(RuntimeError, match="simulated kill"):
+                train(_tiny_config("epic_lite", tiny_data_root, root / "killed", *extra))
+        resumed = train(_tiny_config("epic_lite", tiny_data_root, root / "killed", *extra))
+    finally:
+        torch.set_num_threads(threads)
+    return straight, resumed
+
+
+def test_killed_run_resumes_to_the_same_result(resumed_runs):
+    straight, resumed = resumed_runs
+    assert resumed["epochs"] == straight["epochs"] == 2
+    assert resumed["global_step"] == straight["global_step"]
+    a = torch.load(Path(straight["run_dir"]) / "checkpoints" / LAST_CHECKPOINT, weights_only=True)
+    b = torch.load(Path(resumed["run_dir"]) / "checkpoints" / LAST_CHECKPOINT, weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for key, value in straight["metrics"].items():
+        assert resumed["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    # The second start logged into its own CSV version.
+    versions = sorted(p.name for p in (Path(resumed["run_dir"]) / "csv").iterdir())
+    assert versions == ["version_0", "version_1"]
+
+
+def test_resume_refuses_another_model(resumed_runs, tiny_data_root):
+    run_dir = Path(resumed_runs[1]["run_dir"])
+    cfg = _tiny_config("epic_equal_lite", tiny_data_root, run_dir, "trainer.max_epochs=3")
+    with pytest.raises(ValueError, match=r"run_dir=NEW_DIR"):
+        train(cfg)
+
+
+def test_compare_prints_the_runs_side_by_side(resumed_runs, capsys):
+    straight, resumed = resumed_runs
+    assert compare.main([straight["run_dir"], resumed["run_dir"]]) == 0
+    out = capsys.readouterr().out
+    header, rule, *rows = out.strip().splitlines()
+    assert "test/ssim" in header and "test/mae_ms" in header and "model" in header
+    assert len(rows) == 2
+    ssim = f"{straight['metrics']['test/ssim']:.4f}"
+    assert all(ssim in row for row in rows)
+
+
+def test_compare_reads_csv_logs_without_results(resumed_runs, tmp_path):
+    source = Path(resumed_runs[0]["run_dir"])
+    csv_only = tmp_path / "csv_only"
+    for path in source.glob("csv/version_*/*.*"):
+        target = csv_only / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    values = compare.read_run(csv_only)
+    assert values["test/ssim"] == pytest.approx(resumed_runs[0]["metrics"]["test/ssim"])
+    assert values["model"] == "epic" and values["dataset"] == "flatvel-a"
+    with pytest.raises(FileNotFoundError, match="is not a run"):
+        compare.read_run(tmp_path)
+
+
+# ------------------------------------------------------------------------ W&B
+def test_wandb_mode_is_offline_unless_logged_in(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert wandb_mode() == "offline"
+    assert wandb_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode() == "offline"
+
+
+def test_wandb_offline_run_is_written_and_finished(tiny_data_root, tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = _tiny_config(
+        "epic_lite",
+        tiny_data_root,
+        tmp_path,
+        "logger=wandb",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    )
+    summary = train(cfg)
+    assert wandb.run is None  # finished
+    (folder,) = (tmp_path / "wandb").glob("offline-run-*")
+    # The W&B service writes the exit record of a finished run shortly after finish() returns.
+    deadline = time.monotonic() + 30
+    while not (log := compare.read_wandb_log(folder))["finished"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert log["finished"]
+    assert log["group"] == "epic_lite"
+    assert set(log["tags"]) == {"epic_lite", "flatvel-a", "epic"}
+    assert log["metrics"]["test/ssim"] == pytest.approx(summary["metrics"]["test/ssim"])
+    assert log["config"]["recipe_name"] == "epic_lite"
+    assert any((folder / "files" / "media").rglob("*.png"))  # velocity panels as wandb.Image
+    assert compare.read_run(folder)["test/mae"] == pytest.approx(summary["metrics"]["test/mae"])
+
+
+# ------------------------------------------------------- processes: DDP, sweeps
+def _run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "epic_zoo.run", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _small_model_overrides() -> list[str]:
+    return [f"+model.kwargs.{k}={v}".replace(" ", "") for k, v in EPIC_SMALL.items()]
+
+
+def test_ddp_two_cpu_processes(tiny_data_root, tmp_path):
+    run_dir = tmp_path / "ddp"
+    args = _tiny_overrides(
+        "epic_lite",
+        tiny_data_root,
+        run_dir,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        *_small_model_overrides(),
+    )
+    run = _run_cli(args, tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in run.stdout + run.stderr
+    summary = json.loads((run_dir / "results.json").read_text())
+    assert summary["global_step"] == 2 and "test/ssim" in summary["metrics"]
+    assert (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file()
+
+
+def test_multirun_sweep_gives_one_run_per_job(tiny_data_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        *_tiny_overrides("epic_lite", tiny_data_root, tmp_path / "unused", "seed=0,1"),
+        "trainer.fast_dev_run=true",
+        f"hydra.sweep.dir={sweep}",
+        *_small_model_overrides(),
+    ]
+    run = _run_cli(args, tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert all("test/ssim" in r["metrics"] for r in results)
