@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES
@@ -81,27 +82,60 @@ def _train(job: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASET_NAMES), help="dataset names (default: all ten)")
-    parser.add_argument("--recipes", nargs="+", default=list(SWEEP_RECIPES), help="runner recipes to train")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=list(DATASET_NAMES),
+        help="dataset names (default: all ten)",
+    )
+    parser.add_argument(
+        "--recipes", nargs="+", default=list(SWEEP_RECIPES), help="runner recipes to train"
+    )
     parser.add_argument("--runs", default="runs/zoo", help="runs root: {runs}/{recipe}/{dataset}")
-    parser.add_argument("--data-root", default=None, help="data cache root (default: $EPIC_ZOO_DATA or ~/.cache)")
+    parser.add_argument(
+        "--data-root", default=None, help="data cache root (default: $EPIC_ZOO_DATA or ~/.cache)"
+    )
     parser.add_argument("--profile", default="lite", help="data profile (tiny | lite | full)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs for every job (equal budget)")
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="epochs for every job (equal budget)"
+    )
     parser.add_argument("--trainer", default="cpu", help="trainer config group: cpu | gpu | ddp")
     parser.add_argument("--jobs", type=int, default=1, help="jobs trained at the same time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--data-workers", type=int, default=0, help="DataLoader workers per job")
-    parser.add_argument("--deadline-min", type=float, default=None, help="cap each job's training time so the sweep ends within this many minutes")
+    parser.add_argument(
+        "--deadline-min",
+        type=float,
+        default=None,
+        help="cap each job's training time so the sweep ends within this many minutes",
+    )
     parser.add_argument("--seed", type=int, default=0, help="data seed")
-    parser.add_argument("--extra", nargs="*", default=[], help="extra runner overrides for every job")
-    parser.add_argument("--summary", default=None, help="write the sweep summary JSON here (default {runs}/summary.json)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use at most this many samples per split (data.limit)",
+    )
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="extra runner overrides for every job"
+    )
+    parser.add_argument(
+        "--summary",
+        default=None,
+        help="write the sweep summary JSON here (default {runs}/summary.json)",
+    )
     args = parser.parse_args(argv)
 
     started = time.time()
     device = "cuda" if args.trainer in ("gpu", "ddp") else "cpu"
     ctx = mp.get_context("spawn")
-    print(f"train_zoo: generating {args.profile} data for {len(args.datasets)} datasets on {device}", flush=True)
+    print(
+        f"train_zoo: generating {args.profile} data for {len(args.datasets)} datasets on {device}",
+        flush=True,
+    )
     with ctx.Pool(min(args.jobs, len(args.datasets))) as pool:
         for name in pool.imap_unordered(
             _generate, [(d, args.profile, args.data_root, device, args.seed) for d in args.datasets]
@@ -126,10 +160,20 @@ def main(argv: list[str] | None = None) -> int:
                 "trainer.enable_progress_bar=false",
                 "early_stopping.enabled=false",
             ]
+            if args.limit:
+                overrides.append(f"data.limit={args.limit}")
             if args.data_root:
                 overrides.append(f"data.root={args.data_root}")
             overrides += list(args.extra)
-            jobs.append({"recipe": recipe, "dataset": dataset, "run_dir": str(run_dir), "overrides": overrides, "threads": args.threads})
+            jobs.append(
+                {
+                    "recipe": recipe,
+                    "dataset": dataset,
+                    "run_dir": str(run_dir),
+                    "overrides": overrides,
+                    "threads": args.threads,
+                }
+            )
 
     if args.deadline_min and jobs:
         left_s = args.deadline_min * 60 - (time.time() - started)
@@ -137,21 +181,33 @@ def main(argv: list[str] | None = None) -> int:
         per_job = max(30, int(left_s / waves) - 20)
         for job in jobs:
             job["overrides"].append(f"+trainer.max_time={{seconds:{per_job}}}")
-        print(f"train_zoo: {len(jobs)} jobs in {waves} waves, each capped at {per_job} s of training", flush=True)
+        print(
+            f"train_zoo: {len(jobs)} jobs in {waves} waves, each capped at {per_job} s of training",
+            flush=True,
+        )
 
+    # Non-daemonic workers (unlike multiprocessing.Pool), so a job may start DataLoader workers.
     results = []
-    with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
-        for res in pool.imap_unordered(_train, jobs):
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(_train, job) for job in jobs]
+        for future in as_completed(futures):
+            res = future.result()
             results.append(res)
             ssim = res["metrics"].get("test/ssim_openfwi", res["metrics"].get("test/ssim"))
-            print(f"  [{len(results)}/{len(jobs)}] {res['recipe']} {res['dataset']}: {res['status']} "
-                  f"epochs={res['epochs']} ssim={ssim} ({res['seconds']} s)", flush=True)
+            print(
+                f"  [{len(results)}/{len(jobs)}] {res['recipe']} {res['dataset']}: {res['status']} "
+                f"epochs={res['epochs']} ssim={ssim} ({res['seconds']} s)"
+                + (f" error={res['error']}" if res["error"] else ""),
+                flush=True,
+            )
 
     summary_path = Path(args.summary or Path(args.runs) / "summary.json")
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {"jobs": []}
     summary = {
-        "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(
+            [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])
+        ),
         "profile": args.profile,
         "epochs": args.epochs,
         "trainer": args.trainer,
@@ -160,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     failed = [r for r in results if r["status"] != "ok"]
-    print(f"train_zoo: {len(results) - len(failed)} ok, {len(failed)} failed, {time.time() - started:.0f} s", flush=True)
+    print(
+        f"train_zoo: {len(results) - len(failed)} ok, {len(failed)} failed, {time.time() - started:.0f} s",
+        flush=True,
+    )
     return 1 if failed else 0
 
 
