@@ -19,6 +19,7 @@ the whole sweep ends in time; the epochs each job actually ran are recorded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -28,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES
+from epic_zoo.data.profiles import Profile, get_profile
 
 SWEEP_RECIPES = (
     "epic_lite",
@@ -39,7 +41,16 @@ SWEEP_RECIPES = (
 )
 
 
-def _generate(args: tuple[str, str, str | None, str, int]) -> str:
+def sweep_profile(name: str, sizes: list[int] | None) -> Profile:
+    """The named profile, or a copy of it with other (train, val, test) sizes."""
+    base = get_profile(name)
+    if not sizes:
+        return base
+    train, val, test = sizes
+    return dataclasses.replace(base, name=f"{base.name}-{train}", train=train, val=val, test=test)
+
+
+def _generate(args: tuple[str, Profile, str | None, str, int]) -> str:
     """Generate one dataset's profile splits (worker process)."""
     dataset, profile, root, device, seed = args
     import torch
@@ -114,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="data seed")
     parser.add_argument(
+        "--sizes",
+        nargs=3,
+        type=int,
+        metavar=("TRAIN", "VAL", "TEST"),
+        default=None,
+        help="override the profile's split sizes (the profile is then named PROFILE-TRAIN)",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -130,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.time()
+    profile = sweep_profile(args.profile, args.sizes)
+    profile_override = "{" + ",".join(f"{k}:{v}" for k, v in profile.as_dict().items()) + "}"
     device = "cuda" if args.trainer in ("gpu", "ddp") else "cpu"
     ctx = mp.get_context("spawn")
     print(
@@ -138,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with ctx.Pool(min(args.jobs, len(args.datasets))) as pool:
         for name in pool.imap_unordered(
-            _generate, [(d, args.profile, args.data_root, device, args.seed) for d in args.datasets]
+            _generate, [(d, profile, args.data_root, device, args.seed) for d in args.datasets]
         ):
             print(f"  data ready: {name} ({time.time() - started:.0f} s)", flush=True)
 
@@ -151,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = [
                 f"recipe={recipe}",
                 f"data.dataset={dataset}",
-                f"data.profile={args.profile}",
+                f"data.profile={profile_override}",
                 f"data.seed={args.seed}",
                 f"data.num_workers={args.data_workers}",
                 f"run_dir={run_dir}",
@@ -208,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])
         ),
-        "profile": args.profile,
+        "profile": profile.as_dict(),
         "epochs": args.epochs,
         "trainer": args.trainer,
         "wall_time_s": round(time.time() - started, 1),

@@ -31,6 +31,7 @@ import hashlib
 import json
 import netrc
 import os
+import random
 import secrets
 import sys
 import time
@@ -242,8 +243,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
-    """Seed python, numpy and torch (and DataLoader workers) for training epoch ``epoch``."""
-    pl.seed_everything(epoch_seed(seed, epoch), workers=True, verbose=False)
+    """Seed python, numpy and torch for training epoch ``epoch`` (DataLoader workers follow torch).
+
+    Unlike ``seed_everything`` this leaves ``PL_GLOBAL_SEED`` at the run's
+    seed, which Lightning gives the ``DistributedSampler`` under DDP.
+    """
+    value = epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
 
 
 class EpochSeed(Callback):
@@ -255,6 +263,12 @@ class EpochSeed(Callback):
     the DataLoader iterator: for later epochs after ``on_train_epoch_start``
     (seeded here), for the first epoch of a fit before any hook, so
     :func:`train` seeds that one (:func:`seed_epoch`) just before ``fit``.
+
+    Under DDP the shuffle comes from Lightning's ``DistributedSampler``
+    (seeded by the run's seed and the epoch); Lightning 2.6 makes the first
+    resumed epoch's iterator before it sets the sampler's epoch, so that one
+    epoch replays epoch 0's order (Lightning issue #21938): a resumed DDP
+    run is close to, not identical with, an uninterrupted one.
     """
 
     def __init__(self, seed: int) -> None:

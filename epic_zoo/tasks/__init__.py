@@ -5,17 +5,15 @@
 - :class:`GANTask`: WGAN-GP for ``velocitygan`` (manual optimisation).
 - :func:`inversion_metrics`: MAE / RMSE (normalised and m/s), SSIM
   (torchmetrics) and OpenFWI-style SSIM.
+
+The runner picks one with Hydra (``recipes/task/*.yaml``, ``_target_``).
 """
 
 from epic_zoo.tasks.gan import GANTask
 from epic_zoo.tasks.inversion import InversionTask, VelocityTask
 from epic_zoo.tasks.metrics import inversion_metrics, openfwi_ssim
 
-TASKS = {"inversion": InversionTask, "gan": GANTask}
-"""Task classes by their Hydra name (``task=inversion`` / ``task=gan``)."""
-
 __all__ = [
-    "TASKS",
     "GANTask",
     "InversionTask",
     "VelocityTask",
