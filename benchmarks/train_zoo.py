@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  data ready: {name} ({time.time() - started:.0f} s)", flush=True)
 
     jobs = []
-    for recipe in args.recipes:
-        for dataset in args.datasets:
+    for dataset in args.datasets:  # dataset-major: a stopped sweep leaves whole datasets done
+        for recipe in args.recipes:
             run_dir = Path(args.runs) / recipe / dataset
             if (run_dir / "results.json").is_file():
                 continue
