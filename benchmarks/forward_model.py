@@ -73,6 +73,7 @@ import deepwave  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from epic_zoo.bench import cpu_name  # noqa: E402
 from epic_zoo.data.catalog import DATASETS  # noqa: E402
 from epic_zoo.data.families import GENERATOR_VERSION, generate_velocity  # noqa: E402
 from epic_zoo.data.forward import (  # noqa: E402
@@ -86,17 +87,6 @@ from epic_zoo.data.geometry import DT  # noqa: E402
 LATE_S = 0.8
 """Records after this time (s) hold the port's returned sponge energy."""
 TOLERANCE = 0.01
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _commit() -> str:
@@ -308,7 +298,7 @@ def main(args: argparse.Namespace) -> None:
         "conditions": {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": _commit(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "torch": torch.__version__,

@@ -106,17 +106,6 @@ def _summarise(name: str, time_samples: int, batch_size: int, runs: list[dict]) 
     }
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git_commit() -> str | None:
     """``HEAD``'s hash, with ``-dirty`` when the working tree has uncommitted changes."""
     try:
@@ -157,11 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from epic_zoo.bench import cpu_name
+
     conditions = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],

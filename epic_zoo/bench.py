@@ -44,7 +44,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -633,26 +632,9 @@ def link_rows(
 
 def git_commit() -> str:
     """``HEAD`` commit (``+dirty`` with uncommitted changes), or ``"unknown"`` outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+    from epic_zoo import hub
+
+    return hub._git_commit() or "unknown"
 
 
 def cpu_name() -> str:

@@ -305,7 +305,12 @@ def _git_commit() -> str | None:
     root = Path(epic_zoo.__file__).resolve().parent.parent
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -313,8 +318,9 @@ def _git_commit() -> str | None:
             capture_output=True,
             text=True,
             check=True,
+            timeout=10,
         ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
 

@@ -95,3 +95,18 @@ def tiny_openfwi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("openfwi") / "FlatVel_A"
     _write_openfwi_files(folder, "flatvel-a", [(1,), (2,), (49,)], samples=3)
     return folder
+
+
+TINY_EPIC = {
+    "time_samples": 250,
+    "latent_dim": 8,
+    "encoder_width": 8,
+    "d_model": 16,
+    "heads": 2,
+    "fusion_layers": 1,
+    "head_channels": [8, 8, 8],
+}
+"""A ~15k-parameter EPIC for 4x-decimated records (builds in milliseconds).
+
+Import it as ``from conftest import TINY_EPIC`` (tests/ is on ``sys.path``).
+"""

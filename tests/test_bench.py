@@ -209,6 +209,13 @@ def save_weights(folder: Path, dataset: str, time_samples: int = T) -> Path:
     return hub.save_hub_folder(model, folder, dataset=dataset)
 
 
+def refusal(tiny_data_root: Path, tmp_path: Path, capsys) -> str:
+    """Run EPIC on the weights under ``tmp_path / "w"``: assert exit 2, return stderr."""
+    out = tmp_path / "out"
+    assert run(tiny_data_root, out, "--models", "epic", "--checkpoints", str(tmp_path / "w")) == 2
+    return capsys.readouterr().err
+
+
 def test_trained_weights_give_fidelity_and_panels(tiny_data_root: Path, tmp_path: Path) -> None:
     save_weights(tmp_path / "weights" / "epic.flatvel-a", "flatvel-a")
     out = tmp_path / "out"
@@ -237,18 +244,7 @@ def test_weights_for_another_dataset_are_refused(
     tiny_data_root: Path, tmp_path: Path, capsys
 ) -> None:
     save_weights(tmp_path / "w" / "epic.flatvel-a", "flatvel-b")
-    assert (
-        run(
-            tiny_data_root,
-            tmp_path / "out",
-            "--models",
-            "epic",
-            "--checkpoints",
-            str(tmp_path / "w"),
-        )
-        == 2
-    )
-    assert "trained on flatvel-b, not flatvel-a" in capsys.readouterr().err
+    assert "trained on flatvel-b, not flatvel-a" in refusal(tiny_data_root, tmp_path, capsys)
 
 
 def test_weights_for_another_geometry_are_refused(
@@ -258,54 +254,21 @@ def test_weights_for_another_geometry_are_refused(
     config = json.loads((folder / "config.json").read_text())
     config["geometry"]["dx"] = 5.0
     (folder / "config.json").write_text(json.dumps(config))
-    assert (
-        run(
-            tiny_data_root,
-            tmp_path / "out",
-            "--models",
-            "epic",
-            "--checkpoints",
-            str(tmp_path / "w"),
-        )
-        == 2
-    )
-    assert "another acquisition geometry: dx=5.0" in capsys.readouterr().err
+    assert "another acquisition geometry: dx=5.0" in refusal(tiny_data_root, tmp_path, capsys)
 
 
 def test_weights_for_another_record_length_are_refused(
     tiny_data_root: Path, tmp_path: Path, capsys
 ) -> None:
     save_weights(tmp_path / "w" / "epic.flatvel-a", "flatvel-a", time_samples=500)
-    assert (
-        run(
-            tiny_data_root,
-            tmp_path / "out",
-            "--models",
-            "epic",
-            "--checkpoints",
-            str(tmp_path / "w"),
-        )
-        == 2
-    )
-    assert "takes 500 time samples" in capsys.readouterr().err
+    assert "takes 500 time samples" in refusal(tiny_data_root, tmp_path, capsys)
 
 
 def test_missing_weights_name_the_expected_path(
     tiny_data_root: Path, tmp_path: Path, capsys
 ) -> None:
     (tmp_path / "w").mkdir()
-    assert (
-        run(
-            tiny_data_root,
-            tmp_path / "out",
-            "--models",
-            "epic",
-            "--checkpoints",
-            str(tmp_path / "w"),
-        )
-        == 2
-    )
-    assert "epic.flatvel-a" in capsys.readouterr().err
+    assert "epic.flatvel-a" in refusal(tiny_data_root, tmp_path, capsys)
 
 
 def test_empty_test_split_is_an_error(tmp_path: Path, write_openfwi_files, capsys) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_EPIC
 from torch import nn
 
 from epic_zoo import evaluate, hub
@@ -17,16 +18,6 @@ from epic_zoo.data.openfwi import OpenFWIFolder
 from epic_zoo.data.store import H5Split
 from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
 from epic_zoo.models import create_model
-
-TINY_EPIC = {
-    "time_samples": 250,
-    "latent_dim": 8,
-    "encoder_width": 8,
-    "d_model": 16,
-    "heads": 2,
-    "fusion_layers": 1,
-    "head_channels": [8, 8, 8],
-}
 
 
 class ZeroVelocity(nn.Module):

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 import pytest
 import torch
+from conftest import TINY_EPIC
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import _http as hf_http
@@ -33,16 +34,6 @@ from safetensors.torch import load_file
 from epic_zoo import hub
 from epic_zoo.models import create_model
 
-TINY_EPIC = {
-    "time_samples": 250,
-    "latent_dim": 8,
-    "encoder_width": 8,
-    "d_model": 16,
-    "heads": 2,
-    "fusion_layers": 1,
-    "head_channels": [8, 8, 8],
-}
-"""A ~15k-parameter EPIC for 4x-decimated records (builds in milliseconds)."""
 NAME = "epic.flatvel-a"
 REPO = "epic-zoo-test/epic-flatvel-a"
 REPO_REGISTRY = Path(__file__).resolve().parents[1] / "checkpoints" / hub.REGISTRY_NAME

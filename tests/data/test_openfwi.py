@@ -123,15 +123,18 @@ def test_infer_dataset(tmp_path):
 
 
 def test_import_converts_decimates_and_resumes(tiny_openfwi_root, tmp_path):
-    out = import_openfwi(
-        tiny_openfwi_root,
-        tmp_path,
-        "flatvel-a",
-        time_stride=4,
-        dtype="float16",
-        shard_size=4,
-        progress=False,
-    )
+    def convert():
+        return import_openfwi(
+            tiny_openfwi_root,
+            tmp_path,
+            "flatvel-a",
+            time_stride=4,
+            dtype="float16",
+            shard_size=4,
+            progress=False,
+        )
+
+    out = convert()
     assert out == tmp_path / "flatvel-a"
     assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
     train = H5Split(out / "train")
@@ -147,15 +150,7 @@ def test_import_converts_decimates_and_resumes(tiny_openfwi_root, tmp_path):
     np.testing.assert_array_equal(velocity, source[5][1])
     assert len(H5Split(out / "test")) == 3
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")}
-    import_openfwi(
-        tiny_openfwi_root,
-        tmp_path,
-        "flatvel-a",
-        time_stride=4,
-        dtype="float16",
-        shard_size=4,
-        progress=False,
-    )
+    convert()
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")} == stamps
     (out / "train" / "shard-00001.h5").unlink()
     with pytest.raises(
