@@ -25,7 +25,12 @@ table ``OUT/bench.md`` and plots under ``OUT/plots/``. Each row holds:
 - ratios to centralised InversionNet on the same link and dataset
   (``latency_ratio_* = ref_latency_s_* / latency_s_*``; > 1 means faster), and
   the ``ref_*`` columns they divide;
-- the conditions: commit, torch version, CPU, threads, data profile and sizes.
+- the conditions: commit, torch version, CPU, threads, data profile and sizes;
+- with ``--misfit`` only (off by default; the columns are absent otherwise):
+  ``misfit``, the mean relative L2 data misfit of the predicted maps
+  (:func:`epic_zoo.physics.data_misfit`: records simulated from the
+  prediction against the observed ones, all shots, whole record) over the
+  first ``misfit_samples`` test samples (``--physics-limit``, default 8).
 
 Finished rows are kept: rerunning the same command continues the sweep
 (``--restart`` starts over). ``--wandb`` logs the table and plots as one W&B run
@@ -92,6 +97,8 @@ FIDELITY_SOURCES: tuple[str, ...] = ("none", "checkpoints", "pretrained", "train
 METRICS: tuple[str, ...] = ("ssim", "ssim_openfwi", "mae", "rmse", "mae_ms", "rmse_ms")
 ROUNDTRIP_SAMPLES: int = 4
 """Test samples whose prediction is rebuilt from payload bytes."""
+PHYSICS_LIMIT: int = 8
+"""Default number of test samples (the first ones) of the ``--misfit`` column."""
 CSV_NAME, MD_NAME, RUN_NAME = "bench.csv", "bench.md", "run.json"
 
 
@@ -124,6 +131,9 @@ class Settings:
         repeats: timing repeats per measurement (median).
         zlib: add the ``inversionnet+zlib`` row when inversionnet is swept.
         profiles_file: YAML of extra/overridden hardware profiles.
+        misfit: add the ``misfit`` / ``misfit_samples`` columns (data misfit
+            of the predictions, wave-equation simulation; slow on a CPU).
+        physics_limit: test samples (the first ones) the misfit covers.
     """
 
     profile: str = "lite"
@@ -143,9 +153,15 @@ class Settings:
     repeats: int = 5
     zlib: bool = True
     profiles_file: str | None = None
+    misfit: bool = False
+    physics_limit: int = PHYSICS_LIMIT
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed sweep must share (the sweep lists may grow)."""
+        """The settings a resumed sweep must share (the sweep lists may grow).
+
+        The misfit settings join only when ``misfit`` is on, so sweeps made
+        without it keep their identity (and resume as before).
+        """
         keep = (
             "profile",
             "device",
@@ -158,6 +174,9 @@ class Settings:
             "limit",
         )
         out = {k: getattr(self, k) for k in keep}
+        if self.misfit:
+            out["misfit"] = True
+            out["physics_limit"] = self.physics_limit
         if self.profiles_file:
             out["profiles_sha256"] = hashlib.sha256(
                 Path(self.profiles_file).read_bytes()
@@ -292,6 +311,8 @@ def check_settings(settings: Settings) -> None:
         raise BenchError(f"--limit {settings.limit} must be >= 1")
     if settings.repeats < 1 or settings.batch_size < 1:
         raise BenchError("--repeats and --batch-size must be >= 1")
+    if settings.misfit and settings.physics_limit < 1:
+        raise BenchError(f"--physics-limit {settings.physics_limit} must be >= 1")
     resolve_hardware(settings)
 
 
@@ -557,6 +578,37 @@ def evaluate_fidelity(
         raise BenchError(f"{err}") from err
     result = evaluate_model(model, data, batch_size=settings.batch_size, limit=settings.limit)
     return {**{k: result[k] for k in METRICS}, "test_samples": int(result["num_samples"])}
+
+
+def misfit_facts(
+    model: nn.Module,
+    source: ShardedArrays,
+    dataset: str,
+    stride_step: int,
+    time_stride: int,
+    settings: Settings,
+) -> dict[str, Any]:
+    """``misfit`` (mean relative L2 data misfit of the predicted maps) and ``misfit_samples``.
+
+    Covers the first ``settings.physics_limit`` test samples (within
+    ``settings.limit``); predictions are clipped to 1500..4500 m/s and compared
+    with the raw records decimated to the model's ``time_stride`` (ms).
+    """
+    from epic_zoo.evaluate import predicted_velocity_ms
+    from epic_zoo.physics import data_misfit
+
+    count = min(len(source), settings.limit or len(source), settings.physics_limit)
+    seismic, raw, _ = normalised_batch(source, dataset, stride_step, range(count))
+    with torch.inference_mode():
+        pred = torch.cat(
+            [
+                model(seismic[i : i + settings.batch_size])
+                for i in range(0, count, settings.batch_size)
+            ]
+        )
+    velocity = predicted_velocity_ms(pred.clone())
+    result = data_misfit(velocity, raw, data_time_stride=time_stride)
+    return {"misfit": float(result.sample.mean()), "misfit_samples": count}
 
 
 def model_facts(model: nn.Module, cost: ModelCost) -> dict[str, Any]:
@@ -1057,6 +1109,8 @@ def run_cell(
     fidelity: dict[str, Any] = dict.fromkeys((*METRICS, "test_samples"))
     if settings.fidelity != "none":
         fidelity = evaluate_fidelity(model, source, stride, settings)
+    if settings.misfit:
+        fidelity.update(misfit_facts(model, source, dataset, step, stride, settings))
     count = min(len(source), settings.limit or len(source))
     seismic, raw, velocity = normalised_batch(
         source, dataset, step, range(min(count, ROUNDTRIP_SAMPLES))
@@ -1206,6 +1260,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-zlib", action="store_true", help="leave out the inversionnet+zlib row"
     )
     parser.add_argument(
+        "--misfit",
+        action="store_true",
+        help="add a data-misfit column (wave-equation simulation of the predictions; slow on a CPU)",
+    )
+    parser.add_argument(
+        "--physics-limit",
+        type=int,
+        default=PHYSICS_LIMIT,
+        metavar="K",
+        help=f"--misfit covers the first K test samples ({PHYSICS_LIMIT})",
+    )
+    parser.add_argument(
         "--out", default="benchmarks/results/bench", help="output folder (benchmarks/results/bench)"
     )
     parser.add_argument(
@@ -1249,6 +1315,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         repeats=args.repeats,
         zlib=not args.no_zlib,
         profiles_file=args.profiles_file,
+        misfit=args.misfit,
+        physics_limit=args.physics_limit,
     )
 
 

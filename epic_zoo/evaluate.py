@@ -3,7 +3,8 @@
 Command line (``python -m epic_zoo.evaluate --help``)::
 
     python -m epic_zoo.evaluate --model epic.flatvel-a --data DATA [--dataset flatvel-a] \\
-        [--json OUT.json] [--figure OUT.png] [--batch-size 16]
+        [--json OUT.json] [--figure OUT.png] [--batch-size 16] \\
+        [--misfit] [--refine N] [--physics-limit 8]
 
 ``--model`` is a pretrained name (``epic.flatvel-a``), a Hub-format folder, a
 Lightning ``.ckpt`` or a run folder holding one. ``--data`` is an epic_zoo
@@ -15,12 +16,27 @@ Metrics follow :func:`epic_zoo.tasks.metrics.inversion_metrics`: ``mae`` and
 ``rmse`` on the normalised ``[-1, 1]`` velocity scale, ``mae_ms`` /
 ``rmse_ms`` in m/s, ``ssim`` (torchmetrics) and ``ssim_openfwi`` (OpenFWI's
 zero-padded window) on maps rescaled to ``[0, 1]``.
+
+Wave-equation checks (:mod:`epic_zoo.physics`, off by default; deepwave is
+slow on a CPU, so they cover only the first ``--physics-limit`` samples,
+default 8):
+
+- ``--misfit``: relative L2 data misfit ``||d_sim - d_obs|| / ||d_obs||``
+  between the records simulated from the predicted map (m/s, clipped to
+  1500..4500) and the observed raw records, all shots, whole record: keys
+  ``misfit`` (mean over samples), ``misfit_per_device`` (mean per end
+  device) and ``misfit_samples``;
+- ``--refine N``: N iterations of full-waveform inversion
+  (:func:`epic_zoo.physics.refine`) from the model's prediction; key
+  ``refine`` holds ``iterations``, ``samples``, ``seconds`` and SSIM (both
+  kinds), MAE and misfit ``before`` and ``after``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,16 +49,27 @@ from tqdm.auto import tqdm
 
 import epic_zoo
 from epic_zoo.data.datamodule import FWIDataset
-from epic_zoo.data.geometry import NT, NUM_SOURCES, receiver_split
+from epic_zoo.data.geometry import (
+    DEFAULT_NUM_DEVICES,
+    NT,
+    NUM_SOURCES,
+    V_MAX,
+    V_MIN,
+    receiver_split,
+)
 from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
-from epic_zoo.data.transforms import denormalize_velocity
+from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
 from epic_zoo.tasks.metrics import inversion_metrics
 
 METRIC_KEYS: tuple[str, ...] = ("mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi")
 """Metrics :func:`evaluate_model` reports (see the module docstring for scales)."""
 RAW_BYTES_PER_VALUE: int = 4
 """A raw record travels as float32."""
+PHYSICS_LIMIT: int = 8
+"""Default number of samples (the first ones) the misfit and the refinement cover."""
+REFINE_METRIC_KEYS: tuple[str, ...] = ("ssim", "ssim_openfwi", "mae", "mae_ms", "misfit")
+"""What the ``refine`` record reports ``before`` and ``after`` the refinement."""
 
 
 def model_time_stride(model: nn.Module) -> int:
@@ -107,7 +134,6 @@ def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
         )
 
 
-@torch.inference_mode()
 def evaluate_model(
     model: nn.Module,
     data: Dataset | DataLoader | ShardedArrays,
@@ -116,6 +142,9 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     limit: int | None = None,
     progress: bool = False,
+    misfit: bool = False,
+    refine_iterations: int = 0,
+    physics_limit: int | None = PHYSICS_LIMIT,
 ) -> dict[str, Any]:
     """Test metrics of ``model`` on ``data``.
 
@@ -131,11 +160,28 @@ def evaluate_model(
         device: where the model runs.
         limit: evaluate only the first ``limit`` samples (not for a ``DataLoader``).
         progress: show a progress bar.
+        misfit: also report the data misfit of the predictions (see the
+            module docstring) on the first ``physics_limit`` samples.
+        refine_iterations: refine the first ``physics_limit`` predictions
+            with this many FWI iterations and report before / after (0: no).
+        physics_limit: samples the misfit and the refinement cover (the
+            first ones; ``None``: all). The data must say their dataset and
+            time stride (an ``FWIDataset``, a raw reader, or a ``Subset`` /
+            ``DataLoader`` of one) so the records can be denormalised.
 
     Returns:
         ``{"mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi"}`` (floats),
-        ``"num_samples"``, and the keys of :func:`payload_info`.
+        ``"num_samples"``, and the keys of :func:`payload_info`; with
+        ``misfit``, ``"misfit"``, ``"misfit_per_device"`` and
+        ``"misfit_samples"``; with ``refine_iterations``, ``"refine"``
+        (:func:`refine_predictions`).
     """
+    if int(refine_iterations) != refine_iterations or refine_iterations < 0:
+        raise ValueError(f"refine_iterations={refine_iterations!r} must be a whole number >= 0")
+    if physics_limit is not None and int(physics_limit) < 1:
+        raise ValueError(f"physics_limit={physics_limit!r} must be >= 1 (or None for all)")
+    physics = bool(misfit) or refine_iterations > 0
+    keep = (physics_limit if physics_limit is not None else math.inf) if physics else 0
     model = model.to(device).eval()
     if isinstance(data, DataLoader):
         if limit is not None:
@@ -149,17 +195,124 @@ def evaluate_model(
         if len(dataset) == 0:
             raise ValueError("no samples to evaluate: the data are empty")
         loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=0)
+    facts = data_facts(loader.dataset) if physics else None  # fail before the forward passes
     metrics = inversion_metrics().to(device)
     count = 0
-    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-        seismic = batch["seismic"].to(device)
-        velocity = batch["velocity"].to(device)
-        metrics.update(model(seismic), velocity)
-        count += seismic.shape[0]
-    if count == 0:
-        raise ValueError("no samples to evaluate: the data loader is empty")
-    values = {k: float(v) for k, v in metrics.compute().items()}
-    return {**{k: values[k] for k in METRIC_KEYS}, "num_samples": count, **payload_info(model)}
+    kept: dict[str, list[torch.Tensor]] = {"seismic": [], "pred": [], "velocity": []}
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+            seismic = batch["seismic"].to(device)
+            velocity = batch["velocity"].to(device)
+            pred = model(seismic)
+            metrics.update(pred, velocity)
+            take = int(min(keep - count, seismic.shape[0])) if count < keep else 0
+            if take > 0:
+                for key, value in (("seismic", seismic), ("pred", pred), ("velocity", velocity)):
+                    kept[key].append(value[:take].cpu())
+            count += seismic.shape[0]
+        if count == 0:
+            raise ValueError("no samples to evaluate: the data loader is empty")
+        values = {k: float(v) for k, v in metrics.compute().items()}
+    results = {**{k: values[k] for k in METRIC_KEYS}, "num_samples": count, **payload_info(model)}
+    if not physics:
+        return results
+    # outside inference mode: the refinement needs autograd, and clones are ordinary tensors
+    dataset_name, stride = facts
+    observed = denormalize_seismic(torch.cat(kept["seismic"]).float().clone(), dataset_name)
+    start = predicted_velocity_ms(torch.cat(kept["pred"]).clone())
+    target = torch.cat(kept["velocity"]).float().clone()
+    num_devices = int(getattr(model, "config", {}).get("num_devices", DEFAULT_NUM_DEVICES))
+    if misfit:
+        from epic_zoo.physics import data_misfit
+
+        result = data_misfit(
+            start.to(device), observed, data_time_stride=stride, num_devices=num_devices
+        )
+        results["misfit"] = float(result.sample.mean())
+        results["misfit_per_device"] = [float(v) for v in result.device.mean(dim=0)]
+        results["misfit_samples"] = int(start.shape[0])
+    if refine_iterations > 0:
+        results["refine"] = refine_predictions(
+            start,
+            observed,
+            target,
+            int(refine_iterations),
+            data_time_stride=stride,
+            device=device,
+            progress=progress,
+        )
+    return results
+
+
+def predicted_velocity_ms(pred: torch.Tensor) -> torch.Tensor:
+    """Normalised predictions -> velocity in m/s, clipped to 1500..4500 (float32)."""
+    return denormalize_velocity(pred.float()).clamp(V_MIN, V_MAX)
+
+
+def data_facts(dataset: Dataset) -> tuple[str, int]:
+    """``(dataset name, time stride in ms)`` of normalised data, for the physics checks.
+
+    Looks through ``Subset`` wrappers for an object with ``dataset_name`` and
+    ``time_stride`` (an :class:`~epic_zoo.data.datamodule.FWIDataset`).
+    """
+    inner: Any = dataset
+    while isinstance(inner, Subset):
+        inner = inner.dataset
+    name, stride = getattr(inner, "dataset_name", None), getattr(inner, "time_stride", None)
+    if name is None or stride is None:
+        raise ValueError(
+            "the misfit and refinement need the data's dataset name and time stride to "
+            "denormalise the records; pass an FWIDataset or a raw reader (H5Split, OpenFWIFolder)"
+        )
+    return str(name), int(stride)
+
+
+def refine_predictions(
+    start: torch.Tensor,
+    observed: torch.Tensor,
+    target: torch.Tensor,
+    iterations: int,
+    *,
+    data_time_stride: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Refine predicted maps with FWI (:func:`epic_zoo.physics.refine`) and compare before / after.
+
+    Args:
+        start: predicted maps ``[N, 1, 70, 70]`` m/s within 1500..4500.
+        observed: raw records ``[N, 5, T, 70]``, a sample every ``data_time_stride`` ms.
+        target: true maps ``[N, 1, 70, 70]``, normalised ``[-1, 1]``.
+        iterations: FWI iterations.
+
+    Returns:
+        ``{"iterations", "samples", "seconds", "before", "after"}``; ``before``
+        (the starting maps, i.e. the clipped predictions, on these samples only)
+        and ``after`` hold :data:`REFINE_METRIC_KEYS` (``misfit``: mean raw
+        relative L2 data misfit, all shots, whole record).
+    """
+    from epic_zoo.physics import refine
+
+    result = refine(
+        start,
+        observed,
+        int(iterations),
+        data_time_stride=data_time_stride,
+        device=device,
+        progress=progress,
+    )
+    out: dict[str, Any] = {
+        "iterations": int(iterations),
+        "samples": int(start.shape[0]),
+        "seconds": float(result.seconds),
+    }
+    for key, maps, row in (("before", start, 0), ("after", result.velocity, -1)):
+        metrics = inversion_metrics()
+        metrics.update(normalize_velocity(maps.float().cpu()), target.cpu())
+        values = {k: float(v) for k, v in metrics.compute().items()}
+        values["misfit"] = float(result.misfit[row].mean())
+        out[key] = {k: values[k] for k in REFINE_METRIC_KEYS}
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +555,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (16)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    parser.add_argument(
+        "--misfit",
+        action="store_true",
+        help="also report the data misfit of the predicted maps (wave-equation simulation)",
+    )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="N",
+        help="refine the predictions with N full-waveform-inversion iterations, report before/after",
+    )
+    parser.add_argument(
+        "--physics-limit",
+        type=int,
+        default=PHYSICS_LIMIT,
+        metavar="K",
+        help=f"--misfit / --refine cover only the first K samples ({PHYSICS_LIMIT}; slow on a CPU)",
+    )
     return parser
 
 
@@ -422,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             limit=args.limit,
             progress=True,
+            misfit=args.misfit,
+            refine_iterations=args.refine,
+            physics_limit=args.physics_limit,
         )
     except (
         HubFormatError,
@@ -457,6 +632,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  payload       {results['payload_bytes_per_device']:10d} bytes/device/sample "
         f"({results['payload_kind']}; raw {results['raw_bytes_per_device']}, {ratio:.0f}x smaller)"
     )
+    if "misfit" in results:
+        devices = " ".join(f"{v:.4f}" for v in results["misfit_per_device"])
+        print(
+            f"  misfit        {results['misfit']:10.4f} (data misfit, first "
+            f"{results['misfit_samples']} samples; per device {devices})"
+        )
+    if "refine" in results:
+        ref = results["refine"]
+        print(
+            f"refinement: {ref['iterations']} FWI iterations on the first {ref['samples']} "
+            f"samples, {ref['seconds']:.1f} s"
+        )
+        print(f"  {'':13s} {'before':>10s} {'after':>10s}")
+        for key in REFINE_METRIC_KEYS:
+            print(f"  {key:13s} {ref['before'][key]:10.4f} {ref['after'][key]:10.4f}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

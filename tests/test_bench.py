@@ -240,6 +240,23 @@ def test_trained_weights_give_fidelity_and_panels(tiny_data_root: Path, tmp_path
     assert (out / "plots" / "panels_flatvel-a.png").is_file()
 
 
+def test_misfit_column_only_when_asked(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    args = ("--models", "epic", "--links", "wifi", "--no-plots")
+    assert run(tiny_data_root, out, *args, "--misfit", "--physics-limit", "2") == 0
+    (row,) = bench.read_csv(out / bench.CSV_NAME)
+    assert row["misfit_samples"] == 2 and 0 < row["misfit"] < 10
+    # a misfit sweep resumes only as one
+    assert run(tiny_data_root, out, *args) == 2
+    assert "other settings (misfit, physics_limit)" in capsys.readouterr().err
+    assert run(tiny_data_root, out, *args, "--misfit", "--physics-limit", "3") == 2
+
+
+def test_sweeps_without_misfit_keep_their_identity() -> None:
+    identity = bench.Settings(profile="tiny").identity()
+    assert "misfit" not in identity and "physics_limit" not in identity
+
+
 def test_weights_for_another_dataset_are_refused(
     tiny_data_root: Path, tmp_path: Path, capsys
 ) -> None:

@@ -94,6 +94,70 @@ def test_cli_writes_json_and_figure(
     assert "ssim_openfwi" in printed and "bytes/device/sample" in printed
 
 
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_misfit_matches_the_raw_records(tiny_dataset_dir: Path, one_thread: None) -> None:
+    from epic_zoo.physics import data_misfit
+
+    model = tiny_epic()
+    split = H5Split(tiny_dataset_dir / "test")
+    plain = evaluate.evaluate_model(model, split, limit=3)
+    assert not {"misfit", "misfit_per_device", "misfit_samples", "refine"} & set(plain)
+    result = evaluate.evaluate_model(model, split, limit=3, misfit=True, physics_limit=2)
+    assert {k: result[k] for k in plain} == plain  # the other keys are unchanged
+    assert result["misfit_samples"] == 2 and len(result["misfit_per_device"]) == 5
+    raw = np.stack([split[i][0] for i in range(2)])  # stored at the model's 4 ms stride
+    data = FWIDataset(split)
+    with torch.no_grad():
+        pred = model(torch.stack([data[i]["seismic"] for i in range(2)]))
+    velocity = evaluate.predicted_velocity_ms(pred)
+    expected = data_misfit(velocity, raw, data_time_stride=4)
+    assert result["misfit"] == pytest.approx(float(expected.sample.mean()), rel=1e-3)
+    assert result["misfit_per_device"] == pytest.approx(
+        expected.device.mean(dim=0).tolist(), rel=1e-3
+    )
+    with pytest.raises(ValueError, match="physics_limit=0"):
+        evaluate.evaluate_model(model, split, misfit=True, physics_limit=0)
+    with pytest.raises(ValueError, match="dataset name and time stride"):
+        evaluate.evaluate_model(model, [data[0]], misfit=True)
+
+
+def test_cli_misfit_and_refinement(
+    hub_folder: Path,
+    tiny_dataset_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    one_thread: None,
+) -> None:
+    out = tmp_path / "metrics.json"
+    argv = ["--model", str(hub_folder), "--data", str(tiny_dataset_dir), "--limit", "4"]
+    physics = ["--misfit", "--refine", "2", "--physics-limit", "2"]
+    assert evaluate.main([*argv, *physics, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["num_samples"] == 4 and record["misfit_samples"] == 2
+    assert 0 < record["misfit"] and len(record["misfit_per_device"]) == 5
+    refined = record["refine"]
+    assert refined["iterations"] == 2 and refined["samples"] == 2 and refined["seconds"] > 0
+    for stage in ("before", "after"):
+        assert set(refined[stage]) == set(evaluate.REFINE_METRIC_KEYS)
+    assert refined["before"]["misfit"] == pytest.approx(record["misfit"], rel=1e-4)
+    assert refined["after"]["misfit"] <= refined["before"]["misfit"] * (1 + 1e-6)
+    printed = capsys.readouterr().out
+    assert "first 2 samples" in printed and "refinement: 2 FWI iterations" in printed
+    # without the flags: neither keys nor lines
+    assert evaluate.main([*argv, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert not {"misfit", "misfit_per_device", "misfit_samples", "refine"} & set(record)
+    printed = capsys.readouterr().out
+    assert "  misfit " not in printed and "refinement:" not in printed
+
+
 def test_cli_reads_npy_folders_and_lightning_checkpoints(
     tiny_openfwi_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
