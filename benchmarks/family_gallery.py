@@ -8,7 +8,7 @@ gathers (time s x receiver offset km, raw amplitude, clipped at the 90th
 percentile of |amplitude|).
 
     python benchmarks/family_gallery.py            # -> benchmarks/results/family_gallery.png
-    python benchmarks/family_gallery.py --index 3 --out /tmp/gallery.png
+    python benchmarks/family_gallery.py --index 3 --out gallery.png
 """
 
 from __future__ import annotations

@@ -61,11 +61,18 @@ def _parse() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument(
-        "--root", default="/tmp/epic_data", help="data cache root (outside the repo)"
+        "--root",
+        default=None,
+        help="data cache root (default: $EPIC_ZOO_DATA or ~/.cache/epic_zoo/data)",
     )
-    parser.add_argument("--runs", default="/tmp/epic_phys_runs", help="run folders")
+    parser.add_argument("--runs", default="runs/physics_comparison", help="run folders")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.root is None:
+        from epic_zoo.data.store import default_root
+
+        args.root = str(default_root())
+    return args
 
 
 if __name__ == "__main__":  # thread counts must be set before torch starts its pools
