@@ -55,10 +55,18 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("flatvel-b", "FlatVel-B", "vel", -27.17, 56.05, _r(1, 48), _r(49, 60)),
         DatasetInfo("curvevel-a", "CurveVel-A", "vel", -27.11, 55.10, _r(1, 48), _r(49, 60)),
         DatasetInfo("curvevel-b", "CurveVel-B", "vel", -29.04, 57.03, _r(1, 48), _r(49, 60)),
-        DatasetInfo("flatfault-a", "FlatFault-A", "fault", -26.10, 50.86, _r(0, 31), _r(32, 35), (2, 3, 4)),
-        DatasetInfo("flatfault-b", "FlatFault-B", "fault", -24.86, 50.28, _r(0, 31), _r(32, 35), (6, 7, 8)),
-        DatasetInfo("curvefault-a", "CurveFault-A", "fault", -26.48, 52.32, _r(0, 31), _r(32, 35), (2, 3, 4)),
-        DatasetInfo("curvefault-b", "CurveFault-B", "fault", -24.93, 50.98, _r(0, 31), _r(32, 35), (6, 7, 8)),
+        DatasetInfo(
+            "flatfault-a", "FlatFault-A", "fault", -26.10, 50.86, _r(0, 31), _r(32, 35), (2, 3, 4)
+        ),
+        DatasetInfo(
+            "flatfault-b", "FlatFault-B", "fault", -24.86, 50.28, _r(0, 31), _r(32, 35), (6, 7, 8)
+        ),
+        DatasetInfo(
+            "curvefault-a", "CurveFault-A", "fault", -26.48, 52.32, _r(0, 31), _r(32, 35), (2, 3, 4)
+        ),
+        DatasetInfo(
+            "curvefault-b", "CurveFault-B", "fault", -24.93, 50.98, _r(0, 31), _r(32, 35), (6, 7, 8)
+        ),
         DatasetInfo("style-a", "Style-A", "style", -24.96, 48.93, _r(1, 120), _r(121, 134)),
         DatasetInfo("style-b", "Style-B", "style", -23.76, 46.01, _r(1, 120), _r(121, 134)),
     )
@@ -75,6 +83,4 @@ def get_dataset(name: str) -> DatasetInfo:
     key = str(name).strip().lower().replace("_", "-")
     if key in DATASETS:
         return DATASETS[key]
-    raise KeyError(
-        f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}"
-    )
+    raise KeyError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")

@@ -92,7 +92,9 @@ def receiver_split(
             f"num_devices={num_devices} must be between 1 and {num_receivers} "
             "(one receiver per device at most)"
         )
-    return [np.asarray(b, dtype=np.int64) for b in np.array_split(np.arange(num_receivers), num_devices)]
+    return [
+        np.asarray(b, dtype=np.int64) for b in np.array_split(np.arange(num_receivers), num_devices)
+    ]
 
 
 def receiver_positions_m() -> np.ndarray:
@@ -141,7 +143,15 @@ class Geometry:
         decimation factor; everything spatial must match exactly.
         """
         mine = self.as_dict()
-        for key in ("nz", "nx", "dx", "source_columns", "source_row", "receiver_columns", "receiver_row"):
+        for key in (
+            "nz",
+            "nx",
+            "dx",
+            "source_columns",
+            "source_row",
+            "receiver_columns",
+            "receiver_row",
+        ):
             if key in other and list(np.atleast_1d(other[key])) != list(np.atleast_1d(mine[key])):
                 raise ValueError(
                     f"{what} was made for another acquisition geometry: {key}={other[key]!r}, "

@@ -42,8 +42,12 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", train=16, val=8, test=8, time_stride=4, dtype="float32", shard_size=8),
-    "lite": Profile("lite", train=1000, val=100, test=200, time_stride=4, dtype="float16", shard_size=100),
-    "full": Profile("full", train=None, val=None, test=None, time_stride=1, dtype="float32", shard_size=500),
+    "lite": Profile(
+        "lite", train=1000, val=100, test=200, time_stride=4, dtype="float16", shard_size=100
+    ),
+    "full": Profile(
+        "full", train=None, val=None, test=None, time_stride=1, dtype="float32", shard_size=500
+    ),
 }
 
 
