@@ -31,13 +31,12 @@ from epic_zoo.data.catalog import DatasetInfo, get_dataset
 from epic_zoo.data.geometry import DT, NT, OPENFWI_GEOMETRY, SEISMIC_SHAPE, VELOCITY_SHAPE
 from epic_zoo.data.store import (
     DTYPES,
-    FORMAT_VERSION,
     DataError,
     ShardedArrays,
     check_arrays,
     check_resumable,
     shard_name,
-    stored_time_samples,
+    split_attrs,
     write_shard,
 )
 
@@ -297,27 +296,20 @@ def _import_split(
     num_shards = math.ceil(total / shard_size)
     split_dir = out / info.name / str(split)
     split_dir.mkdir(parents=True, exist_ok=True)
-    base = {
-        "format_version": FORMAT_VERSION,
-        "dataset": info.name,
-        "split": split,
-        "source": "openfwi",
-        "openfwi_source": str(Path(folder.root).resolve()),
-        "seed": -1,
-        "generator_version": "openfwi",
-        "backend": "openfwi",
-        "time_stride": time_stride,
-        "dt": DT * time_stride,
-        "nt": stored_time_samples(time_stride),
-        "dtype": dtype,
-        "geometry": json.dumps(OPENFWI_GEOMETRY.as_dict()),
-        "data_min": info.data_min,
-        "data_max": info.data_max,
-        "total": total,
-        "shard_size": shard_size,
-        "num_shards": num_shards,
-        "source_files": json.dumps(folder.attrs["source_files"]),
-    }
+    base = split_attrs(
+        info,
+        str(split),
+        source="openfwi",
+        seed=-1,
+        generator_version="openfwi",
+        backend="openfwi",
+        time_stride=time_stride,
+        dtype=dtype,
+        total=total,
+        shard_size=shard_size,
+        source_files=json.dumps(folder.attrs["source_files"]),
+    )
+    base["openfwi_source"] = str(Path(folder.root).resolve())
     todo = check_resumable(split_dir, base, range(num_shards))
     if not todo:
         return

@@ -558,6 +558,48 @@ def check_resumable(split_dir: Path, attrs: dict[str, Any], shard_ids: Sequence[
     return todo
 
 
+def split_attrs(
+    info: DatasetInfo,
+    split: str,
+    *,
+    source: str,
+    seed: int,
+    generator_version: str,
+    backend: str,
+    time_stride: int,
+    dtype: str,
+    total: int,
+    shard_size: int,
+    source_files: str = "",
+) -> dict:
+    """Attributes shared by every shard of one split (each shard adds its own index and count).
+
+    They record the geometry, normalisation stats, time sampling, storage
+    precision, provenance and the split's size; :func:`check_resumable`
+    compares them before a resumed run adds shards to the folder.
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "dataset": info.name,
+        "split": split,
+        "source": source,
+        "seed": seed,
+        "generator_version": generator_version,
+        "backend": backend,
+        "time_stride": time_stride,
+        "dt": DT * time_stride,
+        "nt": stored_time_samples(time_stride),
+        "dtype": dtype,
+        "geometry": json.dumps(OPENFWI_GEOMETRY.as_dict()),
+        "data_min": info.data_min,
+        "data_max": info.data_max,
+        "total": total,
+        "shard_size": shard_size,
+        "num_shards": math.ceil(total / shard_size),
+        "source_files": source_files,
+    }
+
+
 def generate_split(
     dataset: str,
     split: str,
@@ -607,26 +649,18 @@ def generate_split(
     num_shards = math.ceil(num / shard_size)
     split_dir = resolve_root(root) / info.name / split
     split_dir.mkdir(parents=True, exist_ok=True)
-    base = {
-        "format_version": FORMAT_VERSION,
-        "dataset": info.name,
-        "split": split,
-        "source": "synthetic",
-        "seed": int(seed),
-        "generator_version": GENERATOR_VERSION,
-        "backend": backend,
-        "time_stride": time_stride,
-        "dt": DT * time_stride,
-        "nt": stored_time_samples(time_stride),
-        "dtype": dtype,
-        "geometry": json.dumps(OPENFWI_GEOMETRY.as_dict()),
-        "data_min": info.data_min,
-        "data_max": info.data_max,
-        "total": num,
-        "shard_size": shard_size,
-        "num_shards": num_shards,
-        "source_files": "",
-    }
+    base = split_attrs(
+        info,
+        split,
+        source="synthetic",
+        seed=int(seed),
+        generator_version=GENERATOR_VERSION,
+        backend=backend,
+        time_stride=time_stride,
+        dtype=dtype,
+        total=num,
+        shard_size=shard_size,
+    )
     wanted = _parse_shards(shards, num_shards)
     todo = check_resumable(split_dir, base, wanted)
     if not todo:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NUM_SOURCES, receiver_split
-from epic_zoo.models.codec import pack_payload, unpack_payload
+from epic_zoo.models.codec import unpack_payload
 
 RAW_BYTES_PER_VALUE: int = 4
 """Raw records travel as float32."""
@@ -79,20 +79,7 @@ def pack_latents(
 ) -> Payloads:
     """Pack each device's latent ``[B, ...]`` into ``B`` payloads with the model's codec settings
     (``codec_bits``, ``codec_scale``, ``model_version``); sample ids count up from ``first_sample_id``."""
-    return [
-        [
-            pack_payload(
-                latent[i],
-                device_id=k,
-                sample_id=first_sample_id + i,
-                bits=model.codec_bits,
-                model_version=model.model_version,
-                scale=model.codec_scale,
-            )
-            for i in range(latent.shape[0])
-        ]
-        for k, latent in enumerate(latents)
-    ]
+    return [model.pack(k, latent, first_sample_id) for k, latent in enumerate(latents)]
 
 
 def encode_payloads(model: nn.Module, seismic: torch.Tensor, first_sample_id: int = 0) -> Payloads:
