@@ -11,12 +11,20 @@ A deployment, step by step (one terminal per line, or one machine per role)::
         --credentials secrets/device-0.json --broker 127.0.0.1:1883 --watch incoming/
 
 Everything on this machine, measured: ``python -m epic_zoo.deploy testbed --devices 5 --link wifi --samples 50``.
+
+Expected failures (a missing or wrong bundle, credentials or folder, an
+output path that cannot be written, a broker that refuses or does not
+answer) print one line naming the input and the fix and exit with status 1;
+every output path is checked before the work starts. ``EPIC_ZOO_TRACEBACK=1``
+shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +40,49 @@ def _address(text: str) -> tuple[str, int]:
             f"--broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883"
         )
     return host or "127.0.0.1", int(port)
+
+
+class CliError(Exception):
+    """An input problem with its fix, printed as one line."""
+
+
+def _writable_file(path: Path | None, flag: str) -> None:
+    """Fail now, not after the work, if ``path`` cannot be written (its folder is created)."""
+    if path is None:
+        return
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as err:
+        raise CliError(
+            f"cannot write {flag} {path} ({err.strerror or err}); pass a writable path"
+        ) from None
+
+
+def _writable_dir(path: Path, flag: str) -> None:
+    """Fail now if the folder ``path`` cannot be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CliError(
+            f"cannot write to {flag} {path} ({err.strerror or err}); pass a writable folder"
+        ) from None
+
+
+def _log_to_stderr() -> None:
+    """Rejected messages and skipped inputs go to stderr with a time stamp."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
 
 
 def _stop_on_signals() -> threading.Event:
@@ -78,23 +129,38 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_provision(args: argparse.Namespace) -> int:
     from epic_zoo.deploy.security import provision
 
+    _writable_dir(args.out, "--out")
     creds = provision(args.devices, args.out)
-    print(f"wrote {len(creds)} credential files to {args.out} (mode 0600): {', '.join(creds)}")
+    modes = {oct(os.stat(args.out / f"{user}.json").st_mode & 0o777) for user in creds}
+    print(
+        f"wrote {len(creds)} credential files to {args.out} (mode {', '.join(sorted(modes))}): "
+        f"{', '.join(creds)}"
+    )
     return 0
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from epic_zoo.deploy.broker import Broker
+    from epic_zoo.deploy.broker import Broker, size_limit
     from epic_zoo.deploy.security import Credentials
     from epic_zoo.deploy.transport import Topics
 
     creds = {p.stem: Credentials.load(p) for p in sorted(Path(args.credentials).glob("*.json"))}
     if not creds:
-        raise SystemExit(f"no *.json credentials in {args.credentials}; run `provision` first")
-    stop = _stop_on_signals()
+        raise CliError(
+            f"no *.json credentials in --credentials {args.credentials}; make them with "
+            f"`python -m epic_zoo.deploy provision --devices {args.devices} --out {args.credentials}`"
+        )
     tls_files = (args.cafile, args.certfile, args.keyfile)
     if any(tls_files) and not all(tls_files):
-        raise SystemExit("TLS needs all of --cafile, --certfile and --keyfile")
+        raise CliError("TLS needs all of --cafile, --certfile and --keyfile")
+    limit = None
+    if args.bundle is not None:
+        from epic_zoo.deploy.central import message_limits
+        from epic_zoo.deploy.export import read_manifest
+
+        limit = size_limit(max(message_limits(read_manifest(args.bundle))))
+    _writable_dir(args.workdir, "--workdir")
+    stop = _stop_on_signals()
     tls = (
         dict(zip(("cafile", "certfile", "keyfile"), tls_files, strict=True))
         if all(tls_files)
@@ -108,6 +174,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         tls=tls,
+        message_size_limit=limit,
     )
     with broker:
         print(
@@ -115,7 +182,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         )
         while not stop.wait(0.5):
             if broker.process is None or broker.process.poll() is not None:
-                raise SystemExit(f"mosquitto exited; see {broker.log_path}")
+                raise CliError(f"mosquitto exited; see its log {broker.log_path}")
     return 0
 
 
@@ -127,7 +194,16 @@ def cmd_edge(args: argparse.Namespace) -> int:
     from epic_zoo.deploy.transport import Topics
     from epic_zoo.hardware.profiles import get_link
 
+    if args.first_sample < 0:
+        raise CliError(f"--first-sample {args.first_sample} must be >= 0")
+    if args.watch is not None and not args.watch.is_dir():
+        raise CliError(f"--watch folder {args.watch} does not exist; create it first")
+    if args.data is not None and not args.data.exists():
+        raise CliError(f"--data {args.data} does not exist; pass a split folder, shard or .npy")
+    _writable_file(args.stats, "--stats")
+    link = get_link(args.link) if args.link else None
     torch.set_num_threads(args.threads)
+    _log_to_stderr()
     stop = _stop_on_signals()
     node = EdgeNode(
         args.bundle,
@@ -135,18 +211,22 @@ def cmd_edge(args: argparse.Namespace) -> int:
         Credentials.load(args.credentials),
         args.broker,
         topics=Topics(args.prefix),
-        link=get_link(args.link) if args.link else None,
+        link=link,
         shared_bucket=args.shared_bucket,
         listen_triggers=args.trigger,
         ca_certs=args.cafile,
     )
+    source = (
+        FolderSource(args.watch, node.encoder.receivers)
+        if args.watch
+        else ReplaySource(args.data, node.encoder.receivers)
+    )
     node.encoder.warmup()
     node.connect()
     try:
-        if args.watch:
-            node.run_folder(FolderSource(args.watch, node.encoder.receivers), args.samples, stop)
+        if isinstance(source, FolderSource):
+            node.run_folder(source, args.samples, stop)
         else:
-            source = ReplaySource(args.data, node.encoder.receivers)
             if args.trigger:
                 node.run_triggered(source, args.samples, stop)
             else:
@@ -168,7 +248,9 @@ def cmd_central(args: argparse.Namespace) -> int:
     from epic_zoo.deploy.security import Credentials
     from epic_zoo.deploy.transport import Topics
 
+    _writable_dir(args.out, "--out")
     configure_threads(args.threads)
+    _log_to_stderr()
     node = CentralNode(
         args.bundle,
         Credentials.load(args.credentials),
@@ -255,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cafile", type=Path, default=None, help="TLS: CA certificate")
     p.add_argument("--certfile", type=Path, default=None, help="TLS: the broker's certificate")
     p.add_argument("--keyfile", type=Path, default=None, help="TLS: the broker's private key")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="size the broker's message limit to this bundle's largest message "
+        "(default: a full raw record, the largest any bundle sends)",
+    )
     p.set_defaults(func=cmd_broker)
 
     for name, helptext in (("edge", "run end device K"), ("central", "run the central decoder")):
@@ -355,8 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; expected failures print one line to stderr and return 1."""
+    from epic_zoo.deploy.broker import BrokerError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, BrokerError, ValueError, KeyError, OSError) as err:
+        if os.environ.get("EPIC_ZOO_TRACEBACK"):
+            raise
+        # KeyError's text is the repr of its argument; show the message itself
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"error: {args.command}: {text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

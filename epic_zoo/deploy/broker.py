@@ -8,8 +8,12 @@ persistence database: queued QoS 1 messages and persistent sessions survive
 a :meth:`Broker.restart`).
 
 Security settings: no anonymous clients (``allow_anonymous false``), a
-password file, and an ACL under which device ``k`` may only publish its data
-and status topics and read triggers (see :class:`~epic_zoo.deploy.transport.Topics`).
+password file (mode 0600), an ACL under which device ``k`` may only publish
+its data and status topics and read triggers (see
+:class:`~epic_zoo.deploy.transport.Topics`), and a ``message_size_limit``
+just above the largest legitimate message (:func:`size_limit`), so a client
+with a leaked password cannot make the broker queue, or the central receive,
+large messages.
 TLS is a listener option (``certfile``/``keyfile``/``cafile``); see the
 deployment README.
 
@@ -28,7 +32,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from epic_zoo.deploy.security import CENTRAL_USER, OPERATOR_USER, Credentials
+from epic_zoo.deploy.security import (
+    CENTRAL_USER,
+    ENVELOPE_BYTES,
+    OPERATOR_USER,
+    Credentials,
+    write_private,
+)
 from epic_zoo.deploy.transport import Topics
 
 INSTALL_HINT = (
@@ -46,6 +56,26 @@ def find_binary(name: str) -> str:
     if path is None:
         raise BrokerError(f"{name} not found; {INSTALL_HINT}")
     return path
+
+
+def size_limit(largest_message: int) -> int:
+    """Broker ``message_size_limit`` for a largest legitimate message of ``largest_message`` bytes.
+
+    A margin of 1/8 (at least 1 KiB) above it, so a slightly different
+    bundle still passes while anything far larger is refused at the broker.
+    """
+    largest_message = int(largest_message)
+    return largest_message + max(1024, largest_message // 8)
+
+
+def default_size_limit() -> int:
+    """:func:`size_limit` of the largest message any bundle sends: a raw records frame of a full
+    OpenFWI record (``[5, 1000, 70]`` float32, the centralised baseline with one device) plus
+    the envelope. Pass the bundle's own (``broker --bundle``) for a tighter limit."""
+    from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES
+    from epic_zoo.deploy.records import records_size
+
+    return size_limit(records_size((NUM_SOURCES, NT, NUM_RECEIVERS)) + ENVELOPE_BYTES)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,17 +119,16 @@ def write_auth_files(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     passwd = folder / "passwd"
-    fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for cred in credentials.values():
-            if ":" in cred.username:
-                raise ValueError(f"user name {cred.username!r} must not contain ':'")
-            fh.write(f"{cred.username}:{cred.password}\n")
+    for cred in credentials.values():
+        if ":" in cred.username:
+            raise ValueError(f"user name {cred.username!r} must not contain ':'")
+    write_private(passwd, "".join(f"{c.username}:{c.password}\n" for c in credentials.values()))
     result = subprocess.run(
         [find_binary("mosquitto_passwd"), "-U", str(passwd)], capture_output=True, text=True
     )
     if result.returncode != 0:
         raise BrokerError(f"mosquitto_passwd -U {passwd} failed: {result.stderr.strip()}")
+    os.chmod(passwd, 0o600)  # whatever mosquitto_passwd did with the mode
     acl = folder / "acl"
     acl.write_text(acl_text(topics, num_devices), encoding="utf-8")
     return passwd, acl
@@ -117,6 +146,9 @@ class Broker:
         port: TCP port; default: a free one on ``host``.
         tls: ``{"cafile", "certfile", "keyfile"}`` paths: the listener speaks
             TLS only (clients pass ``ca_certs``); ``None``: plain TCP.
+        message_size_limit: largest PUBLISH payload the broker accepts, bytes;
+            default :func:`default_size_limit`. With a bundle:
+            ``size_limit(max(central.message_limits(manifest)))``.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
@@ -131,8 +163,14 @@ class Broker:
         host: str = "127.0.0.1",
         port: int | None = None,
         tls: Mapping[str, str | Path] | None = None,
+        message_size_limit: int | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.message_size_limit = (
+            int(message_size_limit) if message_size_limit is not None else default_size_limit()
+        )
+        if self.message_size_limit < 1:
+            raise ValueError(f"message_size_limit={message_size_limit} must be >= 1 byte")
         self.topics = topics or Topics()
         self.host = host
         self.port = int(port) if port is not None else free_port(host)
@@ -164,6 +202,7 @@ class Broker:
                     f"persistence_location {data}/",
                     "autosave_interval 30",
                     "max_queued_messages 10000",
+                    f"message_size_limit {self.message_size_limit}",
                     "set_tcp_nodelay true",  # no Nagle delay on the small payloads
                     f"log_dest file {self.log_path}",
                     "log_type error",

@@ -10,38 +10,59 @@ mask leaves out the devices that did not deliver and the map is marked
 retained last will), so the central does not wait the deadline for it.
 
 Every incoming message is checked, in this order, and rejected with a counted
-reason if it fails (the central never raises on bad input):
+reason if it fails. Nothing is parsed before the tag has verified, and the
+size is bounded before anything is read: an unauthenticated sender can make
+the central compute one HMAC over at most the largest legitimate message,
+nothing more.
 
 ====================  =====================================================
 ``unknown_device``    topic is not ``{prefix}/data/k`` for a device ``k`` of
-                      the bundle, or the header's device id is not ``k``
-``corrupt``           truncated, bad magic/format, crc32 mismatch
-``bad_hmac``          tag does not verify with device ``k``'s key (forged)
+                      the bundle, or the (authenticated) header's device id
+                      is not ``k``
+``oversize``          longer than the largest message device ``k`` sends
+                      (:func:`message_limits`)
+``corrupt``           too short for the envelope; or authentic but not a
+                      well-formed payload (bad magic/format/scale/shape, crc32)
+``bad_hmac``          tag does not verify with device ``k``'s key (forged,
+                      altered in transit, or another device's key)
+``duplicate``         the counter equals device ``k``'s high-water mark (a
+                      redelivery of its last message), or this device already
+                      delivered this sample
+``replayed``          the counter is below device ``k``'s high-water mark: an
+                      old message sent again (also across central restarts:
+                      the marks persist in ``replay_state.json``)
 ``wrong_version``     header ``model_version`` is not the bundle's
 ``wrong_shape``       latent shape / bit width / scale (or records shape)
                       is not what device ``k`` sends
 ``late``              its sample was already decoded (after the deadline)
-``duplicate``         this device already delivered this sample
 ====================  =====================================================
 
-Reordered messages (a device's sample id below one it sent before) are
-accepted into their own sample and counted as ``reordered``; samples are keyed
-by id, so parts of different samples are never mixed.
+Anything unexpected while handling one message (or decoding one sample) is
+logged and counted as ``error`` (``decode_error``); :meth:`CentralNode.run`
+never ends on bad input. ``summary.json`` is rewritten whenever a counter
+changes, so rejections are visible at once.
+
+Reordered messages (a device's sample id below one it sent before, with a
+higher counter) are accepted into their own sample and counted as
+``reordered``; samples are keyed by id, so parts of different samples are
+never mixed.
 
 Output (``OUT``): ``maps/{sample_id:08d}.npy`` (velocity ``[70, 70]`` float32,
 m/s), ``timing.jsonl`` (one line per sample: presence, partial flag, arrival,
-decode and end-to-end times), ``summary.json`` (counters).
+decode and end-to-end times), ``summary.json`` (counters), ``replay_state.json`` (per-device high-water
+marks of the message counters; keep it with the maps).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,21 +73,50 @@ import torch
 
 from epic_zoo.data.geometry import NUM_SOURCES
 from epic_zoo.deploy.export import CentralDecoder
-from epic_zoo.deploy.records import unpack_records
-from epic_zoo.deploy.security import TAG_BYTES, AuthError, Credentials, verify
+from epic_zoo.deploy.records import records_size, unpack_records
+from epic_zoo.deploy.security import (
+    ENVELOPE_BYTES,
+    AuthError,
+    Credentials,
+    ReplayGuard,
+    verify,
+)
 from epic_zoo.deploy.transport import MqttLink, Topics, user_properties
-from epic_zoo.models.codec import PayloadError, unpack_payload
+from epic_zoo.models.codec import PayloadError, payload_size, unpack_payload
+
+log = logging.getLogger(__name__)
 
 REJECTIONS: tuple[str, ...] = (
     "unknown_device",
+    "oversize",
     "corrupt",
     "bad_hmac",
+    "duplicate",
+    "replayed",
     "wrong_version",
     "wrong_shape",
     "late",
-    "duplicate",
+    "error",
 )
-"""Reasons a message is rejected, in the order they are checked."""
+"""Reasons a message is rejected, roughly in the order they are checked (``error``: unexpected)."""
+REPLAY_STATE: str = "replay_state.json"
+"""File name of the persisted high-water marks in the central's output folder."""
+
+
+def message_limits(manifest: Mapping[str, Any]) -> list[int]:
+    """Bytes of the largest legitimate signed message of each device of a bundle.
+
+    Latent mode: the codec payload of the device's latent shape at the
+    codec's bit width; raw mode: the records frame ``[5, time_samples,
+    n_k]``; plus the envelope (counter and tag, :data:`ENVELOPE_BYTES`).
+    """
+    if manifest["mode"] == "latent":
+        bits = int(manifest["codec"]["bits"])
+        sizes = [payload_size(shape, bits) for shape in manifest["latent_shapes"]]
+    else:
+        t = int(manifest["time_samples"])
+        sizes = [records_size((NUM_SOURCES, t, len(r))) for r in manifest["receivers"]]
+    return [size + ENVELOPE_BYTES for size in sizes]
 
 
 @dataclass
@@ -109,7 +159,9 @@ class Assembler:
         keys: HMAC key of each device.
         deadline_s: wait at most this long after a sample's first payload.
         history: how many decoded sample ids are remembered to reject late
-            or replayed messages (older ids are rejected as late too).
+            messages (older ids are rejected as late too).
+        replay: the devices' counter high-water marks (persisted by the
+            caller with :meth:`ReplayGuard.save`); default: in memory only.
     """
 
     def __init__(
@@ -118,6 +170,7 @@ class Assembler:
         keys: Mapping[int, bytes],
         deadline_s: float,
         history: int = 100_000,
+        replay: ReplayGuard | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError(f"deadline_s={deadline_s} must be > 0")
@@ -145,6 +198,8 @@ class Assembler:
                 {"shape": (NUM_SOURCES, manifest["time_samples"], len(r))}
                 for r in manifest["receivers"]
             ]
+        self.max_bytes = message_limits(manifest)
+        self.replay = replay if replay is not None else ReplayGuard()
         self.deadline_s = float(deadline_s)
         self.history = int(history)
         self.pending: dict[int, Sample] = {}
@@ -155,9 +210,19 @@ class Assembler:
 
     # ----------------------------------------------------------------- input
     def _parse(self, device: int, message: bytes) -> tuple[str | None, dict, Any]:
-        if len(message) <= TAG_BYTES:
+        # Bound and authenticate before reading a single header field.
+        if len(message) > self.max_bytes[device]:
+            return "oversize", {}, None
+        if len(message) <= ENVELOPE_BYTES:
             return "corrupt", {}, None
-        payload = message[:-TAG_BYTES]
+        try:
+            payload, counter = verify(self.keys[device], message)
+        except AuthError:
+            return "bad_hmac", {}, None
+        freshness = self.replay.check(device, counter)
+        if freshness != "fresh":
+            return freshness, {}, None
+        self.replay.advance(device, counter)  # authentic: this counter is used up
         try:
             if self.mode == "latent":
                 header, part = unpack_payload(payload)
@@ -165,10 +230,6 @@ class Assembler:
                 header, part = unpack_records(payload)
         except PayloadError:
             return "corrupt", {}, None
-        try:
-            verify(self.keys[device], message)
-        except AuthError:
-            return "bad_hmac", header, None
         if header["device_id"] != device:
             return "unknown_device", header, None
         if header["model_version"] != self.model_version:
@@ -309,6 +370,11 @@ class CentralNode:
         deadline_s: see :class:`Assembler`.
         topics: topic layout.
         ca_certs: CA file for a TLS broker (see :class:`~epic_zoo.deploy.transport.MqttLink`).
+        replay_state: file of the devices' counter high-water marks (default
+            ``out/replay_state.json``); read at start, rewritten as they rise.
+
+    Everything that can fail on the operator's input (bundle, credentials,
+    output folder, replay state) is checked here, before connecting.
     """
 
     def __init__(
@@ -321,11 +387,18 @@ class CentralNode:
         deadline_s: float = 1.0,
         topics: Topics | None = None,
         ca_certs: str | Path | None = None,
+        replay_state: str | Path | None = None,
     ) -> None:
         self.decoder = CentralDecoder(bundle)
         self.topics = topics or Topics()
-        self.assembler = Assembler(self.decoder.manifest, credentials.keys(), deadline_s)
         self.writer = MapWriter(out)
+        self.replay = ReplayGuard(
+            replay_state if replay_state is not None else self.writer.out / REPLAY_STATE
+        )
+        self.assembler = Assembler(
+            self.decoder.manifest, credentials.keys(), deadline_s, replay=self.replay
+        )
+        self._reported: dict[str, int] | None = None
         self.inbox: queue.Queue[tuple[str, bytes, float, dict[str, str]]] = queue.Queue()
         self.written = 0
         self.stop = threading.Event()
@@ -348,7 +421,9 @@ class CentralNode:
     def _handle(self, topic: str, payload: bytes, arrival: float, props: dict[str, str]) -> None:
         device = self.topics.device_of(topic)
         if device is not None:
-            self.assembler.offer(device, payload, arrival, props)
+            outcome = self.assembler.offer(device, payload, arrival, props)
+            if outcome != "accepted":
+                log.warning("rejected %d-byte message on %s: %s", len(payload), topic, outcome)
             return
         prefix = self.topics.status("")
         if topic.startswith(prefix):
@@ -377,6 +452,24 @@ class CentralNode:
         self.written += 1
         self.link.publish(self.topics.done, json.dumps(timing).encode())
 
+    def _guarded(self, what: str, counter: str, func: Callable[..., object], *args: Any) -> None:
+        """Run one unit of work; anything unexpected is logged and counted, never raised."""
+        try:
+            func(*args)
+        except Exception:  # the per-message guard: one bad input never ends the central
+            self.assembler.counters[counter] += 1
+            log.error(
+                "unexpected error while handling %s (counted as %r)", what, counter, exc_info=True
+            )
+
+    def _checkpoint(self) -> None:
+        """Persist the replay marks, then ``summary.json`` if any counter changed since the last write."""
+        self._guarded("the replay state", "error", self.replay.save)
+        counters = dict(self.assembler.counters)
+        if counters != self._reported:
+            self._guarded("summary.json", "error", self.writer.summary, self.summary())
+            self._reported = counters
+
     def summary(self) -> dict[str, Any]:
         return {
             "model": self.decoder.manifest["name"],
@@ -404,17 +497,20 @@ class CentralNode:
                 due = self.assembler.next_deadline()
                 wait = 0.05 if due is None else min(0.05, max(0.0, due - time.time()))
                 try:
-                    self._handle(*self.inbox.get(timeout=wait))
+                    item = self.inbox.get(timeout=wait)
                     while True:  # take everything that is already there
-                        self._handle(*self.inbox.get_nowait())
+                        self._guarded(f"a message on {item[0]}", "error", self._handle, *item)
+                        item = self.inbox.get_nowait()
                 except queue.Empty:
                     pass
+                self._checkpoint()  # before any map: replay marks on disk, counters current
                 for sample in self.assembler.ready(time.time()):
-                    self._emit(sample)
-                    self.writer.summary(self.summary())
+                    self._guarded(f"sample {sample.sample_id}", "decode_error", self._emit, sample)
+                self._checkpoint()
             for sample in self.assembler.drain():
-                self._emit(sample)
+                self._guarded(f"sample {sample.sample_id}", "decode_error", self._emit, sample)
         finally:
+            self.replay.save()
             self.writer.summary(self.summary())
             self.writer.close()
             self.link.close()

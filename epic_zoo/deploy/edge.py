@@ -17,7 +17,13 @@ Where records come from:
 - ``--watch DIR``: a folder being filled by the acquisition: each
   ``{sample_id}.npy`` (``[5, T, 70]`` or ``[5, T, n_k]``) is sent once, in id
   order; writers should write to another name and rename (files that do not
-  load yet are retried).
+  load yet are retried; a file that loads but is not a record of this
+  device's shape is logged and skipped).
+
+One bad input never ends the edge process: a malformed trigger (not JSON,
+no ``sample_id``, an id outside ``0..2**64-1``), a record of the wrong shape
+or with NaN, or a failure to send one record is logged, counted in the
+summary (``bad_triggers``, ``bad_records``) and skipped.
 
 Each message carries MQTT 5 user properties ``t_release`` (when the record
 became available on the device: trigger received, paced release time or
@@ -29,10 +35,11 @@ profile (:class:`~epic_zoo.deploy.transport.LinkShaper`).
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,7 @@ import paho.mqtt.client as mqtt
 
 from epic_zoo.data.geometry import NUM_RECEIVERS
 from epic_zoo.deploy.export import EdgeEncoder
-from epic_zoo.deploy.security import Credentials, sign
+from epic_zoo.deploy.security import Credentials, MessageCounter, sign
 from epic_zoo.deploy.transport import (
     LinkShaper,
     MqttLink,
@@ -50,6 +57,27 @@ from epic_zoo.deploy.transport import (
     publish_properties,
 )
 from epic_zoo.hardware.profiles import LinkProfile
+
+log = logging.getLogger(__name__)
+
+MAX_SAMPLE_ID: int = 2**64 - 1
+"""Largest sample id a payload header can carry (uint64)."""
+
+
+def parse_trigger(payload: bytes) -> int:
+    """The sample id of a trigger message ``{"sample_id": i}``; ``ValueError`` naming what is wrong."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, TypeError) as err:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"trigger is not JSON: {err}") from None
+    if not isinstance(data, dict) or "sample_id" not in data:
+        raise ValueError('trigger must be {"sample_id": i}')
+    sample_id = data["sample_id"]
+    if isinstance(sample_id, bool) or not isinstance(sample_id, int):
+        raise ValueError(f"trigger sample_id {sample_id!r} is not an integer")
+    if not 0 <= sample_id <= MAX_SAMPLE_ID:
+        raise ValueError(f"trigger sample_id {sample_id} is outside 0..2**64-1")
+    return sample_id
 
 
 def _select_receivers(records: np.ndarray, receivers: np.ndarray, what: str) -> np.ndarray:
@@ -109,18 +137,33 @@ class FolderSource:
             raise FileNotFoundError(f"--watch folder {self.folder} does not exist; create it first")
         self.receivers = np.asarray(receivers)
         self.seen: set[int] = set()
+        self.skipped = 0
 
     def poll(self) -> list[tuple[int, np.ndarray]]:
-        """New records as ``(sample_id, [5, T, n_k])`` in id order; unreadable files wait for the next poll."""
+        """New records as ``(sample_id, [5, T, n_k])`` in id order.
+
+        Files that do not load yet wait for the next poll (still being
+        written); a file that loads but holds no record of this device's shape,
+        or whose name is an id beyond uint64, is logged, counted in
+        :attr:`skipped` and never read again.
+        """
         found = []
         for path in self.folder.glob("*.npy"):
             if not path.stem.isdigit() or int(path.stem) in self.seen:
                 continue
+            sample_id = int(path.stem)
             try:
                 records = np.load(path)
             except (OSError, ValueError, EOFError):
                 continue  # still being written
-            found.append((int(path.stem), _select_receivers(records, self.receivers, str(path))))
+            try:
+                if sample_id > MAX_SAMPLE_ID:
+                    raise ValueError(f"sample id {sample_id} is outside 0..2**64-1")
+                found.append((sample_id, _select_receivers(records, self.receivers, str(path))))
+            except ValueError as err:
+                self.seen.add(sample_id)
+                self.skipped += 1
+                log.warning("skipped %s: %s", path, err)
         found.sort(key=lambda item: item[0])
         self.seen.update(i for i, _ in found)
         return found
@@ -161,6 +204,7 @@ class EdgeNode:
                 f"credentials of {credentials.username} used for device {device}; pass device-{device}.json"
             )
         self.key = credentials.key()
+        self.counter = MessageCounter()
         self.topics = topics or Topics()
         self.topic = self.topics.data(self.device)
         self.triggers: queue.Queue[tuple[int, float]] = queue.Queue()
@@ -183,14 +227,18 @@ class EdgeNode:
             "wire_bytes": 0,
             "encode_s": [],
             "bad_triggers": 0,
+            "bad_records": 0,
         }
 
     def _on_trigger(self, message: mqtt.MQTTMessage) -> None:
+        """paho thread: queue a valid trigger; log and count anything else (never raises)."""
         try:
-            data = json.loads(message.payload)
-            self.triggers.put((int(data["sample_id"]), time.time()))  # the record is here now
-        except (ValueError, KeyError, TypeError):
+            self.triggers.put(
+                (parse_trigger(message.payload), time.time())
+            )  # the record is here now
+        except ValueError as err:
             self.stats["bad_triggers"] += 1
+            log.warning("ignored trigger %r: %s", bytes(message.payload)[:80], err)
 
     def connect(self, timeout_s: float = 10.0) -> EdgeNode:
         self.link.connect(timeout_s)
@@ -201,7 +249,7 @@ class EdgeNode:
         t_release = time.time() if t_release is None else t_release
         start = time.perf_counter()
         payload = self.encoder.payload(records, sample_id)
-        message = sign(self.key, payload)
+        message = sign(self.key, payload, self.counter.next())
         self.stats["encode_s"].append(time.perf_counter() - start)
         props = publish_properties({"t_release": repr(t_release), "t_sent": repr(time.time())})
         mqtt_bytes = publish_packet_bytes(self.topic, len(message), props)
@@ -215,6 +263,18 @@ class EdgeNode:
         self.stats["wire_bytes"] += self.shaper.wire_bytes(mqtt_bytes)
         self.shaper.send(mqtt_bytes, lambda: self.link.publish(self.topic, message, props))
 
+    def _send_guarded(
+        self, sample_id: int, get_records: Callable[[], np.ndarray], t_release: float | None
+    ) -> bool:
+        """:meth:`send` one record; a bad record or a failed send is logged and counted, never raised."""
+        try:
+            self.send(sample_id, get_records(), t_release)
+            return True
+        except Exception as err:  # one bad record never ends the edge
+            self.stats["bad_records"] += 1
+            log.warning("skipped sample %s: %s", sample_id, err)
+            return False
+
     # ------------------------------------------------------------------ loops
     def run_triggered(
         self, source: ReplaySource, max_samples: int | None, stop: threading.Event
@@ -226,7 +286,7 @@ class EdgeNode:
                 sample_id, t_release = self.triggers.get(timeout=0.1)
             except queue.Empty:
                 continue
-            self.send(sample_id, source.get(sample_id), t_release)
+            self._send_guarded(sample_id, lambda i=sample_id: source.get(i), t_release)
             sent += 1
 
     def run_paced(
@@ -242,7 +302,7 @@ class EdgeNode:
             release = start_at + j * interval_s
             if stop.wait(max(0.0, release - time.time())):
                 return
-            self.send(sample_id, source.get(sample_id), release)
+            self._send_guarded(sample_id, lambda i=sample_id: source.get(i), release)
 
     def run_folder(
         self,
@@ -254,9 +314,11 @@ class EdgeNode:
         """Send each new file of a watched folder, until ``max_samples`` or ``stop``."""
         sent = 0
         while not stop.is_set() and (max_samples is None or sent < max_samples):
+            skipped = source.skipped
             for sample_id, records in source.poll():
-                self.send(sample_id, records)
+                self._send_guarded(sample_id, lambda r=records: r, None)
                 sent += 1
+            self.stats["bad_records"] += source.skipped - skipped
             stop.wait(poll_s)
 
     def summary(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Little-endian throughout. The latent payloads of distributed models are
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -34,7 +35,7 @@ _CRC = struct.Struct("<I")
 
 def records_size(shape: tuple[int, int, int]) -> int:
     """Bytes of a frame holding records of ``shape`` ``[sources, time, receivers]``."""
-    return _HEADER.size + 4 * int(np.prod(shape)) + _CRC.size
+    return _HEADER.size + 4 * math.prod(int(n) for n in shape) + _CRC.size  # exact, no wrap-around
 
 
 def pack_records(
@@ -67,7 +68,9 @@ def unpack_records(data: bytes) -> tuple[dict, np.ndarray]:
 
     Raises:
         PayloadError: truncated, wrong magic or version, checksum mismatch, or
-            a length that does not match the declared shape.
+            a length that does not match the declared shape (computed
+            exactly, so a crafted shape cannot make it allocate more than
+            the frame holds).
     """
     data = bytes(data)
     if len(data) < _HEADER.size + _CRC.size:
@@ -84,7 +87,7 @@ def unpack_records(data: bytes) -> tuple[dict, np.ndarray]:
         raise PayloadError(
             f"records frame is {len(data)} bytes but shape {tuple(shape)} needs {records_size(tuple(shape))}"
         )
-    values = np.frombuffer(data, dtype="<f4", offset=_HEADER.size, count=int(np.prod(shape)))
+    values = np.frombuffer(data, dtype="<f4", offset=_HEADER.size, count=math.prod(shape))
     header = {
         "device_id": device_id,
         "sample_id": sample_id,

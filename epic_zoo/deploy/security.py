@@ -1,4 +1,4 @@
-"""Who may talk: per-device broker credentials and HMAC keys, and the payload tag.
+"""Who may talk: per-device broker credentials and HMAC keys, the signed envelope, replay memory.
 
 Two independent checks guard the central node:
 
@@ -7,16 +7,23 @@ Two independent checks guard the central node:
    only on device ``k``'s topics (:mod:`epic_zoo.deploy.broker`). A device
    that lost its password cannot connect; one that tries another device's
    topic is silently dropped by the broker.
-2. **The payload** carries an HMAC-SHA256 tag made with device ``k``'s own
-   32-byte key, truncated to :data:`TAG_BYTES` (RFC 2104 section 5 allows a
-   truncated tag of at least half the hash; 128 bits here). The central
-   checks it with the key of the device whose topic the message came on, so
-   a forged or replayed-across-devices payload is dropped even if the broker
-   were bypassed or its credentials leaked.
+2. **The envelope**: every payload travels as ``payload || counter || tag``
+   (:func:`sign`). ``counter`` is a 64-bit big-endian message counter that
+   the device never repeats and never lowers (:class:`MessageCounter`:
+   microseconds of the device clock, forced strictly increasing); ``tag`` is
+   HMAC-SHA256 over a domain string, the counter and the payload under
+   device ``k``'s own 32-byte key, truncated to :data:`TAG_BYTES` (RFC 2104
+   section 5 allows a truncated tag of at least half the hash; 128 bits
+   here). The central checks the tag in constant time with the key of the
+   device whose topic the message came on, *before* it parses anything
+   (:func:`verify`), then compares the counter with the device's persisted
+   high-water mark (:class:`ReplayGuard`): a counter at or below it is a
+   replay and is dropped, also after the central restarts.
 
 :func:`provision` writes one JSON file per principal (``device-k.json``,
-``central.json``, ``operator.json``) with mode 0600; copy each device's file
-to that device only. The central's file holds every device's HMAC key.
+``central.json``, ``operator.json``) with mode 0600, also over an existing
+file of another mode (:func:`write_private`); copy each device's file to that
+device only. The central's file holds every device's HMAC key.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import hmac
 import json
 import os
 import secrets
+import struct
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,8 +43,14 @@ TAG_BYTES: int = 16
 """Bytes of the truncated HMAC-SHA256 tag appended to every payload."""
 KEY_BYTES: int = 32
 """Bytes of a device's HMAC key (the SHA-256 block-size recommendation of RFC 2104 is >= 32)."""
-_DOMAIN = b"epic_zoo.deploy/1\x00"
-"""Prefix mixed into every tag, so a tag made for another protocol never verifies here."""
+COUNTER_BYTES: int = 8
+"""Bytes of the signed message counter (uint64, big-endian) between payload and tag."""
+ENVELOPE_BYTES: int = COUNTER_BYTES + TAG_BYTES
+"""Bytes :func:`sign` adds to a payload."""
+_COUNTER = struct.Struct(">Q")
+_DOMAIN = b"epic_zoo.deploy/2\x00"
+"""Prefix mixed into every tag, so a tag made for another protocol (or envelope version 1,
+which had no counter) never verifies here."""
 
 CENTRAL_USER: str = "central"
 OPERATOR_USER: str = "operator"
@@ -54,32 +70,150 @@ def new_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
-def tag(key: bytes, payload: bytes) -> bytes:
-    """HMAC-SHA256 of ``payload`` under ``key``, truncated to :data:`TAG_BYTES`."""
+def tag(key: bytes, payload: bytes, counter: int) -> bytes:
+    """HMAC-SHA256 of ``counter || payload`` under ``key`` (domain-separated), truncated to :data:`TAG_BYTES`."""
     if len(key) < 16:
         raise ValueError(f"HMAC key of {len(key)} bytes is too short; use new_key() (32 bytes)")
-    return hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()[:TAG_BYTES]
+    return hmac.new(key, _DOMAIN + _COUNTER.pack(counter) + payload, hashlib.sha256).digest()[
+        :TAG_BYTES
+    ]
 
 
-def sign(key: bytes, payload: bytes) -> bytes:
-    """``payload + tag(key, payload)``: what a device publishes."""
-    return bytes(payload) + tag(key, bytes(payload))
+def sign(key: bytes, payload: bytes, counter: int) -> bytes:
+    """``payload || counter || tag``: what a device publishes.
+
+    Args:
+        key: the device's HMAC key.
+        payload: codec payload or records frame.
+        counter: this message's counter, ``0 <= counter < 2**64``, higher than
+            every counter the device used before (:class:`MessageCounter`).
+    """
+    counter = int(counter)
+    if not 0 <= counter < 2**64:
+        raise ValueError(f"message counter {counter} is outside 0..2**64-1")
+    payload = bytes(payload)
+    return payload + _COUNTER.pack(counter) + tag(key, payload, counter)
 
 
-def verify(key: bytes, message: bytes) -> bytes:
-    """Split a signed message and check its tag; returns the payload.
+def verify(key: bytes, message: bytes) -> tuple[bytes, int]:
+    """Check a signed message's tag (constant time) before anything reads it; returns ``(payload, counter)``.
 
     Raises:
-        AuthError: the message is shorter than a tag or the tag does not match
-            (forged, signed with another device's key, or altered in transit).
+        AuthError: the message is too short to hold the envelope or the tag
+            does not match (forged, signed with another device's key, or
+            altered in transit).
     """
     message = bytes(message)
-    if len(message) <= TAG_BYTES:
+    if len(message) <= ENVELOPE_BYTES:
         raise AuthError(f"message of {len(message)} bytes is too short to hold an HMAC tag")
-    payload, got = message[:-TAG_BYTES], message[-TAG_BYTES:]
-    if not hmac.compare_digest(got, tag(key, payload)):
+    body, got = message[:-TAG_BYTES], message[-TAG_BYTES:]
+    payload, (counter,) = body[:-COUNTER_BYTES], _COUNTER.unpack(body[-COUNTER_BYTES:])
+    if not hmac.compare_digest(got, tag(key, payload, counter)):
         raise AuthError("HMAC tag does not verify: forged payload or another device's key")
-    return payload
+    return payload, counter
+
+
+class MessageCounter:
+    """A device's message counter: microseconds of the wall clock, strictly increasing.
+
+    Time-based so that a restarted device continues above every counter it
+    used before without storing anything, provided its clock does not go
+    back (keep it synchronised, e.g. NTP; a board without a real-time clock
+    must not send before it has the time). ``next()`` is thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        """The next counter: ``max(now in µs, previous + 1)``."""
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+REPLAY_FORMAT = "epic_zoo.deploy.replay/1"
+
+
+class ReplayGuard:
+    """Per-device high-water marks of the signed message counters, optionally persisted.
+
+    :meth:`check` classifies an authenticated counter: ``"fresh"`` (above the
+    mark), ``"duplicate"`` (equal: the last message again, e.g. a QoS 1
+    redelivery) or ``"replayed"`` (below). :meth:`advance` raises the mark;
+    :meth:`save` writes the marks (atomically, only if they changed) to
+    ``path``, which a restarted central reads back, so a message captured
+    before the restart is still refused.
+
+    Args:
+        path: JSON file of the marks (``None``: in memory only).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.high_water: dict[int, int] = {}
+        self._dirty = False
+        if self.path is not None and self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if data.get("format") != REPLAY_FORMAT:
+                    raise ValueError(f"format is {data.get('format')!r}, not {REPLAY_FORMAT!r}")
+                self.high_water = {int(k): int(v) for k, v in data["high_water"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                raise ValueError(
+                    f"replay state {self.path} is unreadable ({err}); restore it from a backup. "
+                    "Deleting it makes the central accept replays of any message it saw before"
+                ) from None
+
+    def check(self, device: int, counter: int) -> str:
+        """``"fresh"``, ``"duplicate"`` or ``"replayed"`` for device ``device``'s ``counter``."""
+        mark = self.high_water.get(int(device), -1)
+        if counter > mark:
+            return "fresh"
+        return "duplicate" if counter == mark else "replayed"
+
+    def advance(self, device: int, counter: int) -> None:
+        """Raise device ``device``'s mark to ``counter`` (never lowers it)."""
+        if counter > self.high_water.get(int(device), -1):
+            self.high_water[int(device)] = int(counter)
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the marks to :attr:`path` if they changed since the last save."""
+        if self.path is None or not self._dirty:
+            return
+        data = {
+            "format": REPLAY_FORMAT,
+            "high_water": {str(k): v for k, v in sorted(self.high_water.items())},
+        }
+        write_private(self.path, json.dumps(data, indent=2) + "\n")
+        self._dirty = False
+
+
+def write_private(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically with mode 0600, whatever mode a previous file had.
+
+    The text goes to a new temporary file (created 0600, then ``fchmod``-ed
+    to 0600 whatever the umask), is flushed to disk and renamed over
+    ``path``, so a reader sees the old or the new file, never a mix, and an
+    existing world-readable file is replaced rather than reused.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @dataclass(frozen=True)
@@ -112,13 +246,8 @@ class Credentials:
         return {int(k): bytes.fromhex(v) for k, v in self.device_keys.items()}
 
     def save(self, path: str | Path) -> Path:
-        """Write as JSON readable by the owner only (mode 0600)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(self), fh, indent=2)
-        return path
+        """Write as JSON readable by the owner only (mode 0600, also over an existing file)."""
+        return write_private(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Credentials:

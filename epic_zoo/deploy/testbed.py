@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from epic_zoo.deploy.broker import Broker
+from epic_zoo.deploy.broker import Broker, size_limit
+from epic_zoo.deploy.central import message_limits
 from epic_zoo.deploy.export import CentralDecoder, EdgeEncoder, export_bundle, load_source_model
 from epic_zoo.deploy.security import provision
 from epic_zoo.deploy.transport import MqttLink, Topics
@@ -145,7 +146,8 @@ def run_deployment(
     logs: dict[str, Path] = {}
     procs: dict[str, subprocess.Popen] = {}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with Broker(workdir / "broker", creds, devices, topics) as broker:
+    limit = size_limit(max(message_limits(manifest)))
+    with Broker(workdir / "broker", creds, devices, topics, message_size_limit=limit) as broker:
         address = f"{broker.host}:{broker.port}"
         common = ["--broker", address, "--samples", str(total), "--threads", "1"]
         commands = {

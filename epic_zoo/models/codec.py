@@ -24,8 +24,10 @@ A payload (one device, one latent, usually one sample) is::
     end-4   4     crc32 of everything before it
 
 All integers are little-endian. :func:`unpack_payload` checks magic, version,
-length, checksum and code range and raises :class:`PayloadError` naming what is
-wrong. ``unpack_payload(pack_payload(q, ...))[1]`` is bitwise equal to ``q``
+bit width, scale (finite, > 0), shape (its exact size, computed without
+overflow, must equal the bytes present: nothing is allocated beyond the
+payload's own length), checksum and code range, and raises
+:class:`PayloadError` naming what is wrong, never another exception. ``unpack_payload(pack_payload(q, ...))[1]`` is bitwise equal to ``q``
 for any ``q`` produced by :func:`quantize` with the same ``bits`` and ``scale``.
 """
 
@@ -93,7 +95,7 @@ def quantize(x: torch.Tensor, bits: int, scale: float = 1.0) -> torch.Tensor:
 def payload_size(shape: Sequence[int], bits: int) -> int:
     """Bytes of a payload holding a latent of ``shape`` at ``bits`` (header and crc included)."""
     levels(bits)
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(int(n) for n in shape)  # exact: a crafted shape must not wrap around
     return _FIXED.size + 4 * len(shape) + math.ceil(numel * int(bits) / 8) + _CRC.size
 
 
@@ -193,6 +195,8 @@ def unpack_payload(data: bytes) -> tuple[dict, torch.Tensor]:
         raise PayloadError("checksum mismatch: the payload was corrupted in transit")
     if not MIN_BITS <= bits <= MAX_BITS:
         raise PayloadError(f"bit width {bits} in header is outside {MIN_BITS}..{MAX_BITS}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise PayloadError(f"scale {scale!r} in header must be a finite positive number")
     shape_end = _FIXED.size + 4 * ndim
     if shape_end + _CRC.size > len(data):
         raise PayloadError(f"header declares {ndim} dims but the payload is too short to hold them")
@@ -202,7 +206,7 @@ def unpack_payload(data: bytes) -> tuple[dict, torch.Tensor]:
             f"payload is {len(data)} bytes but a {bits}-bit latent of shape {tuple(shape)} "
             f"needs {payload_size(shape, bits)}"
         )
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)
     unsigned = _unpack_bits(data[shape_end : -_CRC.size], numel, bits)
     lim = levels(bits)
     if numel and unsigned.max() > 2 * lim:

@@ -10,7 +10,7 @@ import pytest
 from epic_zoo.deploy.central import Assembler
 from epic_zoo.deploy.export import EdgeEncoder, read_manifest
 from epic_zoo.deploy.records import pack_records, unpack_records
-from epic_zoo.deploy.security import new_key, sign
+from epic_zoo.deploy.security import MessageCounter, new_key, sign
 from epic_zoo.models.codec import PayloadError, pack_payload
 
 from .conftest import NUM_DEVICES
@@ -31,10 +31,12 @@ def assembler(bundle: Path, keys) -> Assembler:
     return Assembler(read_manifest(bundle), keys, deadline_s=1.0)
 
 
+COUNTER = MessageCounter()  # as on a device: every message signed gets a higher counter
+
+
 def _message(edges, keys, records, device: int, sample: int) -> bytes:
-    return sign(
-        keys[device], edges[device].payload(records[sample][..., edges[device].receivers], sample)
-    )
+    payload = edges[device].payload(records[sample][..., edges[device].receivers], sample)
+    return sign(keys[device], payload, COUNTER.next())
 
 
 def test_complete_sample_is_ready_at_once(assembler, edges, keys, records) -> None:
@@ -71,9 +73,11 @@ def test_offline_device_is_not_waited_for(assembler, edges, keys, records) -> No
 
 
 def test_duplicates_and_reordering_never_mix_samples(assembler, edges, keys, records) -> None:
-    m = {(k, i): _message(edges, keys, records, k, i) for k in range(NUM_DEVICES) for i in (0, 1)}
     order = [(0, 1), (1, 1), (0, 0), (0, 1), (2, 0), (1, 0), (2, 1)]
-    outcomes = [assembler.offer(str(k), m[k, i], 0.0) for k, i in order]
+    # each message is signed when it is sent (the device re-encodes sample 1 for device 0)
+    outcomes = [
+        assembler.offer(str(k), _message(edges, keys, records, k, i), 0.0) for k, i in order
+    ]
     assert outcomes.count("duplicate") == 1
     assert assembler.counters["reordered"] == 2  # devices 0 and 1 sent sample 0 after sample 1
     samples = {s.sample_id: s for s in assembler.ready(0.0)}
@@ -87,29 +91,38 @@ def test_duplicates_and_reordering_never_mix_samples(assembler, edges, keys, rec
 def test_bad_messages_are_rejected_and_counted(assembler, bundle, edges, keys, records) -> None:
     good = edges[0].payload(records[0][..., edges[0].receivers], 0)
     manifest = read_manifest(bundle)
-    flipped = bytearray(sign(keys[0], good))
-    flipped[40] ^= 0x10
-    forged_tag = bytearray(sign(keys[0], good))
+    flipped = bytearray(sign(keys[0], good, COUNTER.next()))
+    flipped[40] ^= 0x10  # altered in transit: the tag no longer verifies
+    forged_tag = bytearray(sign(keys[0], good, COUNTER.next()))
     forged_tag[-1] ^= 0x01
     latent = edges[0].encode(records[0][..., edges[0].receivers])[0]
     wrong_shape = pack_payload(
         latent[:5], device_id=0, sample_id=0, bits=8, model_version=manifest["model_version"]
     )
     wrong_version = pack_payload(latent, device_id=0, sample_id=0, bits=8, model_version=123)
+    limit = assembler.max_bytes[0]
+    latent_1 = edges[1].encode(records[0][..., edges[1].receivers])[0]
+    claims_0 = pack_payload(  # device 1's latent, header device id 0
+        latent_1, device_id=0, sample_id=0, bits=8, model_version=manifest["model_version"]
+    )
     cases = {
         "corrupt": [
-            ("0", bytes(flipped)),
             ("0", b"short"),
-            ("0", sign(keys[0], b"not a payload at all")),
+            ("0", sign(keys[0], b"not a payload at all", COUNTER.next())),  # authentic, unparsable
         ],
-        "bad_hmac": [("0", bytes(forged_tag)), ("0", sign(keys[1], good))],
+        "bad_hmac": [
+            ("0", bytes(flipped)),
+            ("0", bytes(forged_tag)),
+            ("0", sign(keys[1], good, COUNTER.next())),
+        ],
         "unknown_device": [
-            ("7", sign(keys[0], good)),
-            ("x", sign(keys[0], good)),
-            ("1", sign(keys[1], good)),
+            ("7", sign(keys[0], good, COUNTER.next())),
+            ("x", sign(keys[0], good, COUNTER.next())),
+            ("1", sign(keys[1], claims_0, COUNTER.next())),  # authentic for 1, header says 0
         ],
-        "wrong_shape": [("0", sign(keys[0], wrong_shape))],
-        "wrong_version": [("0", sign(keys[0], wrong_version))],
+        "oversize": [("0", sign(keys[0], good + b"\0", COUNTER.next())), ("0", bytes(limit + 1))],
+        "wrong_shape": [("0", sign(keys[0], wrong_shape, COUNTER.next()))],
+        "wrong_version": [("0", sign(keys[0], wrong_version, COUNTER.next()))],
     }
     for reason, messages in cases.items():
         for label, message in messages:
@@ -117,6 +130,7 @@ def test_bad_messages_are_rejected_and_counted(assembler, bundle, edges, keys, r
     assert assembler.pending == {}
     assert {r: assembler.counters[r] for r in cases} == {r: len(v) for r, v in cases.items()}
     assert assembler.counters["accepted"] == 0
+    assert len(sign(keys[0], good, 0)) == limit  # the largest legitimate message still fits
 
 
 def test_records_frames_round_trip_and_corruption() -> None:

@@ -15,12 +15,13 @@ import torch
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.central import CentralNode
 from epic_zoo.deploy.edge import EdgeNode
-from epic_zoo.deploy.security import Credentials, sign
+from epic_zoo.deploy.security import Credentials, MessageCounter, sign
 from epic_zoo.deploy.transport import ConnectRefused, MqttLink, Topics
 
 from .conftest import NUM_DEVICES, needs_mosquitto, wait_until
 
 pytestmark = needs_mosquitto
+COUNTER = MessageCounter()
 
 
 def _central(bundle: Path, creds, broker, out: Path, deadline_s: float = 5.0) -> CentralNode:
@@ -94,10 +95,12 @@ def test_forged_and_foreign_senders_are_dropped(
         payload = edges[0].encoder.payload(records[0][..., edges[0].encoder.receivers], 0)
         # device-1's login publishing on device 0's topic: the broker's ACL drops it
         imposter = MqttLink("imposter", creds["device-1"], broker.address).connect()
-        imposter.publish(topics.data(0), sign(creds["device-1"].key(), payload))
+        imposter.publish(topics.data(0), sign(creds["device-1"].key(), payload, COUNTER.next()))
         assert imposter.flush(5)
         # device 0's own login but a key that is not device 0's: the central's HMAC check drops it
-        edges[0].link.publish(topics.data(0), sign(creds["device-2"].key(), payload))
+        edges[0].link.publish(
+            topics.data(0), sign(creds["device-2"].key(), payload, COUNTER.next())
+        )
         _send(edges, records, 1)  # and the genuine traffic still flows
         assert wait_until(lambda: central.node.written == 1)
         counters = central.node.assembler.counters
@@ -116,25 +119,28 @@ def test_duplicated_reordered_and_corrupted_messages(
     out = tmp_path / "out"
     with central_thread(_central(bundle, creds, broker, out, deadline_s=10)) as central:
         edges = _edges(bundle, creds, broker)
-        messages = {
-            (k, i): sign(e.key, e.encoder.payload(records[i][..., e.encoder.receivers], i))
-            for k, e in edges.items()
-            for i in (0, 1)
-        }
-        corrupted = bytearray(messages[2, 0])
-        corrupted[45] ^= 0x01
+
+        def message(k: int, i: int) -> bytes:  # signed when sent, as the device does
+            e = edges[k]
+            return sign(
+                e.key, e.encoder.payload(records[i][..., e.encoder.receivers], i), e.counter.next()
+            )
+
         counters = central.node.assembler.counters
-        sequence = [(0, 1), (0, 0), (0, 0), (1, 0), (1, 1), (1, 1), (2, 1)]
-        sent = [(k, messages[k, i]) for k, i in sequence] + [
-            (2, bytes(corrupted)),
-            (2, messages[2, 0]),
-        ]
-        for n, (k, message) in enumerate(sent, start=1):
-            edges[k].link.publish(topics.data(k), message)
+        sent: list[tuple[int, bytes]] = []
+        for k, i in [(0, 1), (0, 0), (1, 0), (1, 1), (2, 1)]:
+            sent.append((k, message(k, i)))
+            if (k, i) in ((0, 0), (1, 1)):
+                sent.append((k, sent[-1][1]))  # redelivered (QoS 1 at least once): duplicate
+        corrupted = bytearray(message(2, 0))
+        corrupted[45] ^= 0x01  # altered in transit: the tag fails
+        sent += [(2, bytes(corrupted)), (2, message(2, 0))]
+        for n, (k, msg) in enumerate(sent, start=1):
+            edges[k].link.publish(topics.data(k), msg)
             # messages of different clients may overtake each other: keep the order fixed
             assert wait_until(lambda n=n: counters["received"] == n, 5)
         assert wait_until(lambda: central.node.written == 2)
-        assert counters["duplicate"] == 2 and counters["corrupt"] == 1
+        assert counters["duplicate"] == 2 and counters["bad_hmac"] == 1
         assert counters["reordered"] == 2 and counters["complete"] == 2  # devices 0 and 2
         for edge in edges.values():
             edge.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from epic_zoo.deploy.security import (
+    ENVELOPE_BYTES,
     TAG_BYTES,
     AuthError,
     Credentials,
@@ -20,19 +21,23 @@ from epic_zoo.deploy.security import (
 
 def test_sign_verify_round_trip_and_forgeries() -> None:
     key, other = new_key(), new_key()
-    message = sign(key, b"payload bytes")
-    assert len(message) == len(b"payload bytes") + TAG_BYTES
-    assert verify(key, message) == b"payload bytes"
+    message = sign(key, b"payload bytes", 7)
+    assert len(message) == len(b"payload bytes") + ENVELOPE_BYTES
+    assert verify(key, message) == (b"payload bytes", 7)
     with pytest.raises(AuthError, match="does not verify"):
         verify(other, message)  # another device's key
-    tampered = bytearray(message)
-    tampered[0] ^= 1
-    with pytest.raises(AuthError):
-        verify(key, bytes(tampered))
+    for i in (0, len(message) - TAG_BYTES - 1):  # the payload, and the counter, are covered
+        tampered = bytearray(message)
+        tampered[i] ^= 1
+        with pytest.raises(AuthError):
+            verify(key, bytes(tampered))
     with pytest.raises(AuthError, match="too short"):
-        verify(key, message[:TAG_BYTES])
+        verify(key, message[:ENVELOPE_BYTES])
     with pytest.raises(ValueError, match="too short"):
-        sign(b"short", b"x")
+        sign(b"short", b"x", 0)
+    for bad in (-1, 2**64):
+        with pytest.raises(ValueError, match="counter"):
+            sign(key, b"x", bad)
 
 
 def test_provision_writes_private_unique_credentials(tmp_path: Path) -> None:
