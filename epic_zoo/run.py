@@ -29,6 +29,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import netrc
 import os
 import random
@@ -59,12 +60,18 @@ from omegaconf import DictConfig, OmegaConf
 from epic_zoo.compare import format_table
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
-from epic_zoo.models import list_models
+from epic_zoo.models import learns, list_models
+from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
+from epic_zoo.tasks.plots import learning_curve_figure, save_figure
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 RESULTS_FILE = "results.json"
+CURVE_FILE = "learning_curve"
+"""Stem of the learning curve files in a run folder (``.csv`` and ``.png``)."""
+LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
+"""Order of the test metrics in results and tables: MAE in m/s first, then SSIM."""
 WANDB_ID_FILE = "wandb_run_id"
 HELP_RECIPE = "quickstart"
 """Recipe whose configuration ``--help`` shows when none is given."""
@@ -322,6 +329,127 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     return callbacks
 
 
+# ------------------------------------------------------------------- evidence
+def _velocities(loader: Any):
+    for batch in loader:
+        yield batch["velocity"]
+
+
+def data_provenance(datamodule: FWIDataModule, seed: int | None = None) -> dict[str, Any]:
+    """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
+    return {
+        "dataset": datamodule.dataset_name,
+        "profile": datamodule.profile.name,
+        "data_seed": int(getattr(datamodule, "seed", 0)),
+        "time_stride": datamodule.time_stride,
+        "source": "openfwi" if getattr(datamodule, "openfwi_root", None) else "synthetic",
+        **({"seed": int(seed)} if seed is not None else {}),
+    }
+
+
+def mean_map_baseline(datamodule: FWIDataModule) -> dict[str, float]:
+    """The ``mean-map`` baseline's MAE on the run's test split (normalised and m/s).
+
+    The map is the mean of the training split's velocities, as
+    :class:`epic_zoo.models.MeanMap` fits it; scored on the same test samples
+    the model is tested on.
+    """
+    baseline = MeanMap(time_samples=datamodule.time_samples).fit(
+        _velocities(datamodule.train_dataloader())
+    )
+    total, count = 0.0, 0
+    for velocity in _velocities(datamodule.test_dataloader()):
+        total += float((velocity - baseline.velocity).abs().sum())
+        count += velocity.numel()
+    mae = total / max(count, 1)
+    return {"mae": mae, "mae_ms": mae * 1500.0}
+
+
+def read_learning_curve(run_dir: Path, samples_per_epoch: int) -> list[dict[str, float]]:
+    """Validation metrics per epoch from the CSV logs (all versions, a resumed run included).
+
+    Each row: ``epoch``, ``samples_seen`` (``(epoch + 1) x samples_per_epoch``),
+    ``step`` and every ``val/...`` metric logged at that epoch; later versions
+    win where a resumed run repeated an epoch.
+    """
+    import csv
+
+    rows: dict[int, dict[str, float]] = {}
+    for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if not row.get("val/mae") or not row.get("epoch"):
+                    continue
+                epoch = int(float(row["epoch"]))
+                entry = {
+                    "epoch": epoch,
+                    "samples_seen": (epoch + 1) * int(samples_per_epoch),
+                    "step": int(float(row.get("step") or 0)),
+                }
+                entry.update(
+                    {
+                        k: float(v)
+                        for k, v in row.items()
+                        if k.startswith("val/") and v not in ("", None)
+                    }
+                )
+                rows[epoch] = entry
+    return [rows[e] for e in sorted(rows)]
+
+
+def save_learning_curve(
+    run_dir: Path, curve: list[dict[str, float]], title: str, mean_map_mae_ms: float | None
+) -> Path | None:
+    """Write ``learning_curve.csv`` and ``learning_curve.png`` (val MAE in m/s vs samples seen)."""
+    if not curve:
+        return None
+    import csv
+
+    keys = list(dict.fromkeys(k for row in curve for k in row))
+    with (run_dir / f"{CURVE_FILE}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(curve)
+    fig = learning_curve_figure(
+        {title: [(r["samples_seen"], r.get("val/mae_ms", r["val/mae"] * 1500.0)) for r in curve]},
+        mean_map_mae_ms=mean_map_mae_ms,
+        title=title,
+    )
+    return save_figure(fig, run_dir / f"{CURVE_FILE}.png")
+
+
+def schedule_record(trainer: pl.Trainer, task: VelocityTask, stopped_early: bool) -> dict[str, Any]:
+    """Planned and completed optimiser steps, and what (if anything) cut the run short."""
+    planned = trainer.estimated_stepping_batches if trainer.num_training_batches else 0
+    planned = int(planned) if math.isfinite(planned) else None
+    done = int(trainer.global_step)
+    cut = None
+    if planned is not None and done < planned:
+        timer = next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+        if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+            cut = "time cap (trainer.max_time)"
+        elif stopped_early:
+            cut = "early stopping"
+        else:
+            cut = "stopped before the planned steps"
+    return {
+        "scheduler": task.hparams.get("scheduler"),
+        "lr": task.hparams.get("lr"),
+        "warmup_steps": task.hparams.get("warmup_steps"),
+        "warmup_fraction": task.hparams.get("warmup_fraction"),
+        "planned_steps": planned,
+        "steps": done,
+        "complete": cut is None,
+        "cut_short_by": cut,
+    }
+
+
+def ordered_metrics(metrics: Mapping[str, float], prefix: str = "test/") -> dict[str, float]:
+    """``metrics`` with :data:`LEAD_METRICS` first (MAE in m/s, then SSIM), the rest after."""
+    lead = [f"{prefix}{k}" for k in LEAD_METRICS if f"{prefix}{k}" in metrics]
+    return {k: metrics[k] for k in [*lead, *(k for k in metrics if k not in lead)]}
+
+
 # ----------------------------------------------------------------------- train
 def resolve_run_dir(cfg: DictConfig) -> Path:
     """The Hydra job's output folder when launched by Hydra (``-m`` gives one per job), else ``cfg.run_dir``."""
@@ -366,9 +494,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=build_callbacks(cfg, run_dir),
     )
     try:
-        seed_epoch(cfg.seed, first_epoch)  # see EpochSeed
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        best = trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
+        input_free = bool(getattr(task.model, "input_free", False))
+        if input_free:
+            best = fit_input_free(task, trainer, datamodule, run_dir, int(cfg.seed))
+        else:
+            seed_epoch(cfg.seed, first_epoch)  # see EpochSeed
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            best = trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
         metrics: dict[str, float] = {}
         if cfg.test:
             results = trainer.test(
@@ -379,6 +511,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 weights_only=True,
             )
             metrics = {k: float(v) for k, v in results[0].items()} if results else {}
+            metrics = ordered_metrics(metrics)
+        baseline = mean_map_baseline(datamodule) if cfg.test else {}
+        train_samples = len(datamodule.train_dataloader().dataset)
+        batches = trainer.num_training_batches
+        samples_per_epoch = (
+            min(train_samples, int(batches) * datamodule.batch_size)
+            if batches and math.isfinite(batches)
+            else train_samples
+        )
+        curve = [] if input_free else read_learning_curve(run_dir, samples_per_epoch)
+        stopped_early = any(
+            getattr(c, "stopped_epoch", 0) > 0
+            for c in trainer.callbacks
+            if isinstance(c, EarlyStopping)
+        )
+        schedule = (
+            {"planned_steps": 0, "steps": 0, "complete": True, "cut_short_by": None}
+            if input_free
+            else schedule_record(trainer, task, stopped_early)
+        )
+        evidence: dict[str, Any] = {}
+        if baseline and "test/mae" in metrics:
+            ratio = metrics["test/mae"] / baseline["mae"] if baseline["mae"] else float("nan")
+            evidence = {
+                "mean_map_mae": baseline["mae"],
+                "mean_map_mae_ms": baseline["mae_ms"],
+                "mae_ratio_to_mean_map": ratio,
+                "learns": learns(metrics["test/mae"], baseline["mae"]),
+                "learns_rule": f"test MAE <= {LEARNS_RATIO} x mean-map MAE on the same test data",
+            }
         summary = {
             "recipe": cfg.recipe_name,
             "dataset": datamodule.dataset_name,
@@ -392,10 +554,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             },
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
+            "train_samples": train_samples,
+            "samples_per_epoch": samples_per_epoch,
+            "samples_seen": 0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
+            "schedule": schedule,
+            "checkpoint_monitor": str(cfg.checkpoint.monitor),
+            "baseline": evidence,
             "run_dir": str(run_dir),
             "best_checkpoint": str(best),
             "checkpoint": str(best or (last if last.is_file() else "")),
             "metrics": metrics,
+            "learning_curve": curve,
             "wall_time_s": round(time.time() - started, 1),
             "torch": torch.__version__,
             "lightning": pl.__version__,
@@ -403,16 +572,58 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+            save_learning_curve(
+                run_dir,
+                curve,
+                f"{cfg.model.name} on {datamodule.dataset_name} (seed {cfg.seed})",
+                evidence.get("mean_map_mae_ms"),
+            )
             if metrics:
                 source = f"best checkpoint {Path(best).name}" if best else "final weights"
                 print(f"\nTest metrics of {run_dir} ({source}):")
                 print(format_table({str(run_dir): metrics}, transpose=True))
+            if evidence:
+                verdict = "learns" if evidence["learns"] else "does NOT learn"
+                print(
+                    f"mean-map baseline (input-free) on the same {len(datamodule.test_dataloader().dataset)} "
+                    f"test maps: MAE {evidence['mean_map_mae_ms']:.1f} m/s; this model: "
+                    f"{metrics['test/mae_ms']:.1f} m/s = {evidence['mae_ratio_to_mean_map']:.2f} x "
+                    f"the mean map -> {verdict} (rule: <= {LEARNS_RATIO} x)"
+                )
+            if not schedule["complete"]:
+                print(
+                    f"WARNING: the run stopped at step {schedule['steps']} of "
+                    f"{schedule['planned_steps']} planned ({schedule['cut_short_by']}): "
+                    "its learning-rate schedule did not finish"
+                )
         return summary
     finally:
         if any(isinstance(lg, WandbLogger) for lg in loggers):
             import wandb
 
             wandb.finish()
+
+
+def fit_input_free(
+    task: VelocityTask, trainer: pl.Trainer, datamodule: FWIDataModule, run_dir: Path, seed: int
+) -> str:
+    """Fit an input-free baseline (``mean-map``, ``constant``) on the training split.
+
+    Nothing is optimised: the map is computed from the training velocities,
+    validated once (so its ``val/`` metrics are logged like a model's) and
+    saved as the run's best checkpoint, whose path is returned.
+    """
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    task.model.fit(_velocities(datamodule.train_dataloader()), **data_provenance(datamodule))
+    task.hparams["model_kwargs"] = {
+        **task.hparams["model_kwargs"],
+        "fitted_on": task.model.config["fitted_on"],
+    }
+    trainer.validate(task, datamodule=datamodule, verbose=False)
+    path = run_dir / CHECKPOINT_DIR / "best-fitted.ckpt"
+    trainer.save_checkpoint(path, weights_only=False)
+    return str(path)
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:

@@ -44,6 +44,8 @@ SMALL_KWARGS = {
     "split": {"dims": [8, 16, 32, 64, 128]},
     "velocitygan": {"dims": [8, 16, 32, 64, 128], "critic_dims": [8, 16, 32, 64]},
     "federated": {"dims": [4, 8, 16, 32, 64]},
+    "mean-map": {},
+    "constant": {},
 }
 """Constructor kwargs that shrink each model for tests (epic variants: EPIC_SMALL)."""
 
@@ -93,7 +95,11 @@ def test_recipe_composes(recipe):
     assert cfg.model.name in list_models()
     profile = data_profile(to_plain(cfg.data.profile))
     if recipe.endswith("_lite"):
-        assert profile.name == "lite" and cfg.early_stopping.enabled
+        # the protocol: a schedule sized for the whole run, nothing that cuts it
+        assert profile.name == "lite" and not cfg.early_stopping.enabled
+    if cfg.task._target_.endswith("InversionTask"):
+        assert cfg.task.scheduler == "cosine" and cfg.task.warmup_fraction > 0
+    assert (cfg.checkpoint.monitor, cfg.checkpoint.mode) == ("val/mae", "min")
     if recipe == "quickstart":
         assert profile.time_stride == 4
         assert profile.train + profile.val + profile.test <= 500  # generated in ~2 CPU-minutes
@@ -110,6 +116,52 @@ def test_recipe_runs_fast_dev_run_on_tiny_data(recipe, tiny_data_root, tmp_path)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert summary["model"] == cfg.model.name and summary["dataset"] == "flatvel-a"
     assert json.loads((tmp_path / "results.json").read_text())["metrics"] == metrics
+    assert list(metrics)[0] == "test/mae_ms", "results lead with MAE in m/s"
+    baseline = summary["baseline"]
+    assert baseline["mean_map_mae_ms"] > 0
+    assert baseline["learns"] == (metrics["test/mae"] <= 0.6 * baseline["mean_map_mae"])
+
+
+def test_mean_map_run_is_the_baseline_and_records_its_data(tiny_data_root, tmp_path):
+    """``model=mean-map`` fits the training mean, scores exactly the runner's baseline, keeps provenance."""
+    cfg = _tiny_config("mean_map", tiny_data_root, tmp_path)
+    summary = train(cfg)
+    assert summary["metrics"]["test/mae"] == pytest.approx(
+        summary["baseline"]["mean_map_mae"], rel=1e-5
+    )
+    assert summary["baseline"]["mae_ratio_to_mean_map"] == pytest.approx(1.0, rel=1e-5)
+    saved = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
+    fitted = saved["hyper_parameters"]["model_kwargs"]["fitted_on"]
+    assert (
+        fitted["dataset"] == "flatvel-a" and fitted["profile"] == "tiny" and fitted["samples"] == 16
+    )
+
+
+def test_schedule_and_learning_curve_are_recorded(tiny_data_root, tmp_path):
+    """Warm-up + cosine sized from the real steps; a full run says complete; curve saved per epoch."""
+    cfg = _tiny_config("quickstart", tiny_data_root, tmp_path, "trainer.max_epochs=2")
+    summary = train(cfg)
+    schedule = summary["schedule"]
+    assert schedule["planned_steps"] == schedule["steps"] == 2 * 4  # 16 samples / batch 4 per epoch
+    assert schedule["complete"] and schedule["cut_short_by"] is None
+    assert [row["epoch"] for row in summary["learning_curve"]] == [0, 1]
+    assert summary["learning_curve"][-1]["samples_seen"] == 2 * 16
+    assert (tmp_path / "learning_curve.png").is_file() and (
+        tmp_path / "learning_curve.csv"
+    ).is_file()
+
+
+def test_time_cap_that_cuts_the_schedule_is_reported(tiny_data_root, tmp_path):
+    cfg = _tiny_config(
+        "quickstart",
+        tiny_data_root,
+        tmp_path,
+        "trainer.max_epochs=50",
+        "+trainer.max_time=00:00:00:01",
+    )
+    schedule = train(cfg)["schedule"]
+    assert not schedule["complete"] and schedule["cut_short_by"] == "time cap (trainer.max_time)"
+    assert schedule["steps"] < schedule["planned_steps"] == 50 * 4
 
 
 # ----------------------------------------------------------------------- errors

@@ -45,6 +45,9 @@ PROFILES: dict[str, Profile] = {
     "lite": Profile(
         "lite", train=1000, val=100, test=200, time_stride=4, dtype="float16", shard_size=100
     ),
+    "lite2k": Profile(
+        "lite2k", train=2000, val=200, test=200, time_stride=4, dtype="float16", shard_size=100
+    ),
     "full": Profile(
         "full", train=None, val=None, test=None, time_stride=1, dtype="float32", shard_size=500
     ),

@@ -6,10 +6,12 @@
 
 Registered: ``inversionnet``, ``velocitygan`` (centralised baselines), ``epic``
 and its variants ``epic-8bit``, ``epic-4bit``, ``epic-small``, ``epic-equal``,
-``epic-isolated``, and the distributed baselines ``split`` and ``federated``.
+``epic-isolated``, the distributed baselines ``split`` and ``federated``, and
+the input-free baselines ``mean-map`` and ``constant`` (:mod:`epic_zoo.models.baselines`).
 """
 
-from epic_zoo.models import epic, inversionnet, velocitygan  # noqa: F401  (registers the builders)
+from epic_zoo.models import baselines, epic, inversionnet, velocitygan  # noqa: F401  (registers the builders)
+from epic_zoo.models.baselines import ConstantVelocity, InputFreeBaseline, MeanMap, learns
 from epic_zoo.models.codec import PayloadError, pack_payload, unpack_payload
 from epic_zoo.models.distributed import DistributedModel, FederatedInversionNet, SplitInversionNet
 from epic_zoo.models.epic import EPIC
@@ -20,6 +22,10 @@ from epic_zoo.models.velocitygan import VelocityGAN
 
 __all__ = [
     "EPIC",
+    "ConstantVelocity",
+    "InputFreeBaseline",
+    "MeanMap",
+    "learns",
     "DistributedModel",
     "FederatedInversionNet",
     "InversionNet",

@@ -184,11 +184,15 @@ class DistributedModel(nn.Module):
         Runs every device's ``encode`` then ``decode``; in training with
         ``device_dropout > 0`` a random subset of devices is left out per sample.
         """
-        latents = [self.encode(k, s) for k, s in enumerate(self.split_seismic(seismic))]
+        latents = self.encode_all(seismic)
         present = None
         if self.training and self.device_dropout > 0:
             present = self._random_presence(seismic.shape[0], seismic.device)
         return self.decode(latents, present)
+
+    def encode_all(self, seismic: torch.Tensor) -> list[torch.Tensor]:
+        """Every device's :meth:`encode` of its share of ``seismic [B, 5, T, 70]``."""
+        return [self.encode(k, s) for k, s in enumerate(self.split_seismic(seismic))]
 
     def _random_presence(self, batch: int, device: torch.device) -> torch.Tensor:
         present = torch.rand(batch, self.num_devices, device=device) >= self.device_dropout
@@ -312,6 +316,31 @@ class SplitInversionNet(DistributedModel):
     def _device_features(self, device_index: int, seismic_k: torch.Tensor) -> torch.Tensor:
         return self.net.forward_time(seismic_k)
 
+    def encode_all(self, seismic: torch.Tensor) -> list[torch.Tensor]:
+        """In training, all devices' time blocks in one call; in evaluation, device by device.
+
+        The time blocks have ``(k, 1)`` kernels, so each receiver's trace is
+        processed alone and one call over all 70 receivers computes what the
+        five device calls compute, except for BatchNorm's statistics: one call
+        normalises by statistics pooled over every device's receivers (what
+        the running statistics estimate and evaluation uses), five calls by
+        each device's own. In evaluation BatchNorm uses the running statistics
+        and the two agree (tested), so the device path that deployment runs
+        is kept there.
+        """
+        if not self.training:
+            return super().encode_all(seismic)
+        check_seismic(seismic, self.time_samples, NUM_RECEIVERS, self.config["name"])
+        features = self.net.forward_time(seismic)  # [B, dim3, T', 70]
+        return [
+            quantize(
+                features.index_select(-1, getattr(self, f"_receivers_{k}")),
+                self.codec_bits,
+                self.codec_scale,
+            )
+            for k in range(self.num_devices)
+        ]
+
     def latent_shape(self, device_index: int) -> tuple[int, ...]:
         dim3 = self.net.config["dims"][2]
         return (dim3, self.net.time_length_after_time_blocks(), self.num_receivers(device_index))
@@ -342,6 +371,9 @@ class FederatedInversionNet(DistributedModel):
         time_samples, num_devices, bits, device_dropout: see :class:`DistributedModel`.
         dims: local InversionNet channel widths (OpenFWI's divided by 4 by default).
         fedavg_every: optimiser steps between FedAvg rounds (read by the training task).
+        norm: normalisation of the local models: ``"group"`` (default; each
+            local model sees only its own device's data, and BatchNorm's
+            per-device statistics do not survive FedAvg's averaging) or ``"batch"``.
     """
 
     def __init__(
@@ -352,6 +384,7 @@ class FederatedInversionNet(DistributedModel):
         device_dropout: float = 0.0,
         dims: Sequence[int] = (8, 16, 32, 64, 128),
         fedavg_every: int = 50,
+        norm: str = "group",
     ) -> None:
         super().__init__(time_samples, num_devices, bits, device_dropout)
         if fedavg_every < 1:
@@ -365,6 +398,7 @@ class FederatedInversionNet(DistributedModel):
                 dims=dims,
                 in_channels=NUM_SOURCES + 1,
                 num_receivers=self.max_receivers,
+                norm=norm,
             )
             for _ in range(self.num_devices)
         )
@@ -381,6 +415,7 @@ class FederatedInversionNet(DistributedModel):
             "device_dropout": self.device_dropout,
             "dims": list(self.local_models[0].config["dims"]),
             "fedavg_every": self.fedavg_every,
+            "norm": norm,
         }
 
     def encoder_module(self, device_index: int) -> nn.Module:

@@ -48,6 +48,7 @@ from epic_zoo.data.geometry import (
 )
 from epic_zoo.models.distributed import DistributedModel, masked_mean
 from epic_zoo.models.inversionnet import CANVAS, CROP, conv_out
+from epic_zoo.models.norm import check_norm, norm2d
 from epic_zoo.models.registry import register_model
 
 QUERY_GRID: int = 10
@@ -93,10 +94,18 @@ class DeviceEncoder(nn.Module):
         width: channels of the last stages; the stem has ``width // 4`` and each
             stride-2 step doubles it up to ``width`` (16, 32, 64, 64, ... for 64).
         target_time: time length to stride down to before the final time kernel.
+        norm: ``"group"`` (default: each sample normalised on its own, so the
+            latent is the same at batch 1 on the device as in training) or
+            ``"batch"`` (legacy weights only; see :mod:`epic_zoo.models.norm`).
     """
 
     def __init__(
-        self, time_samples: int, latent_dim: int = 64, width: int = 64, target_time: int = 16
+        self,
+        time_samples: int,
+        latent_dim: int = 64,
+        width: int = 64,
+        target_time: int = 16,
+        norm: str = "group",
     ) -> None:
         super().__init__()
         steps = max(1, round(math.log2(max(time_samples, 1) / target_time)))
@@ -107,7 +116,7 @@ class DeviceEncoder(nn.Module):
             kernel = 7 if i == 0 else 3
             layers += [
                 nn.Conv2d(in_ch, out_ch, (kernel, 1), (2, 1), (kernel // 2, 0)),
-                nn.BatchNorm2d(out_ch),
+                norm2d(norm, out_ch),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             in_ch, t = out_ch, conv_out(t, kernel, 2, kernel // 2)
@@ -211,11 +220,12 @@ class CrossAttentionBlock(nn.Module):
 class UpsampleHead(nn.Module):
     """Query features ``[B, Q*Q, d]`` -> velocity ``[B, 1, 70, 70]`` in [-1, 1].
 
-    Three (ConvTranspose k4 s2 -> BN -> LeakyReLU -> Conv 3x3 -> BN -> LeakyReLU)
+    Three (ConvTranspose k4 s2 -> norm -> LeakyReLU -> Conv 3x3 -> norm -> LeakyReLU)
     stages take the ``10 x 10`` grid to ``80 x 80``; crop 5 cells per side; Conv 3x3; tanh.
+    ``norm`` as in :class:`DeviceEncoder`.
     """
 
-    def __init__(self, d_model: int, channels: Sequence[int]) -> None:
+    def __init__(self, d_model: int, channels: Sequence[int], norm: str = "group") -> None:
         super().__init__()
         if 2 ** len(channels) != _UPSAMPLE:
             raise ValueError(
@@ -227,10 +237,10 @@ class UpsampleHead(nn.Module):
         for out_ch in channels:
             layers += [
                 nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1),
-                nn.BatchNorm2d(out_ch),
+                norm2d(norm, out_ch),
                 nn.LeakyReLU(0.2, inplace=True),
                 nn.Conv2d(out_ch, out_ch, 3, 1, 1),
-                nn.BatchNorm2d(out_ch),
+                norm2d(norm, out_ch),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             in_ch = out_ch
@@ -255,6 +265,7 @@ class AttentionFusionDecoder(nn.Module):
         heads: int,
         fusion_layers: int,
         head_channels: Sequence[int],
+        norm: str = "group",
     ) -> None:
         super().__init__()
         self.token_proj = nn.Linear(latent_dim, d_model)
@@ -265,7 +276,7 @@ class AttentionFusionDecoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.queries = SpatialQueries(d_model)
         self.cross = CrossAttentionBlock(d_model, heads, 2 * d_model)
-        self.head = UpsampleHead(d_model, head_channels)
+        self.head = UpsampleHead(d_model, head_channels, norm)
 
     def forward(
         self,
@@ -297,6 +308,7 @@ class EqualFusionDecoder(nn.Module):
         d_model: int,
         fusion_layers: int,
         head_channels: Sequence[int],
+        norm: str = "group",
     ) -> None:
         super().__init__()
         self.token_proj = nn.Linear(latent_dim, d_model)
@@ -305,7 +317,7 @@ class EqualFusionDecoder(nn.Module):
         self.to_query = nn.Linear(d_model, d_model)
         self.queries = SpatialQueries(d_model)
         self.mlps = nn.ModuleList(FeedForward(d_model, 2 * d_model) for _ in range(fusion_layers))
-        self.head = UpsampleHead(d_model, head_channels)
+        self.head = UpsampleHead(d_model, head_channels, norm)
 
     def forward(
         self,
@@ -338,6 +350,7 @@ class IsolatedDecoder(nn.Module):
         d_model: int,
         heads: int,
         head_channels: Sequence[int],
+        norm: str = "group",
     ) -> None:
         super().__init__()
         self.num_devices = num_devices
@@ -349,7 +362,9 @@ class IsolatedDecoder(nn.Module):
         self.cross = nn.ModuleList(
             CrossAttentionBlock(d_model, heads, 2 * d_model) for _ in range(num_devices)
         )
-        self.heads = nn.ModuleList(UpsampleHead(d_model, head_channels) for _ in range(num_devices))
+        self.heads = nn.ModuleList(
+            UpsampleHead(d_model, head_channels, norm) for _ in range(num_devices)
+        )
 
     def forward(
         self,
@@ -386,6 +401,8 @@ class EPIC(DistributedModel):
         fusion_layers: self-attention (or, for ``equal``, MLP) blocks.
         head_channels: channels of the three upsampling stages.
         device_dropout: training-time probability of dropping each device.
+        norm: ``"group"`` (default) or ``"batch"`` (the superseded first zoo
+            weights, whose ``config.json`` says so); see :mod:`epic_zoo.models.norm`.
     """
 
     def __init__(
@@ -402,28 +419,36 @@ class EPIC(DistributedModel):
         fusion_layers: int = 2,
         head_channels: Sequence[int] = (48, 24, 12),
         device_dropout: float = 0.1,
+        norm: str = "group",
     ) -> None:
         super().__init__(time_samples, num_devices, bits, device_dropout)
+        check_norm(norm)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {FUSIONS}")
         self.latent_dim = int(latent_dim)
         self.fusion = fusion
         num_encoders = 1 if shared_encoder else self.num_devices
         self.encoders = nn.ModuleList(
-            DeviceEncoder(self.time_samples, self.latent_dim, encoder_width)
+            DeviceEncoder(self.time_samples, self.latent_dim, encoder_width, norm=norm)
             for _ in range(num_encoders)
         )
         if fusion == "attention":
             self.decoder = AttentionFusionDecoder(
-                self.latent_dim, self.num_devices, d_model, heads, fusion_layers, head_channels
+                self.latent_dim,
+                self.num_devices,
+                d_model,
+                heads,
+                fusion_layers,
+                head_channels,
+                norm,
             )
         elif fusion == "equal":
             self.decoder = EqualFusionDecoder(
-                self.latent_dim, self.num_devices, d_model, fusion_layers, head_channels
+                self.latent_dim, self.num_devices, d_model, fusion_layers, head_channels, norm
             )
         else:
             self.decoder = IsolatedDecoder(
-                self.latent_dim, self.num_devices, d_model, heads, head_channels
+                self.latent_dim, self.num_devices, d_model, heads, head_channels, norm
             )
         devices = np.concatenate(
             [np.full(len(idx), k) for k, idx in enumerate(self.receiver_split)]
@@ -450,6 +475,7 @@ class EPIC(DistributedModel):
             "fusion_layers": int(fusion_layers),
             "head_channels": [int(c) for c in head_channels],
             "device_dropout": self.device_dropout,
+            "norm": norm,
         }
 
     def encoder_module(self, device_index: int) -> DeviceEncoder:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NT, NUM_RECEIVERS, NUM_SOURCES, NX, NZ
+from epic_zoo.models.norm import check_norm, norm2d
 from epic_zoo.models.registry import register_model
 
 CANVAS: int = 80
@@ -33,7 +34,11 @@ def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
 
 
 class ConvBlock(nn.Module):
-    """Conv2d -> BatchNorm2d -> LeakyReLU(0.2), OpenFWI's ``ConvBlock``."""
+    """Conv2d -> norm (BatchNorm2d by default) -> LeakyReLU(0.2), OpenFWI's ``ConvBlock``.
+
+    ``norm``: ``True``/``"batch"`` (OpenFWI), ``"group"`` (batch-independent,
+    :mod:`epic_zoo.models.norm`) or ``False`` (none).
+    """
 
     def __init__(
         self,
@@ -42,14 +47,14 @@ class ConvBlock(nn.Module):
         kernel_size: int | tuple[int, int] = 3,
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] = 1,
-        norm: bool = True,
+        norm: bool | str = True,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
         ]
         if norm:
-            layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(norm2d("batch" if norm is True else norm, out_channels))
         layers.append(nn.LeakyReLU(0.2, inplace=True))
         self.layers = nn.Sequential(*layers)
 
@@ -58,7 +63,7 @@ class ConvBlock(nn.Module):
 
 
 class DeconvBlock(nn.Module):
-    """ConvTranspose2d -> BatchNorm2d -> LeakyReLU(0.2), OpenFWI's ``DeconvBlock``."""
+    """ConvTranspose2d -> norm -> LeakyReLU(0.2), OpenFWI's ``DeconvBlock``."""
 
     def __init__(
         self,
@@ -67,11 +72,12 @@ class DeconvBlock(nn.Module):
         kernel_size: int = 2,
         stride: int = 2,
         padding: int = 0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding),
-            nn.BatchNorm2d(out_channels),
+            norm2d(norm, out_channels),
             nn.LeakyReLU(0.2, inplace=True),
         )
 
@@ -80,12 +86,12 @@ class DeconvBlock(nn.Module):
 
 
 class ConvBlockTanh(nn.Module):
-    """Conv2d -> BatchNorm2d -> tanh, OpenFWI's ``ConvBlock_Tanh`` (the output block)."""
+    """Conv2d -> norm -> tanh, OpenFWI's ``ConvBlock_Tanh`` (the output block)."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch") -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, 1, 1), nn.BatchNorm2d(out_channels), nn.Tanh()
+            nn.Conv2d(in_channels, out_channels, 3, 1, 1), norm2d(norm, out_channels), nn.Tanh()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +130,8 @@ class InversionNet(nn.Module):
         dims: the five channel widths ``(dim1..dim5)``, OpenFWI's ``(32, 64, 128, 256, 512)``.
         in_channels: input channels (5 sources).
         num_receivers: receivers per record (70).
+        norm: ``"batch"`` (OpenFWI) or ``"group"`` (batch-independent; the
+            federated local models use it, :mod:`epic_zoo.models.norm`).
     """
 
     TIME_BLOCKS: tuple[str, ...] = (
@@ -165,8 +173,10 @@ class InversionNet(nn.Module):
         dims: Sequence[int] = (32, 64, 128, 256, 512),
         in_channels: int = NUM_SOURCES,
         num_receivers: int = NUM_RECEIVERS,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        check_norm(norm)
         if len(dims) != 5:
             raise ValueError(f"dims must have five channel widths (dim1..dim5); got {list(dims)}")
         if time_samples < 1 or num_receivers < 1:
@@ -185,34 +195,36 @@ class InversionNet(nn.Module):
             "in_channels": self.in_channels,
             "num_receivers": self.num_receivers,
         }
+        if norm != "batch":  # configs of OpenFWI-style (BatchNorm) models stay as they were
+            self.config["norm"] = norm
         t1 = (7, 1), (2, 1), (3, 0)
         t2 = (3, 1), (2, 1), (1, 0)
         t3 = (3, 1), (1, 1), (1, 0)
-        self.convblock1 = ConvBlock(in_channels, d1, *t1)
-        self.convblock2_1 = ConvBlock(d1, d2, *t2)
-        self.convblock2_2 = ConvBlock(d2, d2, *t3)
-        self.convblock3_1 = ConvBlock(d2, d2, *t2)
-        self.convblock3_2 = ConvBlock(d2, d2, *t3)
-        self.convblock4_1 = ConvBlock(d2, d3, *t2)
-        self.convblock4_2 = ConvBlock(d3, d3, *t3)
-        self.convblock5_1 = ConvBlock(d3, d3, stride=2)
-        self.convblock5_2 = ConvBlock(d3, d3)
-        self.convblock6_1 = ConvBlock(d3, d4, stride=2)
-        self.convblock6_2 = ConvBlock(d4, d4)
-        self.convblock7_1 = ConvBlock(d4, d4, stride=2)
-        self.convblock7_2 = ConvBlock(d4, d4)
-        self.convblock8 = ConvBlock(d4, d5, kernel_size=self.last_kernel(), padding=0)
-        self.deconv1_1 = DeconvBlock(d5, d5, kernel_size=5)
-        self.deconv1_2 = ConvBlock(d5, d5)
-        self.deconv2_1 = DeconvBlock(d5, d4, kernel_size=4, stride=2, padding=1)
-        self.deconv2_2 = ConvBlock(d4, d4)
-        self.deconv3_1 = DeconvBlock(d4, d3, kernel_size=4, stride=2, padding=1)
-        self.deconv3_2 = ConvBlock(d3, d3)
-        self.deconv4_1 = DeconvBlock(d3, d2, kernel_size=4, stride=2, padding=1)
-        self.deconv4_2 = ConvBlock(d2, d2)
-        self.deconv5_1 = DeconvBlock(d2, d1, kernel_size=4, stride=2, padding=1)
-        self.deconv5_2 = ConvBlock(d1, d1)
-        self.deconv6 = ConvBlockTanh(d1, 1)
+        self.convblock1 = ConvBlock(in_channels, d1, *t1, norm=norm)
+        self.convblock2_1 = ConvBlock(d1, d2, *t2, norm=norm)
+        self.convblock2_2 = ConvBlock(d2, d2, *t3, norm=norm)
+        self.convblock3_1 = ConvBlock(d2, d2, *t2, norm=norm)
+        self.convblock3_2 = ConvBlock(d2, d2, *t3, norm=norm)
+        self.convblock4_1 = ConvBlock(d2, d3, *t2, norm=norm)
+        self.convblock4_2 = ConvBlock(d3, d3, *t3, norm=norm)
+        self.convblock5_1 = ConvBlock(d3, d3, stride=2, norm=norm)
+        self.convblock5_2 = ConvBlock(d3, d3, norm=norm)
+        self.convblock6_1 = ConvBlock(d3, d4, stride=2, norm=norm)
+        self.convblock6_2 = ConvBlock(d4, d4, norm=norm)
+        self.convblock7_1 = ConvBlock(d4, d4, stride=2, norm=norm)
+        self.convblock7_2 = ConvBlock(d4, d4, norm=norm)
+        self.convblock8 = ConvBlock(d4, d5, kernel_size=self.last_kernel(), padding=0, norm=norm)
+        self.deconv1_1 = DeconvBlock(d5, d5, kernel_size=5, norm=norm)
+        self.deconv1_2 = ConvBlock(d5, d5, norm=norm)
+        self.deconv2_1 = DeconvBlock(d5, d4, kernel_size=4, stride=2, padding=1, norm=norm)
+        self.deconv2_2 = ConvBlock(d4, d4, norm=norm)
+        self.deconv3_1 = DeconvBlock(d4, d3, kernel_size=4, stride=2, padding=1, norm=norm)
+        self.deconv3_2 = ConvBlock(d3, d3, norm=norm)
+        self.deconv4_1 = DeconvBlock(d3, d2, kernel_size=4, stride=2, padding=1, norm=norm)
+        self.deconv4_2 = ConvBlock(d2, d2, norm=norm)
+        self.deconv5_1 = DeconvBlock(d2, d1, kernel_size=4, stride=2, padding=1, norm=norm)
+        self.deconv5_2 = ConvBlock(d1, d1, norm=norm)
+        self.deconv6 = ConvBlockTanh(d1, 1, norm=norm)
 
     def time_length_after_time_blocks(self) -> int:
         """Time length after ``convblock4_2`` (63 for ``T = 1000``, 16 for ``T = 250``)."""

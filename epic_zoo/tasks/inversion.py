@@ -239,6 +239,8 @@ class InversionTask(VelocityTask):
         scheduler: ``"none"``, ``"cosine"`` (per step, to 0 at the end of the
             run) or ``"step"`` (times ``lr_gamma`` every ``lr_step_epochs`` epochs).
         warmup_steps: linear learning-rate warm-up, optimiser steps.
+        warmup_fraction: warm-up as a share of the run's real optimiser steps
+            (epochs x steps per epoch); the larger of the two is used.
         lr_step_epochs, lr_gamma: the ``"step"`` schedule.
         num_panels: velocity maps drawn (prediction, truth, error) from the
             first validation batch of an epoch; 0 turns panels off.
@@ -255,6 +257,7 @@ class InversionTask(VelocityTask):
         l2_weight: float = 0.0,
         scheduler: str = "none",
         warmup_steps: int = 0,
+        warmup_fraction: float = 0.0,
         lr_step_epochs: int = 30,
         lr_gamma: float = 0.1,
         num_panels: int = 3,
@@ -303,7 +306,8 @@ class InversionTask(VelocityTask):
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
         kind = self.hparams.scheduler
-        if kind == "none" and not self.hparams.warmup_steps:
+        fraction = float(self.hparams.get("warmup_fraction") or 0.0)
+        if kind == "none" and not self.hparams.warmup_steps and not fraction:
             return optimizer
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
@@ -315,7 +319,7 @@ class InversionTask(VelocityTask):
         )
         schedule = LRSchedule(
             kind,
-            warmup_steps=self.hparams.warmup_steps,
+            warmup_steps=max(int(self.hparams.warmup_steps), round(fraction * int(total))),
             total_steps=int(total),
             step_every=self.hparams.lr_step_epochs * steps_per_epoch,
             gamma=self.hparams.lr_gamma,

@@ -77,3 +77,43 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def learning_curve_figure(
+    curves: dict[str, list[tuple[float, float]]],
+    mean_map_mae_ms: float | None = None,
+    title: str = "",
+) -> Figure:
+    """Validation MAE (m/s) against training samples seen, one line per run.
+
+    Args:
+        curves: ``{label: [(samples_seen, val_mae_ms), ...]}``.
+        mean_map_mae_ms: the input-free mean-map MAE on the same data, drawn
+            as a dashed line with the "learns" threshold (0.6 x) beside it.
+        title: figure title.
+    """
+    from epic_zoo.models.baselines import LEARNS_RATIO
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for label, points in curves.items():
+        if points:
+            x, y = zip(*points, strict=True)
+            ax.plot(x, y, marker="o", markersize=3, label=label)
+    if mean_map_mae_ms:
+        ax.axhline(mean_map_mae_ms, color="0.3", linestyle="--", label="mean map (input-free)")
+        ax.axhline(
+            LEARNS_RATIO * mean_map_mae_ms,
+            color="0.6",
+            linestyle=":",
+            label=f"learns threshold ({LEARNS_RATIO} x mean map)",
+        )
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("validation MAE (m/s)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
