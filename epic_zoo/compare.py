@@ -269,7 +269,14 @@ def compare(paths: Sequence[str | Path]) -> dict[str, dict[str, object]]:
                 "csv/version_*/metrics.csv; W&B: wandb/offline-run-*)"
             )
         for run in found:
-            runs[str(run)] = read_run(run)
+            try:
+                runs[str(run)] = read_run(run)
+            except (OSError, ValueError, yaml.YAMLError, struct.error) as err:
+                reason = " ".join(str(err).split())  # YAML errors span lines
+                raise ValueError(
+                    f"cannot read the run {run}: {reason}. Its log files are damaged or not "
+                    "epic_zoo's; leave it out, or rerun it"
+                ) from err
     return runs
 
 
@@ -292,8 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         runs = compare(args.runs)
-    except (FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
+    except (OSError, ValueError) as err:  # the input and its fix are in the message
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     metrics = args.metrics or [m for m in DEFAULT_METRICS if any(m in v for v in runs.values())]
     if not metrics:
         metrics = sorted({k for v in runs.values() for k in v if k.startswith(("test/", "val/"))})

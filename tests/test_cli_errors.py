@@ -8,6 +8,7 @@ command writes files, that the output path is checked before the work.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -113,3 +114,114 @@ def test_deploy_broker_without_credentials(tmp_path, capsys) -> None:
     rc = _deploy("broker", "--credentials", str(tmp_path / "empty"), "--devices", "2")
     assert rc == 1
     _one_line_error(capsys, "empty", "provision")
+
+
+# -------------------------------------------------------------------------------- data
+def _data(*argv: str) -> int:
+    from epic_zoo.data.__main__ import main
+
+    return main(list(argv))
+
+
+def _no_simulation(monkeypatch) -> list[int]:
+    """Replace the forward model by a counter of its calls (it must not run)."""
+    from epic_zoo.data import forward
+
+    calls: list[int] = []
+    monkeypatch.setattr(forward, "simulate", lambda *a, **k: calls.append(1) or pytest.fail())
+    return calls
+
+
+def test_data_generate_unwritable_out_is_checked_before_simulating(
+    a_file, capsys, monkeypatch
+) -> None:
+    calls = _no_simulation(monkeypatch)
+    out = a_file / "data"
+    assert _data("generate", "--dataset", "flatvel-a", "--num", "1", "--out", str(out)) == 2
+    _one_line_error(capsys, str(out), "writable --out")
+    assert calls == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_data_generate_read_only_split_folder(tmp_path, capsys, monkeypatch) -> None:
+    calls = _no_simulation(monkeypatch)
+    split = tmp_path / "data/flatvel-a/train"
+    split.mkdir(parents=True)
+    split.chmod(0o555)
+    try:
+        rc = _data(
+            "generate", "--dataset", "flatvel-a", "--num", "1", "--out", str(tmp_path / "data")
+        )
+    finally:
+        split.chmod(0o755)
+    assert rc == 2 and calls == []
+    _one_line_error(capsys, str(split), "writable --out")
+
+
+def test_data_generate_refuses_nan_in_time_samples_the_stride_drops(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from epic_zoo.data import forward
+
+    def diverged(velocity, **kwargs):
+        seismic = np.zeros((len(velocity), 5, 1000, 70), dtype=np.float32)
+        seismic[:, 0, 1, 0] = np.nan  # sample 1 ms: dropped by --time-stride 4
+        return seismic
+
+    monkeypatch.setattr(forward, "simulate", diverged)
+    out = tmp_path / "data"
+    rc = _data(
+        "generate", "--dataset", "flatvel-a", "--num", "1", "--time-stride", "4", "--out", str(out),
+        "--no-progress",
+    )  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "NaN", "before time decimation")
+    assert not list(out.rglob("shard-*.h5"))
+
+
+def test_data_import_names_the_velocity_file_in_velocity_errors(
+    tmp_path, write_openfwi_files, capsys
+) -> None:
+    src = tmp_path / "FlatVel_A"
+    [(seismic_file, velocity_file)] = write_openfwi_files(src, "flatvel-a", [(1,)])
+    np.save(velocity_file, np.load(velocity_file) * 1000.0)  # km/s taken for m/s, say
+    assert _data("import-openfwi", str(src), "--out", str(tmp_path / "out"), "--no-progress") == 2
+    line = _one_line_error(capsys, "outside the OpenFWI range")
+    assert line.startswith(f"error: {velocity_file}: velocity"), line
+    assert str(seismic_file) not in line
+
+
+def test_missing_bare_shard_path_gives_a_sensible_hint(tmp_path) -> None:
+    from epic_zoo.data.store import DataError, H5Split
+
+    shard = tmp_path / "somewhere" / "shard-00000.h5"
+    with pytest.raises(DataError) as info:
+        H5Split(shard)
+    message = str(info.value)
+    assert str(shard) in message and "python -m epic_zoo.data generate" in message
+    assert "--split shard-00000.h5" not in message and "--dataset somewhere" not in message
+
+
+def test_regenerate_hint_of_a_shard_path_names_its_split() -> None:
+    from epic_zoo.data.store import regenerate_command
+
+    hint = regenerate_command(Path("root/flatvel-a/test/shard-00003.h5"))
+    assert "--dataset flatvel-a --split test" in hint and "--out root" in hint
+
+
+# ----------------------------------------------------------------------------- compare
+def test_compare_damaged_run_logs(tmp_path, capsys) -> None:
+    from epic_zoo.compare import main
+
+    version = tmp_path / "run/csv/version_0"
+    version.mkdir(parents=True)
+    (version / "metrics.csv").write_text("test/mae\n0.1\n")
+    (version / "hparams.yaml").write_text("model_name: [unclosed\n")
+    assert main([str(tmp_path / "run")]) == 2
+    _one_line_error(capsys, str(tmp_path / "run"), "leave it out")
+    (tmp_path / "bad/").mkdir()
+    (tmp_path / "bad/results.json").write_text("{not json")
+    assert main([str(tmp_path / "bad")]) == 2
+    _one_line_error(capsys, str(tmp_path / "bad"))
+    assert main([str(tmp_path / "missing")]) == 2
+    _one_line_error(capsys, "missing", "does not exist")

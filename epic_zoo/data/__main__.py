@@ -8,7 +8,8 @@ Examples::
     python -m epic_zoo.data info data/flatvel-a
 
 Errors in the input (unknown dataset, bad arguments, missing or corrupt
-files) print one line and exit with status 2.
+files, an output folder that cannot be written: checked before any
+simulation) print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -279,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers[args.command](args)
     except ValueError as err:  # DataError included: bad input, with its fix in the message
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file system refusal the checks above did not foresee
+        where = f" {err.filename}" if err.filename else ""
+        print(f"error: cannot access{where}: {err.strerror or err}", file=sys.stderr)
         return 2
     return 0
 

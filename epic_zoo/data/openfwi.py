@@ -230,7 +230,8 @@ class OpenFWIFolder(ShardedArrays):
             check_arrays(
                 s,
                 v,
-                what=f"{self.files[k]} / {self.velocity_files[k].name}",
+                what=str(self.files[k]),
+                velocity_what=str(self.velocity_files[k]),
                 fix="Download the file again from https://openfwi-lanl.github.io.",
                 first_index=j,
             )

@@ -149,6 +149,7 @@ def check_arrays(
     fix: str,
     nt: int | None = None,
     first_index: int = 0,
+    velocity_what: str | None = None,
 ) -> None:
     """Validate one block of samples; raise :class:`DataError` naming ``what`` and ``fix``.
 
@@ -159,7 +160,10 @@ def check_arrays(
         fix: what the user should do about it (goes into the message).
         nt: expected time samples; any if ``None``.
         first_index: index of the block's first sample, for the message.
+        velocity_what: the file the velocity maps come from, where it is not
+            ``what`` (OpenFWI keeps them apart): named in velocity errors.
     """
+    vwhat = velocity_what or what
     expected = f"[n, {NUM_SOURCES}, {'nt' if nt is None else nt}, {NUM_RECEIVERS}]"
     if (
         seismic.ndim != 4
@@ -172,26 +176,45 @@ def check_arrays(
         )
     if velocity.ndim != 4 or tuple(velocity.shape[1:]) != VELOCITY_SHAPE:
         raise DataError(
-            f"{what}: velocity has shape {tuple(velocity.shape)}, expected [n, 1, 70, 70]. {fix}"
+            f"{vwhat}: velocity has shape {tuple(velocity.shape)}, expected [n, 1, 70, 70]. {fix}"
         )
     if seismic.shape[0] != velocity.shape[0]:
         raise DataError(
             f"{what}: {seismic.shape[0]} seismic records but {velocity.shape[0]} velocity maps. {fix}"
         )
-    for name, arr in (("seismic", seismic), ("velocity", velocity)):
+    for name, arr, source in (("seismic", seismic, what), ("velocity", velocity, vwhat)):
         bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0]) + first_index
-            raise DataError(f"{what}: {name} of sample {i} contains NaN or inf. {fix}")
+            raise DataError(f"{source}: {name} of sample {i} contains NaN or inf. {fix}")
     lo = velocity.reshape(velocity.shape[0], -1).min(axis=1)
     hi = velocity.reshape(velocity.shape[0], -1).max(axis=1)
     bad = (lo < V_MIN - VELOCITY_TOLERANCE) | (hi > V_MAX + VELOCITY_TOLERANCE)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{what}: velocity of sample {j + first_index} spans {lo[j]:.1f}..{hi[j]:.1f} m/s, "
+            f"{vwhat}: velocity of sample {j + first_index} spans {lo[j]:.1f}..{hi[j]:.1f} m/s, "
             f"outside the OpenFWI range {V_MIN:.0f}..{V_MAX:.0f} m/s (is it in m/s?). {fix}"
         )
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and write a probe file there now, before any slow work.
+
+    Raises:
+        DataError: naming ``what``, the folder and the reason (a path below a
+            file, no permission, read-only file system).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DataError(
+            f"cannot write to {what} {folder}: {err.strerror or err}. Pass a writable --out."
+        ) from None
 
 
 def _fsync_path(path: Path) -> None:
@@ -255,11 +278,27 @@ def _plain(value: Any) -> Any:
 
 
 def regenerate_command(split_dir: Path, attrs: dict[str, Any] | None = None) -> str:
-    """The CLI command that (re)makes ``split_dir``, from a shard's ``attrs`` when known."""
+    """The CLI command that (re)makes ``split_dir``, from a shard's ``attrs`` when known.
+
+    ``split_dir`` may also be a shard path (``.../shard-00000.h5``, its folder
+    is the split); a path that is not laid out as ``ROOT/DATASET/SPLIT`` gets
+    the command with placeholders and a word on the layout.
+    """
     split_dir = Path(split_dir)
+    if split_dir.suffix == ".h5":
+        split_dir = split_dir.parent
     out = shlex.quote(str(split_dir.parent.parent))
     dataset, split = split_dir.parent.name, split_dir.name
     if attrs is None:
+        try:
+            dataset = get_dataset(dataset).name
+        except KeyError:
+            dataset = ""
+        if split not in SPLITS or not dataset:
+            return (
+                "python -m epic_zoo.data generate --dataset <DATASET> --split <train|val|test> "
+                "--num <N> --out <ROOT>  (the data go to ROOT/DATASET/SPLIT/shard-*.h5)"
+            )
         return (
             f"python -m epic_zoo.data generate --dataset {dataset} --split {split} "
             f"--num <N> --out {out}  (with the options it was first made with)"
@@ -509,8 +548,17 @@ def _make_shard(job: _ShardJob) -> int:
     velocity = families.generate_velocity(
         a["dataset"], range(first, first + count), seed=int(a["seed"]), split=a["split"]
     )
-    seismic = forward.simulate(velocity, backend=a["backend"], device=job.device)
-    seismic = np.ascontiguousarray(np.asarray(seismic)[:, :, :: int(a["time_stride"]), :])
+    seismic = np.asarray(forward.simulate(velocity, backend=a["backend"], device=job.device))
+    # every simulated time sample, also those the stride drops: NaN there means the
+    # simulation diverged, and the kept samples cannot be trusted either
+    check_arrays(
+        seismic,
+        np.asarray(velocity, dtype=np.float32),
+        what=f"{job.path} (simulated, before time decimation)",
+        fix=f"The forward model ({a['backend']}) failed; nothing was written.",
+        first_index=first,
+    )
+    seismic = np.ascontiguousarray(seismic[:, :, :: int(a["time_stride"]), :])
     write_shard(job.path, seismic, velocity, a)
     return count
 
@@ -648,7 +696,7 @@ def generate_split(
     num, shard_size, time_stride = int(num), int(shard_size), int(time_stride)
     num_shards = math.ceil(num / shard_size)
     split_dir = resolve_root(root) / info.name / split
-    split_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(split_dir, "the output folder (--out)")
     base = split_attrs(
         info,
         split,

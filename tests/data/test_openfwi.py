@@ -162,11 +162,11 @@ def test_import_converts_decimates_and_resumes(tiny_openfwi_root, tmp_path):
 @pytest.mark.parametrize(
     "which, value, message",
     [
-        ("seis", np.nan, r"data7.npy / model7.npy: seismic of sample 1 contains NaN or inf"),
+        ("seis", np.nan, r"data7.npy: seismic of sample 1 contains NaN or inf"),
         (
             "vel",
             4.5,
-            r"data7.npy / model7.npy: velocity of sample 1 spans .* outside the OpenFWI range",
+            r"model7.npy: velocity of sample 1 spans .* outside the OpenFWI range",
         ),
     ],
 )
