@@ -50,6 +50,7 @@ import epic_zoo
 from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, receiver_split
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.records import pack_records
+from epic_zoo.hardware.payload import is_distributed
 from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
@@ -86,11 +87,6 @@ def weights_digest(model: nn.Module) -> str:
 def deployment_version(config: dict, digest: str) -> int:
     """32-bit version of a deployment: crc32 of the architecture config and the weights' digest."""
     return zlib.crc32((json.dumps(config, sort_keys=True) + digest).encode())
-
-
-def is_distributed(model: nn.Module) -> bool:
-    """Devices run an encoder (``True``) or send raw records to a centralised network (``False``)."""
-    return isinstance(model, DistributedModel)
 
 
 def load_source_model(

@@ -2,13 +2,19 @@
 
 - :mod:`~epic_zoo.hardware.profiles`: end devices (Raspberry Pi 4/5), central
   nodes (server CPU, GPU) and links (Wi-Fi 802.11n/ac, 4G/LTE, NB-IoT) as
-  validated dataclasses with cited constants.
+  validated dataclasses with cited constants (LTE with RRC promotion and tail).
 - :mod:`~epic_zoo.hardware.payload`: the bytes each device sends per sample,
-  from the models' link codec (distributed) or raw float32 records (centralised).
+  from the models' link codec (distributed) or raw records (centralised:
+  float32 / float16, plain or zlib); ``is_distributed``.
+- :mod:`~epic_zoo.hardware.timing`: interleaved, pinned timings and FLOP counts.
+- :mod:`~epic_zoo.hardware.profiles_file`: extra profiles from a YAML file.
 - :mod:`~epic_zoo.hardware.simulator`: latency and energy per sample with a
   per-component breakdown, from measured and FLOP-count compute times.
 - :mod:`~epic_zoo.hardware.shaping`: a token-bucket sender that replays a link
-  profile over loopback TCP (validates the simulator's transfer model).
+  profile over loopback TCP. It checks that the shaper and the simulator's
+  transfer arithmetic agree (packetisation, shared medium); it cannot check
+  the radio model itself (the bucket is charged the simulator's own
+  per-packet costs).
 
 ``python -m epic_zoo.bench`` puts these next to the models' fidelity.
 
@@ -43,7 +49,9 @@ _LAZY = {
     "measure_cost": "simulator",
     "simulate": "simulator",
     "transfer_time": "simulator",
-    "host_reference_flops": "simulator",
+    "measure_costs": "simulator",
+    "host_reference_flops": "timing",
+    "load_profiles_file": "profiles_file",
 }
 
 __all__ = [

@@ -7,9 +7,10 @@
   is the payload; :func:`decode_payloads` rebuilds the prediction from those
   bytes alone.
 - Centralised models (inversionnet, velocitygan): device ``k`` sends its raw
-  records ``[5, T, n_k]`` as little-endian float32 (:func:`raw_payloads`), or
-  the same bytes zlib-compressed (:func:`compress_payloads`), the lossless
-  variant that is fairer to the baseline.
+  records ``[5, T, n_k]`` at the model's own time sampling (``T`` samples:
+  a device decimates for free), as little-endian float32 or float16
+  (:func:`raw_payloads`), each optionally zlib-compressed
+  (:func:`compress_payloads`): the four :data:`RAW_FORMATS`.
 
 Payload lists are indexed ``[device][sample]``.
 """
@@ -27,7 +28,16 @@ from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NUM_SOURCES, receiver_sp
 from epic_zoo.models.codec import unpack_payload
 
 RAW_BYTES_PER_VALUE: int = 4
-"""Raw records travel as float32."""
+"""Bytes per value of float32 raw records (the default raw format)."""
+RAW_DTYPES: dict[str, str] = {"float32": "<f4", "float16": "<f2"}
+"""Precisions a device may send its raw records in (numpy little-endian codes)."""
+RAW_FORMATS: tuple[tuple[str, bool], ...] = (
+    ("float32", False),
+    ("float16", False),
+    ("float32", True),
+    ("float16", True),
+)
+"""Raw baselines as ``(precision, zlib)``: float32 / float16, plain and zlib-compressed."""
 ZLIB_LEVEL: int = 6
 """zlib's default compression level (speed/size balance)."""
 
@@ -50,9 +60,23 @@ def model_receivers(model: nn.Module) -> list[np.ndarray]:
     return receiver_split(num_devices)
 
 
-def raw_payload_bytes(time_samples: int, num_receivers: int) -> int:
-    """Bytes of one device's raw float32 records ``[5, time_samples, num_receivers]``."""
-    return NUM_SOURCES * int(time_samples) * int(num_receivers) * RAW_BYTES_PER_VALUE
+def raw_format_name(precision: str = "float32", compressed: bool = False) -> str:
+    """Short name of a raw baseline format: ``f32``, ``f16``, ``f32-zlib``, ``f16-zlib``."""
+    _raw_dtype(precision)
+    return f"f{precision[-2:]}" + ("-zlib" if compressed else "")
+
+
+def _raw_dtype(precision: str) -> np.dtype:
+    if precision not in RAW_DTYPES:
+        raise ValueError(f"raw precision {precision!r}; choose one of {', '.join(RAW_DTYPES)}")
+    return np.dtype(RAW_DTYPES[precision])
+
+
+def raw_payload_bytes(time_samples: int, num_receivers: int, precision: str = "float32") -> int:
+    """Bytes of one device's raw records ``[5, time_samples, num_receivers]`` at ``precision``
+    (``4 * 5 * T * n`` for float32, ``2 * 5 * T * n`` for float16)."""
+    itemsize = _raw_dtype(precision).itemsize
+    return NUM_SOURCES * int(time_samples) * int(num_receivers) * itemsize
 
 
 def _check_seismic(seismic: torch.Tensor | np.ndarray) -> None:
@@ -119,42 +143,49 @@ def decode_payloads(model: nn.Module, payloads: Payloads) -> torch.Tensor:
     return model.decode(latents, None)
 
 
-def raw_payloads(seismic_raw: np.ndarray, receivers: Sequence[np.ndarray]) -> Payloads:
-    """Each device's raw records as little-endian float32 bytes.
+def raw_payloads(
+    seismic_raw: np.ndarray, receivers: Sequence[np.ndarray], precision: str = "float32"
+) -> Payloads:
+    """Each device's raw records as little-endian bytes at ``precision``.
 
     Args:
-        seismic_raw: ``[B, 5, T, 70]`` raw amplitudes (any float dtype; sent as float32).
+        seismic_raw: ``[B, 5, T, 70]`` raw amplitudes (any float dtype), already at
+            the model's time sampling.
         receivers: receiver indices of each device.
+        precision: ``float32`` or ``float16`` (:data:`RAW_DTYPES`).
 
     Returns:
         ``payloads[k][i]`` = ``seismic_raw[i, :, :, receivers[k]]`` as ``[5, T, n_k]`` C-order bytes.
     """
     _check_seismic(seismic_raw)
+    dtype = _raw_dtype(precision)
     raw = np.asarray(seismic_raw)
     return [
-        [np.ascontiguousarray(raw[i][..., idx], dtype="<f4").tobytes() for i in range(raw.shape[0])]
+        [np.ascontiguousarray(raw[i][..., idx], dtype=dtype).tobytes() for i in range(raw.shape[0])]
         for idx in receivers
     ]
 
 
 def records_from_payloads(
-    payloads: Payloads, time_samples: int, compressed: bool = False
+    payloads: Payloads, time_samples: int, compressed: bool = False, precision: str = "float32"
 ) -> np.ndarray:
     """Centre of a centralised model: raw payload bytes -> records ``[B, 5, T, 70]`` float32.
 
-    Inverse of :func:`raw_payloads` (after :func:`compress_payloads` if
-    ``compressed``) for devices holding contiguous receiver blocks in order.
+    Inverse of :func:`raw_payloads` at ``precision`` (after
+    :func:`compress_payloads` if ``compressed``) for devices holding contiguous
+    receiver blocks in order.
     """
+    dtype = _raw_dtype(precision)
     per_device = []
     for device in payloads:
         arrays = [
-            np.frombuffer(zlib.decompress(p) if compressed else p, dtype="<f4").reshape(
+            np.frombuffer(zlib.decompress(p) if compressed else p, dtype=dtype).reshape(
                 NUM_SOURCES, int(time_samples), -1
             )
             for p in device
         ]
         per_device.append(np.stack(arrays))
-    return np.concatenate(per_device, axis=-1)
+    return np.concatenate(per_device, axis=-1).astype(np.float32)
 
 
 def compress_payloads(payloads: Payloads, level: int = ZLIB_LEVEL) -> Payloads:

@@ -89,6 +89,16 @@ class LinkProfile:
         tx_power_w: radio power while transmitting, W.
         listen_power_w: radio power while on but not transmitting (waiting for
             the medium or the final acknowledgement), W.
+        promotion_s: radio state promotion before the first byte when the
+            radio was idle (LTE RRC_IDLE -> RRC_CONNECTED), s; 0 for none.
+        promotion_power_w: radio power during the promotion, W.
+        tail_s: time the radio stays in a high-power state after its last
+            byte before it drops to idle (LTE RRC inactivity tail), s.
+        tail_power_w: radio power during the tail, W.
+        inference_interval_s: time between consecutive inferences, s
+            (``math.inf``: sporadic, every inference finds the radio idle).
+            When the next inference starts within the tail, the radio never
+            idles: no promotion, and the tail energy is that of the gap.
     """
 
     name: str
@@ -103,6 +113,11 @@ class LinkProfile:
     shared_medium: bool
     tx_power_w: float
     listen_power_w: float
+    promotion_s: float = 0.0
+    promotion_power_w: float = 0.0
+    tail_s: float = 0.0
+    tail_power_w: float = 0.0
+    inference_interval_s: float = math.inf
 
     def __post_init__(self) -> None:
         _check_values(
@@ -114,8 +129,18 @@ class LinkProfile:
                 "link_header_bytes",
                 "per_packet_s",
                 "listen_power_w",
+                "promotion_s",
+                "promotion_power_w",
+                "tail_s",
+                "tail_power_w",
             ),
         )
+        interval = self.inference_interval_s
+        if not isinstance(interval, int | float) or math.isnan(interval) or interval <= 0:
+            raise ValueError(
+                f"LinkProfile {self.name!r}: inference_interval_s={interval!r} must be > 0 "
+                "(math.inf for sporadic inferences)"
+            )
         if self.transport_header_bytes >= self.mtu_bytes:
             raise ValueError(
                 f"LinkProfile {self.name!r}: transport_header_bytes={self.transport_header_bytes} "
@@ -144,6 +169,26 @@ class LinkProfile:
         return (
             self.wire_bytes(payload_bytes) * 8.0 / self.bandwidth_bps + accesses * self.per_packet_s
         )
+
+    def stays_connected(self, busy_s: float) -> bool:
+        """``True`` if the next inference starts before the tail of this one ends
+        (``busy_s``: time from the radio's first to its last activity, s)."""
+        return self.inference_interval_s - busy_s < self.tail_s
+
+    def promotion_delay_s(self, busy_s: float) -> float:
+        """State promotion paid before sending, s (0 while the radio stays connected)."""
+        return 0.0 if self.stays_connected(busy_s) else self.promotion_s
+
+    def state_energy_j(self, busy_s: float) -> float:
+        """Promotion plus tail energy of one radio for one inference, J.
+
+        Sporadic: the full promotion and the full tail. Streaming (the next
+        inference starts within the tail): no promotion, and the tail lasts
+        the gap to the next inference, ``inference_interval_s - busy_s``.
+        """
+        if self.stays_connected(busy_s):
+            return self.tail_power_w * max(0.0, self.inference_interval_s - busy_s)
+        return self.promotion_power_w * self.promotion_s + self.tail_power_w * self.tail_s
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -236,84 +281,124 @@ def _wifi_access_s(slot: float, sifs: float, preamble: float, ack: float) -> flo
 # ATWILC3000 data sheet (Microchip, "Current Consumption in Various Device States",
 # VBAT = VDDIO = 3.3 V): 802.11n MCS7 transmit 229 mA + 23.9 mA, receive
 # 60.5 mA + 23.6 mA -> 0.83 W transmitting, 0.28 W listening. An IoT-class
-# single-stream 802.11n radio, used for both Wi-Fi profiles.
+# single-stream 802.11n radio, used for every Wi-Fi profile.
 _WIFI_TX_W = (0.229 + 0.0239) * 3.3
 _WIFI_LISTEN_W = (0.0605 + 0.0236) * 3.3
 # Assumption: one-hop WLAN round trip of a few ms on a lightly loaded access point.
 _WIFI_RTT_S = 3e-3
 
+# 2.4 GHz OFDM (IEEE 802.11-2016 tables 17-21, 19-25): slot 9 us, SIFS 10 us;
+# HT-mixed preamble 36 us; ACK = 20 us legacy preamble + 14 B at 24 Mbit/s
+# (2 OFDM symbols, 8 us) + 6 us signal extension = 34 us; Block Ack = 20 us + 32 B
+# at 24 Mbit/s (3 symbols, 12 us) + 6 us = 38 us.
+_WIFI_N_ACK_S = _wifi_access_s(slot=9e-6, sifs=10e-6, preamble=36e-6, ack=34e-6)
+_WIFI_N_BLOCK_ACK_S = _wifi_access_s(slot=9e-6, sifs=10e-6, preamble=36e-6, ack=38e-6)
+# IEEE 802.11n-2009 HT MCS table: MCS7, 20 MHz, 800 ns guard interval, 1 stream = 65 Mbit/s.
+_WIFI_N_BPS = 65e6
+# + 4 B A-MPDU delimiter per MPDU (IEEE 802.11-2016, 10.13.1).
+_AMPDU_DELIMITER = 4
+# Assumption: 16 MPDUs per A-MPDU (802.11n/ac allow up to 64; short bursts from a
+# small device rarely fill it).
+_AMPDU_MPDUS = 16
+
+# Huang et al., "A Close Examination of Performance and Power Characteristics of
+# 4G LTE Networks", MobiSys 2012, table 3 (LTE power model): RRC promotion
+# 260.1 ms at 1210.7 mW; RRC_CONNECTED tail 11576.0 ms at 1060.0 mW; uplink
+# P = alpha_u * t_u + beta with alpha_u = 438.39 mW per Mbit/s, beta = 1288.04 mW.
+# Median LTE uplink throughput in their measurements: 6 Mbit/s.
+_LTE_BPS = 6e6
+_LTE = {
+    "bandwidth_bps": _LTE_BPS,
+    # Assumption: 50 ms, within the tens of ms that commercial LTE shows (Huang et
+    # al. 2012) and above the 3GPP TR 36.913 user-plane target (10 ms one-way).
+    "rtt_s": 50e-3,
+    "mtu_bytes": 1500,
+    "transport_header_bytes": _TCP_IP,
+    # PDCP 2 B (TS 36.323, 12-bit SN) + RLC 2 B (TS 36.322) + MAC subheader 2 B (TS 36.321).
+    "link_header_bytes": 2 + 2 + 2,
+    # Scheduled uplink: grants are counted in the RTT, no per-packet contention.
+    "per_packet_s": 0.0,
+    "aggregation": 1,
+    "shared_medium": False,
+    "tx_power_w": 438.39e-3 * _LTE_BPS / 1e6 + 1.28804,
+    "listen_power_w": 1.28804,
+    "promotion_s": 260.1e-3,
+    "promotion_power_w": 1.2107,
+    "tail_s": 11.576,
+    "tail_power_w": 1.060,
+}
+# Inference rates of the two LTE variants. Sporadic: one inference per minute
+# (beyond the 11.6 s tail: every inference promotes the radio and pays the whole
+# tail). Streaming: one inference per second (the radio never leaves
+# RRC_CONNECTED; each inference pays the tail power for the gap to the next).
+SPORADIC_INTERVAL_S: float = 60.0
+STREAMING_INTERVAL_S: float = 1.0
+
 LINKS: dict[str, LinkProfile] = {
     p.name: p
     for p in (
         LinkProfile(
-            "wifi",
-            "Wi-Fi 802.11n 2.4 GHz, 20 MHz, 1 stream, one access point shared by the devices",
-            # IEEE 802.11n-2009 HT MCS table: MCS7, 20 MHz, 800 ns guard interval, 1 stream
-            # = 65 Mbit/s.
-            bandwidth_bps=65e6,
-            rtt_s=_WIFI_RTT_S,
-            mtu_bytes=1500,  # Ethernet/802.11 IP MTU (RFC 894 / RFC 1042).
-            transport_header_bytes=_TCP_IP,
-            link_header_bytes=_WIFI_FRAMING,
-            # 2.4 GHz OFDM (IEEE 802.11-2016 tables 17-21, 19-25): slot 9 us, SIFS 10 us;
-            # HT-mixed preamble 36 us; ACK = 20 us legacy preamble + 14 B at 24 Mbit/s
-            # (2 OFDM symbols, 8 us) + 6 us signal extension = 34 us. ~175 us per access;
-            # no A-MPDU aggregation, every packet pays one access.
-            per_packet_s=_wifi_access_s(slot=9e-6, sifs=10e-6, preamble=36e-6, ack=34e-6),
-            aggregation=1,
-            shared_medium=True,
-            tx_power_w=_WIFI_TX_W,
-            listen_power_w=_WIFI_LISTEN_W,
-        ),
-        LinkProfile(
             "wifi-ac",
-            "Wi-Fi 802.11ac 5 GHz, 80 MHz, 1 stream (Pi 4 radio), A-MPDU, shared access point",
+            "Wi-Fi 802.11ac 5 GHz, 80 MHz, 1 stream (the Pi 4's CYW43455), A-MPDU, shared access point",
             # Infineon/Cypress CYW43455 data sheet (the Pi 4 radio): single-stream 802.11ac,
             # MCS9 at 80 MHz up to 433.3 Mbit/s.
             bandwidth_bps=433.3e6,
             rtt_s=_WIFI_RTT_S,
             mtu_bytes=1500,
             transport_header_bytes=_TCP_IP,
-            # + 4 B A-MPDU delimiter per MPDU (IEEE 802.11-2016, 10.13.1).
-            link_header_bytes=_WIFI_FRAMING + 4,
+            link_header_bytes=_WIFI_FRAMING + _AMPDU_DELIMITER,
             # 5 GHz OFDM: slot 9 us, SIFS 16 us; VHT preamble 40 us (L-STF/L-LTF/L-SIG 20 +
             # VHT-SIG-A 8 + VHT-STF 4 + VHT-LTF 4 + VHT-SIG-B 4); Block Ack = 20 us preamble
             # + 32 B at 24 Mbit/s (3 symbols, 12 us) = 32 us.
             per_packet_s=_wifi_access_s(slot=9e-6, sifs=16e-6, preamble=40e-6, ack=32e-6),
-            # Assumption: 16 MPDUs per A-MPDU (IEEE 802.11ac allows up to 64; short bursts
-            # from a small device rarely fill it).
-            aggregation=16,
+            aggregation=_AMPDU_MPDUS,
             shared_medium=True,
             tx_power_w=_WIFI_TX_W,
             listen_power_w=_WIFI_LISTEN_W,
         ),
         LinkProfile(
-            "4g",
-            "4G/LTE uplink, one user equipment per device, scheduled (not contended)",
-            # Huang et al., "A Close Examination of Performance and Power Characteristics
-            # of 4G LTE Networks", MobiSys 2012: median LTE uplink throughput 6 Mbit/s.
-            bandwidth_bps=6e6,
-            # Assumption: 50 ms, within the tens of ms that commercial LTE shows (Huang et
-            # al. 2012) and above the 3GPP TR 36.913 user-plane target (10 ms one-way).
-            rtt_s=50e-3,
+            "wifi-n-ampdu",
+            "Wi-Fi 802.11n 2.4 GHz, 20 MHz, 1 stream, A-MPDU aggregation, shared access point",
+            bandwidth_bps=_WIFI_N_BPS,
+            rtt_s=_WIFI_RTT_S,
             mtu_bytes=1500,
             transport_header_bytes=_TCP_IP,
-            # PDCP 2 B (TS 36.323, 12-bit SN) + RLC 2 B (TS 36.322) + MAC subheader 2 B
-            # (TS 36.321).
-            link_header_bytes=2 + 2 + 2,
-            # Scheduled uplink: grants are counted in the RTT, no per-packet contention.
-            per_packet_s=0.0,
+            link_header_bytes=_WIFI_FRAMING + _AMPDU_DELIMITER,
+            per_packet_s=_WIFI_N_BLOCK_ACK_S,
+            aggregation=_AMPDU_MPDUS,
+            shared_medium=True,
+            tx_power_w=_WIFI_TX_W,
+            listen_power_w=_WIFI_LISTEN_W,
+        ),
+        LinkProfile(
+            "wifi-n",
+            "Wi-Fi 802.11n 2.4 GHz, 20 MHz, 1 stream, no aggregation (one access per packet)",
+            bandwidth_bps=_WIFI_N_BPS,
+            rtt_s=_WIFI_RTT_S,
+            mtu_bytes=1500,  # Ethernet/802.11 IP MTU (RFC 894 / RFC 1042).
+            transport_header_bytes=_TCP_IP,
+            link_header_bytes=_WIFI_FRAMING,
+            per_packet_s=_WIFI_N_ACK_S,  # ~175 us per access, every packet pays one
             aggregation=1,
-            shared_medium=False,
-            # Huang et al. 2012 LTE power model: P = alpha_u * t_u + beta with
-            # alpha_u = 438.39 mW/Mbit/s and beta = 1288.04 mW; at 6 Mbit/s 3.92 W.
-            # Connected but idle: beta.
-            tx_power_w=438.39e-3 * 6.0 + 1.28804,
-            listen_power_w=1.28804,
+            shared_medium=True,
+            tx_power_w=_WIFI_TX_W,
+            listen_power_w=_WIFI_LISTEN_W,
+        ),
+        LinkProfile(
+            "4g-sporadic",
+            "4G/LTE uplink, one UE per device, RRC promotion + tail, one inference per minute",
+            inference_interval_s=SPORADIC_INTERVAL_S,
+            **_LTE,
+        ),
+        LinkProfile(
+            "4g-streaming",
+            "4G/LTE uplink, one UE per device, radio kept connected, one inference per second",
+            inference_interval_s=STREAMING_INTERVAL_S,
+            **_LTE,
         ),
         LinkProfile(
             "nbiot",
-            "NB-IoT (LTE Cat-NB1) uplink, UDP/IP, one module per device",
+            "NB-IoT (LTE Cat-NB1) uplink, UDP/IP, one module per device (no RRC state model)",
             # 3GPP Release 13 Cat-NB1 (TS 36.306): uplink peak ~62.5 kbit/s (multi-tone).
             bandwidth_bps=62.5e3,
             # Assumption: 1.5 s; 3GPP TR 45.820 targets <= 10 s latency for NB-IoT
@@ -334,12 +419,16 @@ LINKS: dict[str, LinkProfile] = {
         ),
     )
 }
+LINK_ALIASES: dict[str, str] = {"wifi": "wifi-ac", "4g": "4g-sporadic"}
+"""Older names, kept for scripts: ``wifi`` is the Pi's own radio, ``4g`` sporadic LTE."""
 
 
 def _lookup(table: dict, name: str | object, kind: str) -> object:
     if not isinstance(name, str):
         return name
     key = name.strip().lower()
+    if table is LINKS:
+        key = LINK_ALIASES.get(key, key)
     if key not in table:
         raise KeyError(f"unknown {kind} profile {name!r}; choose one of: {', '.join(table)}")
     return table[key]

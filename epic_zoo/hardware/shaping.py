@@ -7,6 +7,13 @@ on the emulated link (its wire bytes plus the channel-access time expressed in
 bytes, see :func:`packet_charges`). Devices on a shared medium draw from one
 bucket, devices on separate links from one bucket each.
 
+What this validates: that real bytes sent this way take the time
+``transfer_time`` computes (packet counts, the shared medium's turn-taking,
+the sender's pacing). What it does not: the radio model itself. The bucket is
+charged the simulator's own per-packet costs, so a wrong channel-access time,
+bit rate or power figure would pass unnoticed; only a measurement on the
+radio can check those.
+
 Torch-free on purpose: the sender runs in a spawned process and starts fast.
 """
 

@@ -11,116 +11,92 @@ The pipeline per sample:
    the last byte then needs half a round trip (``propagation_s``);
 3. the centre decodes (or runs the whole centralised network).
 
-``latency = device_compute + comm + propagation + central_compute``.
+``latency = device_compute + promotion + comm + propagation + central_compute``.
 
 Energy: compute = board power x compute time (every device, the centre);
-radio = transmit power x own airtime (``radio_tx_j``, the *communication
-energy*) + listen power x time the radio is on but not sending
-(``radio_listen_j``: waiting for its turn on a shared medium, then one round
-trip for the final acknowledgement).
+radio = transmit power x own airtime (``radio_tx_j``, the EPIC paper's
+*communication energy*) + listen power x time the radio is on but not
+sending (``radio_listen_j``: waiting for its turn on a shared medium, then one
+round trip for the final acknowledgement) + the radio state machine's
+promotion and tail (``radio_state_j``, LTE). Total radio energy
+(``radio_energy_j``) and total energy (``energy_j``, radio + compute) are what
+a battery pays.
 
 Compute time comes from two sources, reported side by side:
 
-- ``"measured"``: the network timed on this machine (warmed up, median of
-  repeats, ``torch.set_num_threads(1)``), scaled by the profile's speed
-  relative to this machine, ``host_flops / profile.effective_flops``, where
-  ``host_flops`` is measured on a small reference conv stack
-  (:func:`host_reference_flops`) right before and after the model's timings,
-  so that a busy machine slows both alike;
+- ``"measured"``: the network timed on this machine at batch 1, one torch
+  thread pinned to one core, every architecture interleaved with the others
+  and with a reference conv stack in rounds (:mod:`~epic_zoo.hardware.timing`);
+  each time is a multiple of the probe's in the same round (median over
+  rounds), times the probe's FLOPs, divided by ``profile.effective_flops``.
+  A busier host slows the probe and the network alike, so the multiple is
+  steadier than the raw time; its interquartile spread is kept
+  (``timing_spread``). Not bit-stable: report it with its spread.
 - ``"flops"``: FLOPs counted by :class:`torch.utils.flop_counter.FlopCounterMode`
-  divided by ``profile.effective_flops``.
+  (autograd on, attention unfused) divided by ``profile.effective_flops``.
+  Deterministic.
 
-Work that has no FLOP count (packing bytes, zlib) is timed and scaled in both.
+Work that has no FLOP count (packing bytes, float16 conversion, zlib) is
+timed and scaled in both.
+
+LTE-like links add the radio's state machine (:class:`LinkProfile` fields
+``promotion_s``, ``tail_s``, ``inference_interval_s``): an idle radio first
+promotes (latency ``promotion_s`` and its energy) and after its last byte
+stays in a high-power tail (``radio_state_j``).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from epic_zoo.hardware.payload import (
-    Payloads,
+    RAW_FORMATS,
     compress_payloads,
     encode_latents,
     is_distributed,
     model_receivers,
     pack_latents,
+    raw_format_name,
     raw_payloads,
     records_from_payloads,
 )
 from epic_zoo.hardware.profiles import ComputeProfile, LinkProfile
+from epic_zoo.hardware.timing import (
+    PROBE,
+    count_flops,
+    host_reference_flops,
+    pinned,
+    probe_relative,
+    reference_probe,
+    time_call,
+    time_interleaved,
+    torch_threads,
+)
 from epic_zoo.models.codec import unpack_payload
+
+__all__ = [
+    "SOURCES",
+    "Estimate",
+    "ModelCost",
+    "compute_seconds",
+    "count_flops",
+    "host_reference_flops",
+    "measure_cost",
+    "measure_costs",
+    "simulate",
+    "speed_ratio",
+    "time_call",
+    "torch_threads",
+    "transfer_time",
+]
 
 SOURCES: tuple[str, ...] = ("measured", "flops")
 """Compute-time sources of :func:`simulate`."""
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run the block with ``torch.set_num_threads(n)``, restoring the previous value."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def time_call(
-    fn: Callable[[], object], *, warmup: int = 2, repeats: int = 5, threads: int = 1
-) -> float:
-    """Median wall time of ``fn()`` in s, after ``warmup`` untimed calls, with ``threads`` torch threads."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats={repeats} must be >= 1 and warmup={warmup} >= 0")
-    with torch_threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one ``fn()`` call (a multiply-add counts 2), from :class:`FlopCounterMode`."""
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def _reference_convs() -> tuple[nn.Module, torch.Tensor]:
-    """Small conv stack (16 -> 64 channels, 64x64 -> 32x32) at batch 1: the host speed probe."""
-    gen = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1),
-    ).eval()
-    return net, torch.randn(1, 16, 64, 64, generator=gen)
-
-
-def host_reference_flops(repeats: int = 9) -> float:
-    """FLOP/s this machine sustains now on small convs at batch 1 and 1 thread."""
-    net, x = _reference_convs()
-    flops = count_flops(lambda: net(x))
-    return flops / time_call(lambda: net(x), warmup=3, repeats=repeats)
 
 
 def speed_ratio(profile: ComputeProfile, host_flops: float) -> float:
@@ -136,7 +112,7 @@ class ModelCost:
     """What one sample costs a model, independent of the link.
 
     Attributes:
-        name: row name (``"epic"``, ``"inversionnet"``, ``"inversionnet+zlib"``).
+        name: row name (``"epic"``, ``"inversionnet"``, ``"inversionnet+f16-zlib"``).
         distributed: devices send latents (``False``: raw records).
         payload_bytes: bytes each device sends for the sample.
         device_flops: each device's network FLOPs (0 for raw senders).
@@ -144,12 +120,16 @@ class ModelCost:
         device_host_s: each device's network time on this machine (1 thread), s.
         central_host_s: the centre's network time on this machine (1 thread), s.
         device_codec_host_s: per device, time to serialise its payload (pack /
-            tobytes / zlib) on this machine, s.
+            tobytes / float16 / zlib) on this machine, s.
         central_codec_host_s: time to parse every payload at the centre, s.
         encoder_params: parameters one device holds (0 for raw senders).
         params: parameters of the whole model.
         host_flops: this machine's reference speed while the timings were
-            taken (:func:`host_reference_flops`), FLOP/s.
+            taken (probe FLOPs / median probe time), FLOP/s.
+        timing_spread: largest interquartile spread (relative) of the
+            network timings, as probe multiples (0 = steady).
+        raw_format: raw baseline format (``f32``, ``f16``, ``f32-zlib``,
+            ``f16-zlib``); empty for distributed models.
     """
 
     name: str
@@ -164,6 +144,8 @@ class ModelCost:
     encoder_params: int
     params: int
     host_flops: float
+    timing_spread: float = 0.0
+    raw_format: str = ""
 
     @property
     def num_devices(self) -> int:
@@ -177,98 +159,186 @@ def _params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
+def cost_name(architecture: str, raw_format: str = "") -> str:
+    """Row name of a cost: the architecture, ``+FORMAT`` for raw formats other than float32."""
+    return architecture if raw_format in ("", "f32") else f"{architecture}+{raw_format}"
+
+
+@dataclass
+class _Plan:
+    """Calls to time for one model and how to assemble its costs from the timings."""
+
+    calls: dict[str, Callable[[], object]]
+    build: Callable[[Callable[[str], tuple[float, float]], float], list[ModelCost]]
+
+
+def _plan(
+    key: str,
+    model: nn.Module,
+    seismic: torch.Tensor,
+    seismic_raw: np.ndarray,
+    formats: Sequence[tuple[str, bool]],
+) -> _Plan:
+    arch = model.config["name"]
+    receivers = model_receivers(model)
+    params = _params(model)
+    if is_distributed(model):
+        # devices hold equal-sized encoders; time the one with the most receivers
+        big = int(np.argmax([len(idx) for idx in receivers]))
+        parts = [seismic[..., torch.as_tensor(idx)].contiguous() for idx in receivers]
+        with torch.inference_mode():
+            latents = encode_latents(model, seismic)
+        payloads = [device[0] for device in pack_latents(model, latents)]
+        flops = tuple(count_flops(lambda k=k, x=x: model.encode(k, x)) for k, x in enumerate(parts))
+        central_flops = count_flops(lambda: model.decode(latents, None))
+        calls = {
+            f"{key}/encode": lambda: model.encode(big, parts[big]),
+            f"{key}/decode": lambda: model.decode(latents, None),
+            f"{key}/pack": lambda: pack_latents(model, latents),
+            f"{key}/unpack": lambda: [unpack_payload(p) for p in payloads],
+        }
+
+        def build(time_of, host_flops: float) -> list[ModelCost]:
+            (enc, s1), (dec, s2) = time_of(f"{key}/encode"), time_of(f"{key}/decode")
+            return [
+                ModelCost(
+                    name=arch,
+                    distributed=True,
+                    payload_bytes=tuple(len(p) for p in payloads),
+                    device_flops=flops,
+                    central_flops=central_flops,
+                    device_host_s=(enc,) * len(receivers),
+                    central_host_s=dec,
+                    device_codec_host_s=time_of(f"{key}/pack")[0] / len(receivers),
+                    central_codec_host_s=time_of(f"{key}/unpack")[0],
+                    encoder_params=max(
+                        _params(model.encoder_module(k)) for k in range(len(receivers))
+                    ),
+                    params=params,
+                    host_flops=host_flops,
+                    timing_spread=max(s1, s2),
+                )
+            ]
+
+        return _Plan(calls, build)
+
+    time_samples = seismic.shape[2]
+    central_flops = count_flops(lambda: model(seismic))
+    calls: dict[str, Callable[[], object]] = {f"{key}/forward": lambda: model(seismic)}
+    sent: dict[str, list[bytes]] = {}
+    for precision, compressed in formats:
+        fmt = raw_format_name(precision, compressed)
+
+        def serialise(precision=precision, compressed=compressed):
+            payloads = raw_payloads(seismic_raw, receivers, precision)
+            return compress_payloads(payloads) if compressed else payloads
+
+        payloads = serialise()
+        sent[fmt] = [p[0] for p in payloads]
+        calls[f"{key}/serialise-{fmt}"] = serialise
+        calls[f"{key}/parse-{fmt}"] = (
+            lambda payloads=payloads, precision=precision, compressed=compressed: (
+                records_from_payloads(payloads, time_samples, compressed, precision)
+            )
+        )
+
+    def build_raw(time_of, host_flops: float) -> list[ModelCost]:
+        forward, spread = time_of(f"{key}/forward")
+        return [
+            ModelCost(
+                name=cost_name(arch, fmt),
+                distributed=False,
+                payload_bytes=tuple(len(p) for p in payloads),
+                device_flops=(0,) * len(receivers),
+                central_flops=central_flops,
+                device_host_s=(0.0,) * len(receivers),
+                central_host_s=forward,
+                device_codec_host_s=time_of(f"{key}/serialise-{fmt}")[0] / len(receivers),
+                central_codec_host_s=time_of(f"{key}/parse-{fmt}")[0],
+                encoder_params=0,
+                params=params,
+                host_flops=host_flops,
+                timing_spread=spread,
+                raw_format=fmt,
+            )
+            for fmt, payloads in sent.items()
+        ]
+
+    return _Plan(calls, build_raw)
+
+
+def measure_costs(
+    entries: Sequence[tuple[str, nn.Module, torch.Tensor, np.ndarray]],
+    *,
+    formats: Sequence[tuple[str, bool]] = RAW_FORMATS,
+    warmup: int = 2,
+    repeats: int = 15,
+    cpu: int | None = None,
+) -> dict[str, list[ModelCost]]:
+    """Time and count one sample through several models, interleaved, in one pinned thread.
+
+    Args:
+        entries: ``(key, model, seismic [1, 5, T, 70] normalised, seismic_raw
+            [1, 5, T, 70] raw amplitudes)``; keys must differ.
+        formats: raw formats ``(precision, zlib)`` costed for centralised models.
+        warmup, repeats: untimed calls per call, and timing rounds.
+        cpu: core to pin the timing thread to (``None``: no affinity change).
+
+    Returns:
+        ``{key: [ModelCost, ...]}``: one cost for a distributed model, one per
+        raw format for a centralised one (named by :func:`cost_name`).
+    """
+    plans = {}
+    for key, model, seismic, seismic_raw in entries:
+        if seismic.shape[0] != 1 or np.shape(seismic_raw)[0] != 1:
+            raise ValueError("measure_costs times one sample: pass seismic [1, 5, T, 70]")
+        if key in plans:
+            raise ValueError(f"duplicate cost key {key!r}")
+        plans[key] = _plan(key, model.eval(), seismic, seismic_raw, formats)
+    probe, probe_flops = reference_probe()
+    calls = {PROBE: probe}
+    for plan in plans.values():
+        calls.update(plan.calls)
+    with pinned(cpu):
+        times = time_interleaved(calls, warmup=warmup, repeats=repeats)
+    probe_s = float(np.median(times[PROBE]))
+
+    def time_of(call: str) -> tuple[float, float]:
+        rel = probe_relative(times, call)
+        return rel.median * probe_s, rel.spread
+
+    return {key: plan.build(time_of, probe_flops / probe_s) for key, plan in plans.items()}
+
+
 def measure_cost(
     model: nn.Module,
     seismic: torch.Tensor,
     seismic_raw: np.ndarray,
     *,
     compress: bool = False,
+    precision: str = "float32",
     name: str | None = None,
     warmup: int = 2,
     repeats: int = 5,
+    cpu: int | None = None,
 ) -> ModelCost:
-    """Time and count one sample through ``model`` and its payload codec.
+    """One model's cost (:func:`measure_costs` for a single model and raw format).
 
     Args:
         model: a zoo network in eval mode.
         seismic: ``[1, 5, T, 70]`` normalised records (the network input).
-        seismic_raw: ``[1, 5, T, 70]`` the same records as raw amplitudes (what a
-            centralised device sends).
-        compress: for a centralised model, zlib-compress the raw records (the
-            lossless baseline variant); ignored for distributed models.
-        name: row name; default ``model.config["name"]`` (+ ``"+zlib"``).
-        warmup, repeats: see :func:`time_call`.
+        seismic_raw: ``[1, 5, T, 70]`` the same records as raw amplitudes.
+        compress, precision: for a centralised model, the raw format it sends.
+        name: row name; default :func:`cost_name`.
     """
-    if seismic.shape[0] != 1 or np.shape(seismic_raw)[0] != 1:
-        raise ValueError("measure_cost times one sample: pass seismic [1, 5, T, 70]")
-    model = model.eval()
-    before = host_reference_flops()
-    cost = _measure(
-        model, seismic, seismic_raw, compress, name, {"warmup": warmup, "repeats": repeats}
-    )
-    return replace(cost, host_flops=(before + host_reference_flops()) / 2)
-
-
-def _measure(
-    model: nn.Module,
-    seismic: torch.Tensor,
-    seismic_raw: np.ndarray,
-    compress: bool,
-    name: str | None,
-    timing: dict[str, int],
-) -> ModelCost:
-    """:func:`measure_cost` without the host reference (``host_flops`` left 0)."""
-    arch = model.config["name"]
-    receivers = model_receivers(model)
-    if is_distributed(model):
-        parts = [seismic[..., torch.as_tensor(idx)].contiguous() for idx in receivers]
-        latents = encode_latents(model, seismic)
-        payloads = [device[0] for device in pack_latents(model, latents)]
-        return ModelCost(
-            name=name or arch,
-            distributed=True,
-            payload_bytes=tuple(len(p) for p in payloads),
-            device_flops=tuple(
-                count_flops(lambda k=k, x=x: model.encode(k, x)) for k, x in enumerate(parts)
-            ),
-            central_flops=count_flops(lambda: model.decode(latents, None)),
-            device_host_s=tuple(
-                time_call(lambda k=k, x=x: model.encode(k, x), **timing)
-                for k, x in enumerate(parts)
-            ),
-            central_host_s=time_call(lambda: model.decode(latents, None), **timing),
-            device_codec_host_s=time_call(lambda: pack_latents(model, latents), **timing)
-            / len(receivers),
-            central_codec_host_s=time_call(lambda: [unpack_payload(p) for p in payloads], **timing),
-            encoder_params=max(_params(model.encoder_module(k)) for k in range(len(receivers))),
-            params=_params(model),
-            host_flops=0.0,
-        )
-
-    def serialise() -> Payloads:
-        payloads = raw_payloads(seismic_raw, receivers)
-        return compress_payloads(payloads) if compress else payloads
-
-    payloads = serialise()
-    time_samples = seismic.shape[2]
-
-    def parse() -> np.ndarray:
-        return records_from_payloads(payloads, time_samples, compressed=compress)
-
-    return ModelCost(
-        name=name or (f"{arch}+zlib" if compress else arch),
-        distributed=False,
-        payload_bytes=tuple(len(p[0]) for p in payloads),
-        device_flops=(0,) * len(receivers),
-        central_flops=count_flops(lambda: model(seismic)),
-        device_host_s=(0.0,) * len(receivers),
-        central_host_s=time_call(lambda: model(seismic), **timing),
-        device_codec_host_s=time_call(serialise, **timing) / len(receivers),
-        central_codec_host_s=time_call(parse, **timing),
-        encoder_params=0,
-        params=_params(model),
-        host_flops=0.0,
-    )
+    costs = measure_costs(
+        [("model", model, seismic, seismic_raw)],
+        formats=[(precision, compress)],
+        warmup=warmup,
+        repeats=repeats,
+        cpu=cpu,
+    )["model"]
+    return replace(costs[0], name=name) if name else costs[0]
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -290,8 +360,9 @@ def transfer_time(payload_bytes: Sequence[int], link: LinkProfile) -> float:
 class Estimate:
     """Latency (s) and energy (J) of one sample, with their breakdown.
 
-    ``device_compute_j`` sums all devices; ``radio_tx_j`` (communication energy)
-    and ``radio_listen_j`` sum all radios.
+    ``device_compute_j`` sums all devices; ``radio_tx_j`` (communication energy),
+    ``radio_listen_j`` and ``radio_state_j`` (promotion + tail) sum all radios.
+    ``promotion_s`` is the radio state promotion before sending (0 on Wi-Fi).
     """
 
     source: str
@@ -303,10 +374,18 @@ class Estimate:
     radio_tx_j: float
     radio_listen_j: float
     central_compute_j: float
+    promotion_s: float = 0.0
+    radio_state_j: float = 0.0
 
     @property
     def latency_s(self) -> float:
-        return self.device_compute_s + self.comm_s + self.propagation_s + self.central_compute_s
+        return (
+            self.device_compute_s
+            + self.promotion_s
+            + self.comm_s
+            + self.propagation_s
+            + self.central_compute_s
+        )
 
     @property
     def comm_energy_j(self) -> float:
@@ -315,7 +394,8 @@ class Estimate:
 
     @property
     def radio_energy_j(self) -> float:
-        return self.radio_tx_j + self.radio_listen_j
+        """Everything the radios spend: transmit + listen + state (promotion, tail)."""
+        return self.radio_tx_j + self.radio_listen_j + self.radio_state_j
 
     @property
     def energy_j(self) -> float:
@@ -391,6 +471,7 @@ def simulate(
         waits = [sum(airtimes[:k]) + link.rtt_s for k in range(len(airtimes))]
     else:
         waits = [link.rtt_s] * len(airtimes)
+    busy = [w + a for w, a in zip(waits, airtimes, strict=True)]
     return Estimate(
         source=source,
         device_compute_s=max(device_s),
@@ -401,4 +482,6 @@ def simulate(
         radio_tx_j=link.tx_power_w * sum(airtimes),
         radio_listen_j=link.listen_power_w * sum(waits),
         central_compute_j=central.active_power_w * central_s,
+        promotion_s=max(link.promotion_delay_s(b) for b in busy),
+        radio_state_j=sum(link.state_energy_j(b) for b in busy),
     )

@@ -47,6 +47,10 @@ def model_summary(model: nn.Module) -> dict:
     run nothing on the devices: ``encoder_flops = 0`` and their payload is the
     raw records.
     """
+    # the payload arithmetic lives with the hardware teacher (imported here: hardware
+    # imports the models' codec at module level)
+    from epic_zoo.hardware.payload import raw_payload_bytes
+
     time_samples = int(model.config["time_samples"])
     seismic = torch.zeros(1, NUM_SOURCES, time_samples, NUM_RECEIVERS)
     summary = {
@@ -63,11 +67,11 @@ def model_summary(model: nn.Module) -> dict:
             encoder_params=count_parameters(encoder),
             encoder_flops=count_flops(encoder, model.encoder_input(0, seismic_0)),
             payload_bytes=model.payload_bytes(),
-            raw_bytes_per_device=4 * NUM_SOURCES * time_samples * n0,
+            raw_bytes_per_device=raw_payload_bytes(time_samples, n0),
         )
     else:
         receivers = max(len(idx) for idx in receiver_split(int(model.config["num_devices"])))
-        raw = 4 * NUM_SOURCES * time_samples * receivers
+        raw = raw_payload_bytes(time_samples, receivers)
         summary.update(
             encoder_params=0, encoder_flops=0, payload_bytes=raw, raw_bytes_per_device=raw
         )
