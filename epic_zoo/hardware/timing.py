@@ -6,9 +6,12 @@
   runs in every round, and each call's time is expressed per round as a
   multiple of the probe's (:func:`probe_relative`).
 - :func:`pinned` runs a block with one torch thread on one CPU core.
-- :func:`count_flops` counts with autograd enabled: in inference mode
-  ``nn.MultiheadAttention`` takes a fused fast path whose FLOPs
-  :class:`~torch.utils.flop_counter.FlopCounterMode` does not see.
+- :func:`count_flops` counts with autograd enabled and scaled dot-product
+  attention forced to its math backend: in inference mode
+  ``nn.TransformerEncoderLayer`` / ``nn.MultiheadAttention`` take a fused
+  fast path, and the CPU's fused attention kernel, whose FLOPs
+  :class:`~torch.utils.flop_counter.FlopCounterMode` does not see (about a
+  fifth of EPIC's decoder).
 
 Stable figures: FLOP counts (deterministic). Unstable: wall times, even as
 probe multiples (they still move with cache and frequency effects); report
@@ -135,10 +138,16 @@ def probe_relative(times: Mapping[str, list[float]], key: str) -> Relative:
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one ``fn()`` call (a multiply-add counts 2), from :class:`FlopCounterMode`.
 
-    Counted with autograd enabled so attention runs unfused (every matmul seen);
-    the outputs are discarded.
+    Counted with autograd enabled and the math attention backend, so attention
+    runs unfused and every matmul is seen; the outputs are discarded.
     """
-    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with (
+        torch.enable_grad(),
+        sdpa_kernel(SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
         fn()
     return int(counter.get_total_flops())
 

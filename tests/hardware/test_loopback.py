@@ -70,7 +70,7 @@ def raw_records() -> np.ndarray:
 
 def test_raw_records_on_a_shared_medium(raw_records: np.ndarray) -> None:
     # Wi-Fi's packetisation and channel access, slowed to 8 Mbit/s: 5 x 70 kB take ~0.4 s
-    link = dataclasses.replace(LINKS["wifi"], name="wifi-8M", bandwidth_bps=8e6)
+    link = dataclasses.replace(LINKS["wifi-n"], name="wifi-8M", bandwidth_bps=8e6)
     receivers = pl.model_receivers(create_model("inversionnet", time_samples=T))
     payloads = [device[0] for device in pl.raw_payloads(raw_records, receivers)]
     check_agreement(payloads, link)
@@ -78,7 +78,7 @@ def test_raw_records_on_a_shared_medium(raw_records: np.ndarray) -> None:
 
 def test_raw_records_on_separate_links_overlap(raw_records: np.ndarray) -> None:
     # LTE-like separate links at 2 Mbit/s each: the 5 devices send in parallel (~0.3 s)
-    link = dataclasses.replace(LINKS["4g"], name="4g-2M", bandwidth_bps=2e6)
+    link = dataclasses.replace(LINKS["4g-sporadic"], name="4g-2M", bandwidth_bps=2e6)
     receivers = pl.model_receivers(create_model("inversionnet", time_samples=T))
     payloads = [device[0] for device in pl.raw_payloads(raw_records, receivers)]
     check_agreement(payloads, link)
@@ -92,7 +92,7 @@ def test_epic_payloads_on_a_slow_shared_link(raw_records: np.ndarray) -> None:
     model = create_model("epic", time_samples=T).eval()
     seismic = torch.from_numpy(raw_records / 4)
     payloads = [device[0] for device in pl.encode_payloads(model, seismic)]
-    link = dataclasses.replace(LINKS["wifi"], name="wifi-100k", bandwidth_bps=1e5)
+    link = dataclasses.replace(LINKS["wifi-n"], name="wifi-100k", bandwidth_bps=1e5)
     received = check_agreement(payloads, link)
     by_device = {unpack_payload(p)[0]["device_id"]: p for p in received}
     rebuilt = pl.decode_payloads(model, [[by_device[k]] for k in range(model.num_devices)])
@@ -101,7 +101,7 @@ def test_epic_payloads_on_a_slow_shared_link(raw_records: np.ndarray) -> None:
 
 
 def test_packet_charges_add_up_to_the_airtime() -> None:
-    for name in ("wifi", "wifi-ac", "4g", "nbiot"):
+    for name in LINKS:
         link = LINKS[name]
         for size in (1, 933, 70_000):
             charges = packet_charges(size, link)
@@ -121,9 +121,9 @@ def test_token_bucket_paces_by_its_rate() -> None:
         bucket.consume(100.0)
     # 1000 bytes at 1000 B/s: 1 s plus the last oversleep only, not 10 % of the total
     assert now[0] == pytest.approx(1.0, abs=0.011)
-    shared = make_buckets(LINKS["wifi"], 3)
+    shared = make_buckets(LINKS["wifi-n"], 3)
     assert shared[0] is shared[1] is shared[2]
-    separate = make_buckets(LINKS["4g"], 3)
+    separate = make_buckets(LINKS["4g-sporadic"], 3)
     assert len({id(b) for b in separate}) == 3
     with pytest.raises(ValueError, match="rate"):
         TokenBucket(0.0, 1.0)

@@ -41,13 +41,16 @@ def toy_link(**overrides) -> LinkProfile:
 
 
 def test_builtin_profiles_are_registered_by_name() -> None:
-    assert {"wifi", "wifi-ac", "4g", "nbiot"} <= set(LINKS)
+    assert {"wifi-ac", "wifi-n-ampdu", "wifi-n", "4g-sporadic", "4g-streaming", "nbiot"} <= set(
+        LINKS
+    )
     assert {"rpi4", "rpi5"} <= set(DEVICES)
     assert {"server-cpu", "gpu"} <= set(CENTRALS)
     for table in (LINKS, DEVICES, CENTRALS):
         for name, profile in table.items():
             assert profile.name == name
-    assert get_link(" WiFi ") is LINKS["wifi"]
+    # older names are aliases: the Pi's own radio, sporadic LTE
+    assert get_link(" WiFi ") is LINKS["wifi-ac"] and get_link("4g") is LINKS["4g-sporadic"]
     assert get_device(DEVICES["rpi5"]) is DEVICES["rpi5"]
     kinds = {row["kind"] for row in profile_table()}
     assert kinds == {"device", "central", "link"}
@@ -67,14 +70,14 @@ def test_unknown_name_lists_the_valid_ones(getter, name: str, listed: str) -> No
 @pytest.mark.parametrize("value", [0, -1])
 def test_link_rejects_non_positive_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=rf"{field}={value}.*> 0"):
-        dataclasses.replace(LINKS["wifi"], **{field: value})
+        dataclasses.replace(LINKS["wifi-n"], **{field: value})
 
 
 @pytest.mark.parametrize("field", ["rtt_s", "per_packet_s", "link_header_bytes", "listen_power_w"])
 def test_link_rejects_negative_values_but_allows_zero(field: str) -> None:
-    assert getattr(dataclasses.replace(LINKS["4g"], **{field: 0}), field) == 0
-    with pytest.raises(ValueError, match=rf"'4g': {field}=-1"):
-        dataclasses.replace(LINKS["4g"], **{field: -1})
+    assert getattr(dataclasses.replace(LINKS["4g-sporadic"], **{field: 0}), field) == 0
+    with pytest.raises(ValueError, match=rf"'4g-sporadic': {field}=-1"):
+        dataclasses.replace(LINKS["4g-sporadic"], **{field: -1})
 
 
 def test_link_rejects_nan_and_headers_filling_the_mtu() -> None:
@@ -117,18 +120,40 @@ def test_compute_profile_flop_time() -> None:
 def test_wifi_goodput_is_that_of_a_single_stream_2_4_ghz_link() -> None:
     # 802.11n MCS7 (65 Mbit/s PHY) without aggregation delivers ~30 Mbit/s of TCP payload
     payload = 1_000_000
-    goodput = 8 * payload / LINKS["wifi"].airtime_s(payload)
+    goodput = 8 * payload / LINKS["wifi-n"].airtime_s(payload)
     assert 25e6 < goodput < 40e6
     # A-MPDU on 802.11ac gets much closer to its PHY rate
     ac = 8 * payload / LINKS["wifi-ac"].airtime_s(payload)
     assert 150e6 < ac < LINKS["wifi-ac"].bandwidth_bps
+    # and aggregation helps 802.11n too: one access per 16 MPDUs
+    ampdu = 8 * payload / LINKS["wifi-n-ampdu"].airtime_s(payload)
+    assert goodput * 1.5 < ampdu < LINKS["wifi-n-ampdu"].bandwidth_bps
+
+
+def test_lte_radio_state_machine_from_huang_et_al_2012() -> None:
+    sporadic, streaming = LINKS["4g-sporadic"], LINKS["4g-streaming"]
+    # table 3 of Huang et al. 2012: promotion 260.1 ms at 1210.7 mW, tail 11576 ms at 1060 mW
+    assert sporadic.promotion_delay_s(0.1) == pytest.approx(0.2601)
+    assert sporadic.state_energy_j(0.1) == pytest.approx(0.2601 * 1.2107 + 11.576 * 1.060)
+    # streaming at 1 inference/s: no promotion; the tail lasts the gap to the next inference
+    assert streaming.inference_interval_s == 1.0 and streaming.promotion_delay_s(0.1) == 0.0
+    assert streaming.state_energy_j(0.1) == pytest.approx(0.9 * 1.060)
+    # the radio idles once the gap after the busy time exceeds the tail; Wi-Fi has no state cost
+    slow = dataclasses.replace(streaming, inference_interval_s=11.8)
+    assert not slow.stays_connected(0.1) and slow.stays_connected(0.5)
+    assert LINKS["wifi-ac"].state_energy_j(0.1) == 0.0
+    with pytest.raises(ValueError, match="inference_interval_s"):
+        dataclasses.replace(streaming, inference_interval_s=0.0)
+    with pytest.raises(ValueError, match="tail_s"):
+        dataclasses.replace(streaming, tail_s=-1.0)
 
 
 def test_cited_power_models() -> None:
     # Huang et al. 2012: P = 438.39 mW/(Mbit/s) * 6 Mbit/s + 1288.04 mW
-    assert LINKS["4g"].tx_power_w == pytest.approx(3.918, abs=1e-3)
+    assert LINKS["4g-sporadic"].tx_power_w == pytest.approx(3.918, abs=1e-3)
+    assert LINKS["4g-streaming"].tx_power_w == LINKS["4g-sporadic"].tx_power_w
     # ATWILC3000 at 3.3 V: (229 + 23.9) mA transmit, (60.5 + 23.6) mA receive
-    assert LINKS["wifi"].tx_power_w == pytest.approx(0.8346, abs=1e-4)
-    assert LINKS["wifi"].listen_power_w == pytest.approx(0.2775, abs=1e-4)
+    assert LINKS["wifi-n"].tx_power_w == pytest.approx(0.8346, abs=1e-4)
+    assert LINKS["wifi-n"].listen_power_w == pytest.approx(0.2775, abs=1e-4)
     assert DEVICES["rpi5"].effective_flops > DEVICES["rpi4"].effective_flops
     assert isinstance(DEVICES["rpi4"], ComputeProfile)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from epic_zoo.hardware import payload as pl
 from epic_zoo.hardware.profiles import CENTRALS, DEVICES, LINKS
@@ -19,9 +20,18 @@ from epic_zoo.hardware.simulator import (
     count_flops,
     host_reference_flops,
     measure_cost,
+    measure_costs,
     simulate,
     time_call,
     transfer_time,
+)
+from epic_zoo.hardware.timing import (
+    PROBE,
+    Relative,
+    default_cpu,
+    pinned,
+    probe_relative,
+    time_interleaved,
 )
 from epic_zoo.models import create_model, list_models
 from epic_zoo.models.codec import PayloadError, payload_size, unpack_payload
@@ -58,7 +68,7 @@ def cost(**overrides) -> ModelCost:
 
 
 def test_transfer_time_sums_on_a_shared_medium_and_overlaps_on_separate_links() -> None:
-    shared = LINKS["wifi"]
+    shared = LINKS["wifi-n"]
     separate = dataclasses.replace(shared, shared_medium=False)
     sizes = [1000, 5000, 70000]
     airtimes = [shared.airtime_s(n) for n in sizes]
@@ -86,7 +96,7 @@ def test_compute_seconds_from_both_sources() -> None:
 @pytest.mark.parametrize("source", ["measured", "flops"])
 def test_simulate_breakdown_by_hand(source: str) -> None:
     c = cost()
-    link, device, central = LINKS["wifi"], DEVICES["rpi4"], CENTRALS["server-cpu"]
+    link, device, central = LINKS["wifi-n"], DEVICES["rpi4"], CENTRALS["server-cpu"]
     host = c.host_flops
     est = simulate(c, link, device, central, source=source)
     dev = [
@@ -113,10 +123,30 @@ def test_simulate_breakdown_by_hand(source: str) -> None:
 
 
 def test_separate_links_listen_for_one_round_trip_only() -> None:
-    link = LINKS["4g"]
+    link = LINKS["4g-sporadic"]
     est = simulate(cost(), link, DEVICES["rpi4"], CENTRALS["gpu"], source="flops")
     assert est.radio_listen_j == pytest.approx(3 * link.listen_power_w * link.rtt_s)
     assert est.comm_s == pytest.approx(link.airtime_s(3000))
+
+
+def test_lte_promotion_adds_latency_and_state_energy() -> None:
+    link = LINKS["4g-sporadic"]
+    est = simulate(cost(), link, DEVICES["rpi4"], CENTRALS["gpu"], source="flops")
+    plain = simulate(
+        cost(),
+        dataclasses.replace(link, promotion_s=0.0, tail_s=0.0),
+        DEVICES["rpi4"],
+        CENTRALS["gpu"],
+        source="flops",
+    )
+    assert est.promotion_s == pytest.approx(0.2601)
+    assert est.latency_s == pytest.approx(plain.latency_s + 0.2601)
+    busy = [link.rtt_s + link.airtime_s(n) for n in (1000, 2000, 3000)]
+    assert est.radio_state_j == pytest.approx(sum(link.state_energy_j(b) for b in busy))
+    assert est.radio_energy_j == pytest.approx(
+        est.radio_tx_j + est.radio_listen_j + est.radio_state_j
+    )
+    assert est.energy_j == pytest.approx(plain.energy_j + est.radio_state_j)
 
 
 def test_measuring_helpers() -> None:
@@ -166,6 +196,30 @@ def test_corrupted_payload_is_rejected(records) -> None:
         pl.decode_payloads(model, [[bytes(broken)], *payloads[1:]])
 
 
+def test_float16_raw_payloads_halve_the_bytes_and_round_trip(records) -> None:
+    _, raw = records
+    receivers = pl.model_receivers(zoo_model("inversionnet"))
+    half = pl.raw_payloads(raw, receivers, "float16")
+    assert [len(p[0]) for p in half] == [
+        pl.raw_payload_bytes(T, len(i), "float16") for i in receivers
+    ]
+    assert (
+        pl.raw_payload_bytes(T, 14, "float16") * 2 == pl.raw_payload_bytes(T, 14) == 4 * 5 * T * 14
+    )
+    back = pl.records_from_payloads(
+        pl.compress_payloads(half), T, compressed=True, precision="float16"
+    )
+    assert back.dtype == np.float32 and np.allclose(back, raw, atol=1e-3)
+    assert [pl.raw_format_name(p, z) for p, z in pl.RAW_FORMATS] == [
+        "f32",
+        "f16",
+        "f32-zlib",
+        "f16-zlib",
+    ]
+    with pytest.raises(ValueError, match="float64"):
+        pl.raw_payloads(raw, receivers, "float64")
+
+
 def test_raw_payloads_are_the_float32_records(records) -> None:
     _, raw = records
     receivers = pl.model_receivers(zoo_model("inversionnet"))
@@ -195,12 +249,52 @@ def test_measure_cost_of_a_distributed_and_a_centralised_model(records) -> None:
     zipped = measure_cost(inv, seismic[:1], raw[:1], compress=True, repeats=1, warmup=0)
     assert not base.distributed and base.device_flops == (0,) * 5
     assert sum(base.payload_bytes) == 5 * T * 70 * 4
-    assert zipped.name == "inversionnet+zlib" and sum(zipped.payload_bytes) < sum(
+    assert zipped.name == "inversionnet+f32-zlib" and sum(zipped.payload_bytes) < sum(
         base.payload_bytes
     )
     assert base.central_flops > 0 and base.encoder_params == 0
     with pytest.raises(ValueError, match="one sample"):
         measure_cost(epic, seismic, raw)
+
+
+def test_interleaved_costs_of_several_models_share_one_probe(records) -> None:
+    seismic, raw = records
+    entries = [(n, zoo_model(n), seismic[:1], raw[:1]) for n in ("epic", "inversionnet")]
+    costs = measure_costs(entries, repeats=2, warmup=0)
+    (epic,) = costs["epic"]
+    formats = [c.raw_format for c in costs["inversionnet"]]
+    assert formats == ["f32", "f16", "f32-zlib", "f16-zlib"]
+    assert len({c.host_flops for cs in costs.values() for c in cs}) == 1
+    assert all(c.timing_spread >= 0 for cs in costs.values() for c in cs)
+    f32, f16 = costs["inversionnet"][:2]
+    assert sum(f16.payload_bytes) * 2 == sum(f32.payload_bytes)
+    assert f16.central_host_s == f32.central_host_s  # one forward timing, shared
+    with pytest.raises(ValueError, match="duplicate"):
+        measure_costs(entries + entries[:1], repeats=1, warmup=0)
+
+
+def test_flops_are_counted_with_attention_unfused() -> None:
+    layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, batch_first=True).eval()
+    x = torch.randn(1, 10, 32)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fused:
+        layer(x)  # the fast path: invisible to the counter
+    counted = count_flops(lambda: layer(x))
+    # q/k/v/out projections 4 x (10 x 32 x 32), scores and mixing 2 x (10 x 10 x 32),
+    # feed-forward 2 x (10 x 32 x 64); 2 FLOP per multiply-add
+    assert counted == 2 * (4 * 10 * 32 * 32 + 2 * 10 * 10 * 32 + 2 * 10 * 32 * 64)
+    assert fused.get_total_flops() < counted
+
+
+def test_interleaved_timing_rotates_and_relates_to_the_probe() -> None:
+    order: list[str] = []
+    calls = {PROBE: lambda: order.append("p"), "a": lambda: order.append("a")}
+    times = time_interleaved(calls, warmup=0, repeats=4)
+    assert order == ["p", "a", "a", "p", "p", "a", "a", "p"]
+    assert all(len(v) == 4 for v in times.values())
+    fake = {PROBE: [1.0, 2.0, 1.0, 2.0], "a": [3.0, 6.0, 3.0, 6.0]}
+    assert probe_relative(fake, "a") == Relative(3.0, 0.0)  # a load change cancels
+    with pinned(default_cpu()):
+        assert torch.get_num_threads() == 1
 
 
 @pytest.fixture(autouse=True, scope="module")
