@@ -9,14 +9,14 @@ with the same data, batch size, epochs and seed:
 - ``epic-phys``: ``recipe=epic_phys`` (L1 + physics loss);
 - ``sup-50``: ``recipe=epic_semi task.physics.weight=0`` (L1 on the labelled half only);
 - ``semi-50``: ``recipe=epic_semi`` (L1 on the labelled half, physics loss
-  on the unlabelled half first, :class:`~epic_zoo.tasks.physics.PhysicsInversionTask`).
+  on the unlabelled half first, :class:`~epic_zoo.tasks.physics_inversion.PhysicsInversionTask`).
 
 Each run's last checkpoint (after the same number of steps) is tested:
 SSIM, MAE, and the raw
-relative data misfit (:func:`epic_zoo.physics.data_misfit`, all shots, whole
+relative data misfit (:func:`epic_zoo.wave_physics.data_misfit`, all shots, whole
 record) on the first ``--misfit-samples`` test samples. Then ``epic``'s
 predictions of the first ``--refine-samples`` test samples are refined
-(:func:`epic_zoo.physics.refine`, ``--refine-iterations`` Adam steps) and
+(:func:`epic_zoo.wave_physics.refine`, ``--refine-iterations`` Adam steps) and
 scored before and after. Finally one training step of epic and of epic-phys
 is timed on the same batch (``--step-repeats`` repeats, median), which is
 the cost of the physics loss per step.
@@ -96,7 +96,7 @@ from epic_zoo.data.profiles import Profile  # noqa: E402
 from epic_zoo.data.store import H5Split, ensure_data, profile_root  # noqa: E402
 from epic_zoo.data.transforms import denormalize_velocity, normalize_velocity  # noqa: E402
 from epic_zoo.hub import model_from_checkpoint  # noqa: E402
-from epic_zoo.physics import data_misfit, refine  # noqa: E402
+from epic_zoo.metrics import inversion_metrics  # noqa: E402
 from epic_zoo.run import (  # noqa: E402
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
@@ -105,8 +105,8 @@ from epic_zoo.run import (  # noqa: E402
     train,
 )
 from epic_zoo.tasks.inversion import InversionTask, to_plain  # noqa: E402
-from epic_zoo.tasks.metrics import inversion_metrics  # noqa: E402
-from epic_zoo.tasks.physics import PhysicsInversionTask  # noqa: E402
+from epic_zoo.tasks.physics_inversion import PhysicsInversionTask  # noqa: E402
+from epic_zoo.wave_physics import data_misfit, refine  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "epic": ["recipe=epic"],

@@ -62,8 +62,8 @@ from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.models import learns, list_models
 from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap
+from epic_zoo.plots import learning_curve_figure, save_figure
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
-from epic_zoo.tasks.plots import learning_curve_figure, save_figure
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"

@@ -103,7 +103,7 @@ def one_thread():
 
 
 def test_misfit_matches_the_raw_records(tiny_dataset_dir: Path, one_thread: None) -> None:
-    from epic_zoo.physics import data_misfit
+    from epic_zoo.wave_physics import data_misfit
 
     model = tiny_epic()
     split = H5Split(tiny_dataset_dir / "test")

@@ -40,7 +40,9 @@ from epic_zoo.data.transforms import (
     normalize_seismic,
     normalize_velocity,
 )
-from epic_zoo.physics import (
+from epic_zoo.run import config_dir
+from epic_zoo.tasks.physics_inversion import PhysicsInversionTask, PhysicsSettings, labelled_mask
+from epic_zoo.wave_physics import (
     TimeSubset,
     data_misfit,
     physics_loss,
@@ -49,8 +51,6 @@ from epic_zoo.physics import (
     signed_log,
     total_variation,
 )
-from epic_zoo.run import config_dir
-from epic_zoo.tasks.physics import PhysicsInversionTask, PhysicsSettings, labelled_mask
 
 STRIDE = 4  # ms between stored samples, as in the tiny/lite profiles
 RICKER_PEAK_S = 73 * DT  # the 147-sample Ricker peaks at sample index 73

@@ -2,7 +2,7 @@
 
 The network is a plain ``nn.Module`` built by name with
 :func:`epic_zoo.models.create_model`; this LightningModule adds the loss, the
-optimiser and schedule, the metrics (:func:`~epic_zoo.tasks.metrics.inversion_metrics`)
+optimiser and schedule, the metrics (:func:`~epic_zoo.metrics.inversion_metrics`)
 and velocity-map panels. Batches are the dicts of
 :class:`~epic_zoo.data.datamodule.FWIDataset`:
 
@@ -28,9 +28,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES, VELOCITY_SHAPE
 from epic_zoo.data.transforms import denormalize_velocity
+from epic_zoo.metrics import inversion_metrics
 from epic_zoo.models import create_model
-from epic_zoo.tasks.metrics import inversion_metrics
-from epic_zoo.tasks.plots import figure_to_array, save_figure, velocity_panels
+from epic_zoo.plots import figure_to_array, save_figure, velocity_panels
 
 SCHEDULERS: tuple[str, ...] = ("none", "cosine", "step")
 STAGES: tuple[str, ...] = ("train", "val", "test")

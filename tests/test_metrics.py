@@ -8,7 +8,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
-from epic_zoo.tasks.metrics import (
+from epic_zoo.metrics import (
     SSIM_C1,
     SSIM_C2,
     OpenFWISSIM,

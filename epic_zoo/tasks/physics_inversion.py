@@ -1,7 +1,7 @@
 """Physics-guided inversion: supervised loss plus wave-equation consistency, or the latter alone.
 
 :class:`PhysicsInversionTask` extends :class:`~epic_zoo.tasks.inversion.InversionTask`
-with :func:`epic_zoo.physics.physics_loss`: the predicted velocity is run
+with :func:`epic_zoo.wave_physics.physics_loss`: the predicted velocity is run
 through the differentiable forward model (deepwave) and the simulated
 records are compared with the observed ones of the same sample.
 
@@ -40,8 +40,8 @@ import torch
 
 from epic_zoo.data.geometry import NUM_SOURCES, V_MAX, V_MIN
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity
-from epic_zoo.physics import SPACES, data_misfit, physics_loss
 from epic_zoo.tasks.inversion import InversionTask
+from epic_zoo.wave_physics import SPACES, data_misfit, physics_loss
 
 _GOLDEN: float = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -65,7 +65,7 @@ class PhysicsSettings:
         max_samples: at most this many samples of a batch get the physics
             loss, unlabelled ones first (``None``: all).
         space: compare ``"log"`` (signed-log) or ``"raw"`` records
-            (see :mod:`epic_zoo.physics`).
+            (see :mod:`epic_zoo.wave_physics`).
         val_samples: validation samples whose data misfit is logged as
             ``val/misfit`` each epoch (0: none).
     """
