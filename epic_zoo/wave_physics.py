@@ -58,6 +58,7 @@ from epic_zoo.data.geometry import (
     V_MIN,
     receiver_split,
 )
+from epic_zoo.data.timeaxis import time_samples_for
 
 Space = Literal["log", "raw"]
 SPACES: tuple[str, ...] = ("log", "raw")
@@ -166,7 +167,7 @@ class TimeSubset:
         window = available if nt is None else min(int(nt), available)
         if window < 1:
             raise ValueError(f"nt={nt} leaves no time sample to compare; use nt >= 1")
-        count = len(range(0, window, stride))
+        count = time_samples_for(stride, window)
         step = stride // data_time_stride
         return cls(slice(0, count * step, step), (count - 1) * stride + 1, stride)
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epic_zoo.data.catalog import get_dataset
-from epic_zoo.data.geometry import DT, DX, NT, NX, NZ, receiver_split
+from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
 from epic_zoo.data.profiles import get_profile
 from epic_zoo.data.store import (
@@ -32,8 +32,8 @@ from epic_zoo.data.store import (
     profile_root,
     regenerate_command,
     split_count,
-    stored_time_samples,
 )
+from epic_zoo.data.timeaxis import time_samples_for
 from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class FWIDataset(Dataset):
 
     @property
     def time_samples(self) -> int:
-        """Time samples per record after decimation."""
-        return len(range(0, int(self.source.attrs["nt"]), self.step))
+        """Time samples per record after decimation (``ceil(stored nt / step)``)."""
+        return time_samples_for(self.step, int(self.source.attrs["nt"]))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -235,8 +235,8 @@ class FWIDataModule(L.LightningDataModule):
 
     @property
     def time_samples(self) -> int:
-        """Time samples per record after decimation (1000 / time_stride, rounded up)."""
-        return stored_time_samples(self.time_stride, NT)
+        """Time samples per record after decimation (:func:`~epic_zoo.data.timeaxis.time_samples_for`)."""
+        return time_samples_for(self.time_stride)
 
     @property
     def receiver_split(self) -> list[np.ndarray]:

@@ -55,6 +55,7 @@ from epic_zoo.data.geometry import (
     VELOCITY_SHAPE,
 )
 from epic_zoo.data.profiles import Profile, get_profile
+from epic_zoo.data.timeaxis import time_samples_for
 
 FORMAT_VERSION: int = 1
 """Version of the shard layout written by this module."""
@@ -104,11 +105,6 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
 def shard_name(index: int) -> str:
     """File name of shard ``index``: ``shard-00003.h5``."""
     return f"shard-{index:05d}.h5"
-
-
-def stored_time_samples(time_stride: int, nt: int = NT) -> int:
-    """Time samples kept when every ``time_stride``-th of ``nt`` is stored (1000, 4 -> 250)."""
-    return len(range(0, nt, time_stride))
 
 
 def split_count(info: DatasetInfo, profile: Profile, split: str) -> int:
@@ -636,7 +632,7 @@ def split_attrs(
         "backend": backend,
         "time_stride": time_stride,
         "dt": DT * time_stride,
-        "nt": stored_time_samples(time_stride),
+        "nt": time_samples_for(time_stride),
         "dtype": dtype,
         "geometry": json.dumps(OPENFWI_GEOMETRY.as_dict()),
         "data_min": info.data_min,
