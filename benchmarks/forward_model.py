@@ -64,7 +64,6 @@ if __name__ == "__main__":  # thread counts must be set before torch starts its 
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -73,7 +72,6 @@ import deepwave  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from epic_zoo.bench import cpu_name  # noqa: E402
 from epic_zoo.data.catalog import DATASETS  # noqa: E402
 from epic_zoo.data.families import GENERATOR_VERSION, generate_velocity  # noqa: E402
 from epic_zoo.data.forward import (  # noqa: E402
@@ -83,23 +81,11 @@ from epic_zoo.data.forward import (  # noqa: E402
     simulate,
 )
 from epic_zoo.data.geometry import DT  # noqa: E402
+from epic_zoo.provenance import cpu_name, git_commit  # noqa: E402
 
 LATE_S = 0.8
 """Records after this time (s) hold the port's returned sponge energy."""
 TOLERANCE = 0.01
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _timed(fn, *args, **kwargs):
@@ -297,7 +283,7 @@ def main(args: argparse.Namespace) -> None:
     record = {
         "conditions": {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": _commit(),
+            "commit": git_commit(short=True) or "unknown",
             "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "threads": args.threads,

@@ -80,9 +80,7 @@ if __name__ == "__main__":  # thread counts must be set before torch starts its 
     os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
 
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -97,6 +95,7 @@ from epic_zoo.data.store import H5Split, ensure_data, profile_root  # noqa: E402
 from epic_zoo.data.transforms import denormalize_velocity, normalize_velocity  # noqa: E402
 from epic_zoo.hub import model_from_checkpoint  # noqa: E402
 from epic_zoo.metrics import inversion_metrics  # noqa: E402
+from epic_zoo.provenance import cpu_name, git_commit  # noqa: E402
 from epic_zoo.run import (  # noqa: E402
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
@@ -274,12 +273,6 @@ def step_cost(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
 
 
 def conditions(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     return {
         "command": "python benchmarks/physics_comparison.py "
         + " ".join(
@@ -290,9 +283,9 @@ def conditions(args: argparse.Namespace) -> dict[str, Any]:
         "data": profile(args).as_dict(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "load_average": os.getloadavg(),
-        "commit": commit,
+        "commit": git_commit(short=True) or "unknown",
     }
 
 

@@ -23,7 +23,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -106,24 +105,6 @@ def _summarise(name: str, time_samples: int, batch_size: int, runs: list[dict]) 
     }
 
 
-def _git_commit() -> str | None:
-    """``HEAD``'s hash, with ``-dirty`` when the working tree has uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=RESULTS.parent
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=RESULTS.parent,
-        )
-    except OSError:
-        return None
-    commit = head.stdout.strip()
-    return (commit + ("-dirty" if dirty.stdout.strip() else "")) if commit else None
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -146,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from epic_zoo.bench import cpu_name
+    from epic_zoo.provenance import cpu_name, git_commit
 
     conditions = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -163,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": "float32",
         "data": "random uniform [-1, 1] records (timing only)",
         "step": "forward + L1 loss + backward + AdamW",
-        "commit": _git_commit(),
+        "commit": git_commit(),
     }
     ctx = mp.get_context("spawn")
     runs: dict[tuple[str, int], list[dict]] = {}
