@@ -26,12 +26,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from epic_zoo.run_layout import RESULTS_FILE
+
 
 def read_runs(folders: list[Path]) -> dict[str, list[dict]]:
     """``{model: [row, ...]}`` from every ``results.json`` under ``folders``."""
     runs: dict[str, list[dict]] = defaultdict(list)
     for folder in folders:
-        for path in sorted(folder.rglob("results.json")):
+        for path in sorted(folder.rglob(RESULTS_FILE)):
             result = json.loads(path.read_text())
             curve = result.get("learning_curve") or []
             if not curve:

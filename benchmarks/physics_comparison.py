@@ -103,6 +103,7 @@ from epic_zoo.run import (  # noqa: E402
     model_kwargs_for,
     train,
 )
+from epic_zoo.run_layout import RESULTS_FILE  # noqa: E402
 from epic_zoo.tasks.inversion import InversionTask, to_plain  # noqa: E402
 from epic_zoo.tasks.physics_inversion import PhysicsInversionTask  # noqa: E402
 from epic_zoo.wave_physics import data_misfit, refine  # noqa: E402
@@ -162,7 +163,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 def train_variant(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
     """Train (or reuse) one run; returns its results.json."""
     run_dir = Path(args.runs) / dataset / variant
-    results = run_dir / "results.json"
+    results = run_dir / RESULTS_FILE
     if not results.is_file():
         print(f"== training {variant} on {dataset}", flush=True)
         train(compose_cfg(args, variant, dataset, run_dir))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES
 from epic_zoo.data.profiles import Profile, get_profile
+from epic_zoo.run_layout import RESULTS_FILE
 
 SWEEP_RECIPES = (
     "epic_lite",
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:  # dataset-major: a stopped sweep leaves whole datasets done
         for recipe in args.recipes:
             run_dir = Path(args.runs) / recipe / dataset
-            if (run_dir / "results.json").is_file():
+            if (run_dir / RESULTS_FILE).is_file():
                 continue
             overrides = [
                 f"recipe={recipe}",

@@ -63,13 +63,9 @@ from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.models import learns, list_models
 from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap
 from epic_zoo.plots import learning_curve_figure, save_figure
+from epic_zoo.run_layout import CHECKPOINT_DIR, CURVE_FILE, LAST_CHECKPOINT, RESULTS_FILE
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-RESULTS_FILE = "results.json"
-CURVE_FILE = "learning_curve"
-"""Stem of the learning curve files in a run folder (``.csv`` and ``.png``)."""
 LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
 """Order of the test metrics in results and tables: MAE in m/s first, then SSIM."""
 WANDB_ID_FILE = "wandb_run_id"

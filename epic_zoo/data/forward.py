@@ -90,6 +90,7 @@ from epic_zoo.data.geometry import (
     SOURCE_ROW,
     V_MAX,
     V_MIN,
+    VELOCITY_TOLERANCE,
     source_wavelet,
 )
 
@@ -110,8 +111,6 @@ OPENFWI_NBC: int = 120
 """Sponge width of the recipe, in cells on every side of the map."""
 OPENFWI_ATTENUATION: float = 1e7
 """Amplitude reduction the recipe's sponge is designed for (``ln(1e7)`` in ``kappa0``)."""
-VELOCITY_TOLERANCE: float = 0.01
-"""m/s of slack on the 1500..4500 range check, for float32 round-off of denormalised maps."""
 
 _LAPLACIAN_NEAR: float = 4.0 / 3.0
 _LAPLACIAN_FAR: float = -1.0 / 12.0

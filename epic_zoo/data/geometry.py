@@ -48,6 +48,13 @@ V_MIN: float = 1500.0
 """Lowest velocity of any OpenFWI map, m/s."""
 V_MAX: float = 4500.0
 """Highest velocity of any OpenFWI map, m/s."""
+VELOCITY_TOLERANCE: float = 0.01
+"""m/s of slack on every ``V_MIN..V_MAX`` range check (stored maps, maps to simulate).
+
+Maps that went through ``normalize_velocity`` / ``denormalize_velocity`` in
+float32 land a few ulp outside the range (one ulp at 4500 m/s is 4.9e-4 m/s,
+so 1e-3 rejects round-off); 0.01 m/s is still 2e-6 of the range and far from
+any unit mistake (km/s or normalised maps miss it by orders of magnitude)."""
 DEFAULT_NUM_DEVICES: int = 5
 """End devices in the EPIC deployment (REFERENCE.md section 1)."""
 

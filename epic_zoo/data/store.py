@@ -53,6 +53,7 @@ from epic_zoo.data.geometry import (
     V_MAX,
     V_MIN,
     VELOCITY_SHAPE,
+    VELOCITY_TOLERANCE,
 )
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.data.timeaxis import time_samples_for
@@ -63,8 +64,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 DTYPES: tuple[str, ...] = ("float32", "float16")
 ROOT_ENV: str = "EPIC_ZOO_DATA"
 """Environment variable overriding the default data cache root."""
-VELOCITY_TOLERANCE: float = 1e-3
-"""Slack in m/s allowed outside ``V_MIN..V_MAX`` (float rounding)."""
 SHARD_GLOB: str = "shard-*.h5"
 
 # Attributes that must agree between shards of one split (and with a resumed request).
