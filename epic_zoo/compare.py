@@ -1,19 +1,31 @@
-"""Side-by-side table of finished runs: ``python -m epic_zoo.compare RUN_DIRS...``.
+"""Compare finished runs, seeds grouped: ``python -m epic_zoo.compare RUNS...``.
 
 A run is read from, in this order:
 
-1. ``{run_dir}/results.json`` written by :func:`epic_zoo.run.train`;
+1. ``{run_dir}/results.json`` written by :func:`epic_zoo.run.train` (test
+   metrics of the tested checkpoint, seed, the mean-map baseline, the
+   learning curve and the composed config);
 2. its CSV logs ``{run_dir}/csv/version_*/metrics.csv`` (versions in order,
-   the last value of each ``test/*`` column; ``val/*`` if it was never tested);
-3. a W&B run folder ``.../wandb/offline-run-*`` or ``run-*`` (or the newest
-   one under ``{run_dir}/wandb``): its ``files/wandb-summary.json`` when
-   online, else its transaction log ``run-*.wandb`` (read directly, no
-   W&B service or network needed).
+   the last value of each ``test/*`` column; ``val/*`` if it was never
+   tested) and ``hparams.yaml``;
+3. W&B runs online, through the public API (``wandb.Api``), when an argument
+   is ``wandb:ENTITY/PROJECT`` (every finished run) or
+   ``wandb:ENTITY/PROJECT/RUN_ID``. Offline W&B folders are not read: their
+   run folder holds ``results.json`` and CSV logs, or upload them with
+   ``wandb sync`` and read them online.
 
 A folder that is not a run itself (``runs/``, a ``multirun/`` sweep) is
-searched for runs. Example::
+searched for runs. Runs whose settings differ only by their seed (and by
+where they ran: ``run_dir``, threads, loggers, data paths) form one group,
+shown as mean +- sample standard deviation over its runs with the seeds and
+their count. Columns: MAE in m/s first, then SSIM, then the input-free
+mean-map baseline's MAE and the ratio of the two (results.json only).
+Examples::
 
-    python -m epic_zoo.compare runs/epic_lite runs/inversionnet_lite --sort test/ssim
+    python -m epic_zoo.compare runs/ multirun/epic_lite
+    python -m epic_zoo.compare multirun/epic_lite --runs         # one row per run
+    python -m epic_zoo.compare multirun/epic_lite --plot curves.png
+    python -m epic_zoo.compare wandb:my-team/epic_zoo
 """
 
 from __future__ import annotations
@@ -22,30 +34,74 @@ import argparse
 import csv
 import json
 import math
-import struct
+import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-RESULTS_FILE = "results.json"
+from epic_zoo.data.transforms import VELOCITY_SCALE_MS
+from epic_zoo.run_layout import RESULTS_FILE
+
+WANDB_PREFIX = "wandb:"
 DEFAULT_METRICS: tuple[str, ...] = (
-    "test/ssim",
+    "test/mae_ms",
     "test/ssim_openfwi",
+    "test/ssim",
+    "test/rmse_ms",
     "test/mae",
     "test/rmse",
-    "test/mae_ms",
-    "test/rmse_ms",
 )
-"""Columns shown by default, when present (the test metrics of :mod:`epic_zoo.tasks.metrics`)."""
+"""Columns shown by default, when present: MAE in m/s first, then SSIM."""
+BASELINE_COLUMNS: tuple[str, ...] = ("baseline/mean_map_mae_ms", "baseline/mae_ratio_to_mean_map")
+"""The mean-map baseline's test MAE (m/s) and the run's MAE as a multiple of it."""
+IGNORED_KEYS: frozenset[str] = frozenset(
+    {
+        "seed",
+        "run_dir",
+        "threads",
+        "resume",
+        "test",
+        "logger",
+        "hydra",
+        "data.root",
+        "data.openfwi_root",
+        "data.num_workers",
+        "trainer.enable_progress_bar",
+        "trainer.enable_model_summary",
+        "trainer.devices",
+        "trainer.num_nodes",
+        "root",  # flat datamodule hparams (CSV-only runs)
+        "openfwi_root",
+        "num_workers",
+    }
+)
+"""Config keys (dotted) that do not make runs different settings: grouping ignores them."""
 
 
+class CompareError(Exception):
+    """An expected failure: the message names the bad input and the fix."""
+
+
+def _reason(err: BaseException) -> str:
+    """``err`` on one line (YAML and JSON errors span several)."""
+    return f"{type(err).__name__}: " + " ".join(str(err).split())
+
+
+# ----------------------------------------------------------------- formatting
 def _format_value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        return f"{value:.1f}" if key.endswith("_ms") else f"{value:.4f}"
+        if key.endswith("_ms"):
+            return f"{value:.1f}"
+        return f"{value:.2f}" if "ratio" in key else f"{value:.4f}"
+    if isinstance(value, Stat):
+        return value.format(key)
     return "-" if value is None else str(value)
 
 
@@ -53,17 +109,19 @@ def format_table(
     runs: Mapping[str, Mapping[str, object]],
     columns: Sequence[str] | None = None,
     transpose: bool = False,
+    first: str = "run",
 ) -> str:
     """A Markdown table: one row per run (``transpose``: one row per metric).
 
     Args:
-        runs: ``{run label: {column: value}}``.
+        runs: ``{run label: {column: value}}``; values may be :class:`Stat`.
         columns: columns to show, in order (default: every key, first seen first).
         transpose: metrics as rows and runs as columns (handy for one run).
+        first: header of the label column.
     """
     if columns is None:
         columns = list(dict.fromkeys(k for values in runs.values() for k in values))
-    header = ["run", *columns]
+    header = [first, *columns]
     rows = [
         [label, *(_format_value(c, values.get(c)) for c in columns)]
         for label, values in runs.items()
@@ -84,173 +142,145 @@ def format_table(
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-# ----------------------------------------------------------------------- readers
-def _read_csv_logs(run_dir: Path) -> dict[str, object]:
-    """Final ``test/*`` (else ``val/*``) values from all CSV log versions, plus model and dataset."""
+class Stat:
+    """Mean and sample standard deviation (``n - 1``) of one metric over a group's runs."""
+
+    def __init__(self, values: Iterable[float]) -> None:
+        self.values = [float(v) for v in values if not math.isnan(float(v))]
+        self.mean = statistics.fmean(self.values) if self.values else math.nan
+        self.std = statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+
+    def format(self, key: str) -> str:
+        """``mean ± std`` (just the mean for one run) in the column's precision."""
+        if not self.values:
+            return "-"
+        mean = _format_value(key, self.mean)
+        return mean if len(self.values) == 1 else f"{mean} ± {_format_value(key, self.std)}"
+
+
+# ---------------------------------------------------------------------- reading
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def setting_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The flattened config without :data:`IGNORED_KEYS` (and anything below them)."""
+    return {
+        k: v
+        for k, v in flatten(config).items()
+        if not any(k == ig or k.startswith(f"{ig}.") for ig in IGNORED_KEYS)
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CompareError(
+            f"cannot read {path} ({_reason(err)}); leave it out, or rerun the run to rewrite "
+            f"it (`python -m epic_zoo.run ... run_dir={path.parent}` resumes and tests again)"
+        ) from err
+    if not isinstance(data, dict):
+        raise CompareError(f"{path} is not an epic_zoo results file (not a JSON object)")
+    return data
+
+
+def _from_results(path: Path) -> dict[str, Any]:
+    data = _read_json(path / RESULTS_FILE)
+    baseline = data.get("baseline") or {}
+    config = data.get("config") or {
+        "recipe_name": data.get("recipe"),
+        "model": {"name": data.get("model")},
+        "dataset": data.get("dataset"),
+        "task": data.get("task"),
+        "data": data.get("data"),
+        "schedule": {k: (data.get("schedule") or {}).get(k) for k in ("scheduler", "lr")},
+        "epochs": data.get("epochs"),
+    }
+    return {
+        "recipe": data.get("recipe"),
+        "model": data.get("model"),
+        "dataset": data.get("dataset"),
+        "seed": data.get("seed"),
+        "epochs": data.get("epochs"),
+        "samples_seen": data.get("samples_seen"),
+        **data.get("metrics", {}),
+        "baseline/mean_map_mae_ms": baseline.get("mean_map_mae_ms"),
+        "baseline/mae_ratio_to_mean_map": baseline.get("mae_ratio_to_mean_map"),
+        "learns": baseline.get("learns"),
+        "learning_curve": data.get("learning_curve") or [],
+        "setting": setting_of(config),
+    }
+
+
+def _from_csv_logs(run_dir: Path) -> dict[str, Any]:
+    """Final ``test/*`` (else ``val/*``) values from all CSV log versions, plus hparams."""
     files = sorted(
         run_dir.glob("csv/version_*/metrics.csv"),
         key=lambda p: int(p.parent.name.split("_")[-1]),
     )
     last: dict[str, float] = {}
-    for path in files:
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                for key, value in row.items():
-                    if value not in ("", None) and key.startswith(("test/", "val/")):
-                        last[key] = float(value)
-    tested = {k: v for k, v in last.items() if k.startswith("test/")}
-    values: dict[str, object] = dict(tested or last)
-    if files:
+    try:
+        for path in files:
+            with path.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    for key, value in row.items():
+                        if value not in ("", None) and key.startswith(("test/", "val/")):
+                            last[key] = float(value)
         hparams_file = files[-1].parent / "hparams.yaml"
-        if hparams_file.is_file():
-            hparams = yaml.safe_load(hparams_file.read_text()) or {}
-            values["model"] = hparams.get("model_name")
-            values["dataset"] = hparams.get("dataset")
-    return values
-
-
-def _wandb_run_folder(path: Path) -> Path | None:
-    """``path`` if it is a W&B run folder, else the newest run folder under ``path/wandb``."""
-    if path.name.startswith(("offline-run-", "run-")) and any(path.glob("run-*.wandb")):
-        return path
-    candidates = sorted((path / "wandb").glob("*run-*/run-*.wandb"))
-    return candidates[-1].parent if candidates else None
-
-
-_WANDB_HEADER = struct.Struct("<4sHB")  # ident ":W&B", magic 0xBEE1, version 0
-_RECORD_HEADER = struct.Struct("<IHB")  # crc32c (unchecked), length, chunk type
-_BLOCK = 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def _wandb_records(log_file: Path) -> list[bytes]:
-    """The serialised records of a ``run-*.wandb`` transaction log.
-
-    The file is W&B's 7-byte header followed by a LevelDB-format log
-    (32 KiB blocks of chunks with a 7-byte header: checksum, length, type
-    full/first/middle/last; see leveldb's doc/log_format.md).
-    """
-    data = log_file.read_bytes()
-    if len(data) < _WANDB_HEADER.size or _WANDB_HEADER.unpack_from(data)[0] != b":W&B":
-        raise ValueError(f"{log_file} is not a W&B run log (no :W&B header)")
-    records: list[bytes] = []
-    pending = b""
-    pos = _WANDB_HEADER.size
-    while pos + _RECORD_HEADER.size <= len(data):
-        left_in_block = _BLOCK - pos % _BLOCK
-        if left_in_block < _RECORD_HEADER.size:  # block trailer padding
-            pos += left_in_block
-            continue
-        _, length, kind = _RECORD_HEADER.unpack_from(data, pos)
-        pos += _RECORD_HEADER.size
-        chunk = data[pos : pos + length]
-        pos += length
-        if kind == _FULL:
-            records.append(chunk)
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            records.append(pending + chunk)
-            pending = b""
-    return records
-
-
-def read_wandb_log(run_folder: Path) -> dict[str, object]:
-    """Read an offline W&B run folder without the W&B service.
-
-    Returns ``{"metrics": last logged value per key, "config": run config,
-    "group": str, "tags": list, "finished": bool}``; ``finished`` is whether
-    the log ends the run (``wandb.finish()`` writes its exit record).
-    """
-    from wandb.proto import wandb_internal_pb2
-
-    (log_file,) = sorted(run_folder.glob("run-*.wandb"))[-1:]
-    metrics: dict[str, object] = {}
-    config: dict[str, object] = {}
-    info: dict[str, object] = {"group": None, "tags": [], "finished": False}
-    for raw in _wandb_records(log_file):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            for item in record.history.item:
-                key = item.key or "/".join(item.nested_key)
-                metrics[key] = json.loads(item.value_json)
-        elif kind == "config":
-            for item in record.config.update:
-                config[item.key] = json.loads(item.value_json)
-        elif kind == "run":
-            for item in record.run.config.update:
-                config[item.key] = json.loads(item.value_json)
-            info["group"] = record.run.run_group
-            info["tags"] = list(record.run.tags)
-        elif kind == "exit":
-            info["finished"] = True
-    return {"metrics": metrics, "config": config, **info}
-
-
-def _read_wandb(run_folder: Path) -> dict[str, object]:
-    """Final ``test/*`` metrics of a W&B run folder (online: its summary file; offline: its log)."""
-    summary_file = run_folder / "files" / "wandb-summary.json"
-    if summary_file.is_file():
-        logged = json.loads(summary_file.read_text())
-        config_file = run_folder / "files" / "config.yaml"
-        raw = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-        config = {k: v.get("value") if isinstance(v, dict) else v for k, v in (raw or {}).items()}
-    else:
-        log = read_wandb_log(run_folder)
-        logged, config = log["metrics"], log["config"]
-    values: dict[str, object] = {
-        k: float(v)
-        for k, v in logged.items()
-        if k.startswith("test/") and isinstance(v, (int, float))
+        hparams = yaml.safe_load(hparams_file.read_text()) if hparams_file.is_file() else {}
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise CompareError(
+            f"cannot read the CSV logs of {run_dir} ({_reason(err)}); "
+            "leave it out, or rerun the run"
+        ) from err
+    hparams = hparams if isinstance(hparams, dict) else {}
+    tested = {k: v for k, v in last.items() if k.startswith("test/")}
+    return {
+        "model": hparams.get("model_name"),
+        "dataset": hparams.get("dataset"),
+        "seed": None,
+        **(tested or last),
+        "learning_curve": [],
+        "setting": setting_of(hparams),
     }
-    model = config.get("model")
-    data = config.get("data")
-    values["model"] = model.get("name") if isinstance(model, dict) else config.get("model_name")
-    values["dataset"] = data.get("dataset") if isinstance(data, dict) else config.get("dataset")
-    return values
 
 
-def read_run(path: str | Path) -> dict[str, object]:
-    """Final metrics of one run (see the module docstring for the sources), plus model/dataset/epochs."""
+def read_run(path: str | Path) -> dict[str, Any]:
+    """One run's values: metrics, ``model``, ``dataset``, ``seed``, baseline, curve, ``setting``.
+
+    ``setting`` is the flattened config minus :data:`IGNORED_KEYS`: runs with
+    equal settings are seeds of one group. Raises :class:`CompareError` when
+    ``path`` is not a run or its files cannot be read.
+    """
     path = Path(path)
-    results = path / RESULTS_FILE
-    if results.is_file():
-        data = json.loads(results.read_text())
-        return {
-            "model": data.get("model"),
-            "dataset": data.get("dataset"),
-            "epochs": data.get("epochs"),
-            **data.get("metrics", {}),
-        }
+    if (path / RESULTS_FILE).is_file():
+        return _from_results(path)
     if any(path.glob("csv/version_*/metrics.csv")):
-        return _read_csv_logs(path)
-    folder = _wandb_run_folder(path)
-    if folder is not None:
-        return _read_wandb(folder)
-    raise FileNotFoundError(
-        f"{path} is not a run: it has no {RESULTS_FILE}, no csv/version_*/metrics.csv and "
-        "no W&B run folder (wandb/offline-run-*). Pass the run_dir of a "
-        "`python -m epic_zoo.run` job."
+        return _from_csv_logs(path)
+    raise CompareError(
+        f"{path} is not a run: it has no {RESULTS_FILE} and no csv/version_*/metrics.csv. "
+        "Pass the run_dir of a `python -m epic_zoo.run` job (or a folder holding runs)."
     )
 
 
 def _is_run(path: Path) -> bool:
-    return (
-        (path / RESULTS_FILE).is_file()
-        or any(path.glob("csv/version_*/metrics.csv"))
-        or _wandb_run_folder(path) is not None
-    )
+    return (path / RESULTS_FILE).is_file() or any(path.glob("csv/version_*/metrics.csv"))
 
 
 def find_runs(path: str | Path) -> list[Path]:
     """``[path]`` if it is a run, else every run folder below it (sorted)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise CompareError(f"{path} does not exist; pass a run_dir or a folder holding runs")
     if _is_run(path):
         return [path]
     found = {p.parent for p in path.rglob(RESULTS_FILE)}
@@ -258,69 +288,255 @@ def find_runs(path: str | Path) -> list[Path]:
     return sorted(found)
 
 
-def compare(paths: Sequence[str | Path]) -> dict[str, dict[str, object]]:
-    """``{run label: values}`` for every run found under ``paths`` (labels are the paths)."""
-    runs: dict[str, dict[str, object]] = {}
+def _from_wandb_run(run: Any) -> dict[str, Any]:
+    """Values of a ``wandb.apis.public.Run`` (its config as logged by :mod:`epic_zoo.run`)."""
+    config = dict(run.config or {})
+    summary = {k: v for k, v in dict(run.summary or {}).items() if not k.startswith("_")}
+    model, data = config.get("model") or {}, config.get("data") or {}
+    return {
+        "recipe": config.get("recipe_name"),
+        "model": model.get("name") if isinstance(model, Mapping) else None,
+        "dataset": data.get("dataset") if isinstance(data, Mapping) else None,
+        "seed": config.get("seed"),
+        "samples_seen": summary.get("samples_seen"),
+        **{
+            k: float(v)
+            for k, v in summary.items()
+            if k.startswith(("test/", "baseline/")) and isinstance(v, (int, float))
+        },
+        "learns": summary.get("baseline/learns"),
+        "learning_curve": [],
+        "setting": setting_of(config),
+    }
+
+
+def read_wandb(spec: str, api: Any | None = None) -> dict[str, dict[str, Any]]:
+    """Runs of ``wandb:ENTITY/PROJECT`` (finished ones) or ``wandb:ENTITY/PROJECT/RUN_ID``.
+
+    Uses the public ``wandb.Api`` (log in first: ``wandb login`` or
+    ``WANDB_API_KEY``); ``api`` replaces it (tests). Labels are
+    ``wandb:ENTITY/PROJECT/RUN_ID (name)``.
+    """
+    target = spec[len(WANDB_PREFIX) :].strip("/")
+    parts = target.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise CompareError(
+            f"{spec!r} is not a W&B path; write wandb:ENTITY/PROJECT or wandb:ENTITY/PROJECT/RUN_ID"
+        )
+    try:
+        if api is None:
+            import wandb
+
+            api = wandb.Api()
+        if len(parts) == 3:
+            runs = [api.run(target)]
+        else:
+            runs = list(api.runs(target, filters={"state": "finished"}))
+    except CompareError:
+        raise
+    except Exception as err:  # network, auth and "not found" errors of the W&B client
+        raise CompareError(
+            f"cannot read {spec} from W&B ({_reason(err)}); check the "
+            "entity/project, log in (`wandb login` or WANDB_API_KEY) and the network, or "
+            "compare the local run folders instead"
+        ) from err
+    return {f"wandb:{'/'.join(r.path)} ({r.name})": _from_wandb_run(r) for r in runs}
+
+
+def compare(paths: Sequence[str | Path], api: Any | None = None) -> dict[str, dict[str, Any]]:
+    """``{run label: values}`` for every run under ``paths`` (labels: paths or W&B ids)."""
+    runs: dict[str, dict[str, Any]] = {}
     for path in paths:
+        if str(path).startswith(WANDB_PREFIX):
+            runs.update(read_wandb(str(path), api))
+            continue
         found = find_runs(path)
         if not found:
-            raise FileNotFoundError(
-                f"no runs under {path} (a run folder holds {RESULTS_FILE} or "
-                "csv/version_*/metrics.csv; W&B: wandb/offline-run-*)"
+            raise CompareError(
+                f"no runs under {path}: a run folder holds {RESULTS_FILE} or "
+                "csv/version_*/metrics.csv. Train one with `python -m epic_zoo.run recipe=NAME` "
+                "and pass its run_dir (default runs/RECIPE/DATASET)"
             )
         for run in found:
-            try:
-                runs[str(run)] = read_run(run)
-            except (OSError, ValueError, yaml.YAMLError, struct.error) as err:
-                reason = " ".join(str(err).split())  # YAML errors span lines
-                raise ValueError(
-                    f"cannot read the run {run}: {reason}. Its log files are damaged or not "
-                    "epic_zoo's; leave it out, or rerun it"
-                ) from err
+            runs[str(run)] = read_run(run)
     return runs
 
 
+# --------------------------------------------------------------------- grouping
+def _setting_key(values: Mapping[str, Any]) -> str:
+    return json.dumps(values.get("setting") or {}, sort_keys=True, default=str)
+
+
+def group_runs(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """``{group label: [run labels]}``: runs with equal ``setting`` (seeds of one setting).
+
+    The label is ``recipe model dataset``; where two groups would share it,
+    the settings that tell them apart are appended (``task.lr=0.001``).
+    """
+    by_key: dict[str, list[str]] = {}
+    for label, values in runs.items():
+        by_key.setdefault(_setting_key(values), []).append(label)
+    names: dict[str, str] = {}
+    for key, members in by_key.items():
+        first = runs[members[0]]
+        parts = [first.get("recipe"), first.get("model"), first.get("dataset")]
+        names[key] = " ".join(str(p) for p in parts if p) or members[0]
+    clashes: dict[str, list[str]] = {}
+    for key, name in names.items():
+        clashes.setdefault(name, []).append(key)
+    groups: dict[str, list[str]] = {}
+    for name, keys in clashes.items():
+        if len(keys) == 1:
+            groups[name] = by_key[keys[0]]
+            continue
+        settings = [json.loads(k) for k in keys]
+        differing = sorted(
+            {k for s in settings for k in s if len({json.dumps(t.get(k)) for t in settings}) > 1}
+        )
+        for key, setting in zip(keys, settings, strict=True):
+            shown = ", ".join(f"{k}={setting.get(k)}" for k in differing[:3])
+            more = f" +{len(differing) - 3}" if len(differing) > 3 else ""
+            groups[f"{name} ({shown}{more})"] = by_key[key]
+    return groups
+
+
+def summarise(
+    runs: Mapping[str, Mapping[str, Any]], columns: Sequence[str]
+) -> dict[str, dict[str, object]]:
+    """One row per group: ``seeds``, ``n``, ``learns`` (k/n) and a :class:`Stat` per column."""
+    rows: dict[str, dict[str, object]] = {}
+    for name, members in group_runs(runs).items():
+        values = [runs[m] for m in members]
+        seeds = [v.get("seed") for v in values]
+        learns = [v.get("learns") for v in values if v.get("learns") is not None]
+        row: dict[str, object] = {
+            "seeds": ",".join("?" if s is None else str(s) for s in seeds),
+            "n": len(values),
+        }
+        for column in columns:
+            numbers = [
+                v[column]
+                for v in values
+                if isinstance(v.get(column), (int, float)) and not isinstance(v[column], bool)
+            ]
+            row[column] = Stat(numbers) if numbers else None
+        if learns:
+            row["learns"] = f"{sum(bool(x) for x in learns)}/{len(learns)}"
+        rows[name] = row
+    return rows
+
+
+# ------------------------------------------------------------------------- plot
+def plot_learning_curves(runs: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
+    """Validation MAE (m/s) against samples seen, one line per group (mean over its seeds).
+
+    Reads each run's ``learning_curve`` (results.json); the mean-map baseline
+    is drawn when all plotted runs share one. Raises :class:`CompareError`
+    when no run has a curve.
+    """
+    from epic_zoo.tasks.plots import learning_curve_figure, save_figure
+
+    curves: dict[str, list[tuple[float, float]]] = {}
+    baselines: set[float] = set()
+    for name, members in group_runs(runs).items():
+        points: dict[float, list[float]] = {}
+        for member in members:
+            values = runs[member]
+            for row in values.get("learning_curve") or []:
+                mae_ms = row.get("val/mae_ms", row.get("val/mae", math.nan) * VELOCITY_SCALE_MS)
+                points.setdefault(float(row["samples_seen"]), []).append(float(mae_ms))
+            if points and values.get("baseline/mean_map_mae_ms") is not None:
+                baselines.add(round(float(values["baseline/mean_map_mae_ms"]), 3))
+        if points:
+            label = f"{name} (n={len(members)})" if len(members) > 1 else name
+            curves[label] = [(x, statistics.fmean(ys)) for x, ys in sorted(points.items())]
+    if not curves:
+        raise CompareError(
+            "no learning curves to plot: only results.json of runs trained with this "
+            "version of epic_zoo.run carries `learning_curve`; rerun (it resumes) or drop --plot"
+        )
+    title = "validation MAE vs samples seen (mean over seeds)"
+    fig = learning_curve_figure(
+        curves, mean_map_mae_ms=baselines.pop() if len(baselines) == 1 else None, title=title
+    )
+    return save_figure(fig, Path(out))
+
+
+# ---------------------------------------------------------------------------- CLI
+def _sort(rows: dict[str, dict[str, object]], column: str | None) -> dict[str, dict[str, object]]:
+    if not column:
+        return rows
+    descending = "ssim" in column
+
+    def key(item: tuple[str, dict[str, object]]) -> float:
+        value = item[1].get(column)
+        value = value.mean if isinstance(value, Stat) else value
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return math.inf
+        return -value if descending else value
+
+    return dict(sorted(rows.items(), key=key))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit status (2 on an expected failure, one line)."""
     parser = argparse.ArgumentParser(
         prog="python -m epic_zoo.compare",
-        description="Print a side-by-side table of the final test metrics of epic_zoo runs.",
+        description=(
+            "Table of the final test metrics of epic_zoo runs; runs that differ only by "
+            "seed are one row (mean ± std, seeds, count)."
+        ),
     )
     parser.add_argument(
-        "runs", nargs="+", help="run folders (run_dir of epic_zoo.run), or folders holding runs"
+        "runs",
+        nargs="+",
+        help="run folders (run_dir of epic_zoo.run), folders holding runs, "
+        "or wandb:ENTITY/PROJECT[/RUN_ID]",
     )
     parser.add_argument(
         "--metrics",
         nargs="+",
         default=None,
-        help=f"columns to show (default: those of {', '.join(DEFAULT_METRICS)} present)",
+        help=f"columns to show (default: those of {', '.join(DEFAULT_METRICS)} present, "
+        "then the mean-map baseline and ratio)",
     )
     parser.add_argument("--sort", default=None, help="sort rows by this column, best first")
+    parser.add_argument(
+        "--runs", dest="per_run", action="store_true", help="one row per run (with its seed)"
+    )
+    parser.add_argument(
+        "--plot", default=None, metavar="PNG", help="write learning curves (val MAE vs samples)"
+    )
     args = parser.parse_args(argv)
 
     try:
         runs = compare(args.runs)
-    except (OSError, ValueError) as err:  # the input and its fix are in the message
+        plotted = plot_learning_curves(runs, args.plot) if args.plot else None
+    except CompareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = args.metrics or [m for m in DEFAULT_METRICS if any(m in v for v in runs.values())]
+    metrics = args.metrics or [
+        m for m in (*DEFAULT_METRICS, *BASELINE_COLUMNS) if any(m in v for v in runs.values())
+    ]
+    metrics = [m for m in metrics if any(v.get(m) is not None for v in runs.values())]
     if not metrics:
         metrics = sorted({k for v in runs.values() for k in v if k.startswith(("test/", "val/"))})
-    info = [
-        c
-        for c in ("model", "dataset", "epochs")
-        if any(v.get(c) is not None for v in runs.values())
-    ]
-    if args.sort:
-        descending = "ssim" in args.sort
-
-        def key(item: tuple[str, dict[str, object]]) -> float:
-            value = item[1].get(args.sort)
-            if not isinstance(value, (int, float)):
-                return math.inf
-            return -value if descending else value
-
-        runs = dict(sorted(runs.items(), key=key))
-    print(format_table(runs, [*info, *metrics]))
+    if args.per_run:
+        info = [
+            c
+            for c in ("model", "dataset", "seed", "epochs", "samples_seen")
+            if any(v.get(c) is not None for v in runs.values())
+        ]
+        rows = {
+            label: {c: v.get(c) for c in [*info, *metrics, "learns"]} for label, v in runs.items()
+        }
+        print(format_table(_sort(rows, args.sort), [*info, *metrics, "learns"]))
+    else:
+        rows = summarise(runs, metrics)
+        extra = ["learns"] if any("learns" in r for r in rows.values()) else []
+        print(format_table(_sort(rows, args.sort), ["seeds", "n", *metrics, *extra], first="group"))
+    if plotted is not None:
+        print(f"learning curves: {plotted}")
     return 0
 
 

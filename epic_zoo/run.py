@@ -73,15 +73,60 @@ HELP_RECIPE = "quickstart"
 """Recipe whose configuration ``--help`` shows when none is given."""
 
 
+def _split_overrides(overrides: str) -> list[str]:
+    """``"a=1,b={x:1,y:2}"`` -> ``["a=1", "b={x:1,y:2}"]`` (commas inside brackets/quotes kept)."""
+    items, depth, quote, current = [], 0, "", []
+    for char in overrides:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if current:
+        items.append("".join(current))
+    return items
+
+
+def _short_value(value: str) -> str:
+    """A dict or list value -> its ``name`` (if any) and a 6-character hash; others unchanged."""
+    if value[:1] not in ("{", "["):
+        return value
+    digest = hashlib.sha1(value.encode()).hexdigest()[:6]
+    name = next(
+        (
+            item.split(":", 1)[1].strip("'\" ")
+            for item in _split_overrides(value[1:-1])
+            if item.split(":", 1)[0].strip() == "name" and ":" in item
+        ),
+        "",
+    )
+    return f"{name}-{digest}" if name else digest
+
+
 def job_dirname(overrides: str) -> str:
     """Folder name of a sweep job from Hydra's ``override_dirname`` (``a=1,b=2``).
 
-    Path separators become ``_``; names over 100 characters keep their first
-    80 and a hash of the whole, so every job gets a distinct, valid name.
-    Registered as the OmegaConf resolver ``epic_zoo_dirname`` used by
-    ``hydra.sweep.subdir``.
+    Each ``key=value`` keeps its key and value, except that a mapping or list
+    value (``data.profile={name:lite,train:300,...}``) becomes its ``name`` and
+    a 6-character hash (``data.profile=lite-1a2b3c``). Path separators and
+    ``:`` become ``_``; names still over 100 characters keep their first 80
+    and a hash of the whole. Every job gets a distinct, valid, stable name (a
+    rerun sweep finds its folders again). Registered as the OmegaConf resolver
+    ``epic_zoo_dirname`` used by ``hydra.sweep.subdir``.
     """
-    name = overrides.replace(os.sep, "_").replace(":", "_") or "defaults"
+    parts = []
+    for item in _split_overrides(overrides):
+        key, sep, value = item.partition("=")
+        parts.append(f"{key}{sep}{_short_value(value)}" if sep else item)
+    name = ",".join(parts).replace(os.sep, "_").replace(":", "_") or "defaults"
     if len(name) > 100:
         name = f"{name[:80]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
     return name
@@ -208,8 +253,46 @@ def wandb_mode(requested: str | None = None) -> str:
     return "online" if _wandb_logged_in() else "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
-    """CSV always; W&B too when ``logger=wandb`` (the run id is kept so a resumed run continues it)."""
+class RunConfigWandbLogger(WandbLogger):
+    """:class:`WandbLogger` whose run config is the composed Hydra config, logged once.
+
+    Lightning also logs the task's and datamodule's ``save_hyperparameters``
+    (a flat copy of the same settings) through ``log_hyperparams``; here that
+    call does nothing, so the W&B config holds one nested copy (``model.kwargs``
+    as the model was built, ``task.lr``, ``data.dataset``, ``seed``...). The
+    CSV logger still writes the flat ``hparams.yaml``.
+    """
+
+    def log_hyperparams(self, params: Any) -> None:  # noqa: D102 (see the class docstring)
+        return None
+
+
+def run_config(cfg: DictConfig, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The run's configuration as plain containers, with the model's kwargs as built.
+
+    ``model_kwargs`` (from :func:`model_kwargs_for`: ``model.kwargs`` plus
+    ``time_samples`` and ``num_devices`` taken from the data) replace
+    ``model.kwargs``. This is the config W&B shows and ``results.json`` keeps.
+    """
+    config = to_plain(cfg)
+    if model_kwargs is not None:
+        config["model"] = {**config.get("model", {}), "kwargs": to_plain(model_kwargs)}
+    return config
+
+
+def build_loggers(
+    cfg: DictConfig, run_dir: Path, config: Mapping[str, Any] | None = None
+) -> list[Logger]:
+    """CSV always; W&B too when ``logger=wandb``.
+
+    The W&B run keeps its id in ``{run_dir}/wandb_run_id`` so a resumed run
+    continues it; its name, group and tags come from ``logger.wandb`` (by
+    default the name carries the seed and the group leaves it out, so the
+    seeds of one setting sit in one group). ``config`` (default: the plain
+    ``cfg``) is logged once as the run config (:class:`RunConfigWandbLogger`).
+    Checkpoints are not uploaded by Lightning: with ``logger.wandb.log_model``
+    :func:`finish_wandb_run` logs the tested checkpoint as a model artifact.
+    """
     loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="csv")]
     wandb_cfg = cfg.logger.get("wandb")
     if wandb_cfg:
@@ -222,21 +305,90 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 id_file.write_text(run_id + "\n")
         loggers.append(
-            WandbLogger(
+            RunConfigWandbLogger(
                 project=wandb_cfg.project,
                 entity=wandb_cfg.entity,
                 name=wandb_cfg.name,
                 group=wandb_cfg.group,
-                tags=list(wandb_cfg.tags),
+                tags=[str(t) for t in wandb_cfg.tags],
+                job_type=wandb_cfg.get("job_type"),
                 save_dir=str(run_dir),
                 id=run_id,
                 resume="allow",
                 mode=wandb_mode(wandb_cfg.mode),
-                log_model=wandb_cfg.log_model,
-                config=to_plain(cfg),
+                log_model=False,
+                config=dict(config) if config is not None else to_plain(cfg),
             )
         )
     return loggers
+
+
+def best_epoch_row(
+    curve: Sequence[Mapping[str, float]], monitor: str, mode: str
+) -> Mapping[str, float] | None:
+    """The learning-curve row of the selected checkpoint: best ``monitor`` (first of ties)."""
+    rows = [r for r in curve if isinstance(r.get(monitor), (int, float))]
+    if not rows:
+        return None
+    pick = min if mode == "min" else max
+    return pick(rows, key=lambda r: r[monitor])
+
+
+def finish_wandb_run(
+    loggers: Sequence[Logger], summary: Mapping[str, Any], log_model: bool
+) -> dict[str, Any]:
+    """Point the W&B run's summary at the tested checkpoint; optionally log it as an artifact.
+
+    W&B keeps the last logged value of every key, i.e. the last epoch's
+    ``val/*``. The checkpoint that was tested is the best by
+    ``checkpoint_monitor``: its epoch's ``val/*`` replace them, next to
+    ``best/epoch``, ``best/samples_seen``, ``samples_seen`` and the mean-map
+    baseline (``baseline/mean_map_mae_ms``, ``baseline/mae_ratio_to_mean_map``,
+    ``baseline/learns``). The ``test/*`` summary already is the tested
+    checkpoint's. With ``log_model`` the checkpoint file becomes a ``model``
+    artifact (aliases ``best`` and ``seed-N``; metadata: test metrics, epoch,
+    recipe, dataset). Returns what was written (``{}`` without a W&B logger).
+    """
+    experiments = [lg.experiment for lg in loggers if isinstance(lg, WandbLogger)]
+    if not experiments:
+        return {}
+    run = experiments[0]
+    values: dict[str, Any] = {"samples_seen": summary.get("samples_seen")}
+    row = best_epoch_row(
+        summary.get("learning_curve") or [],
+        summary.get("checkpoint_monitor", "val/mae"),
+        summary.get("checkpoint_mode", "min"),
+    )
+    if row is not None:
+        values.update({k: v for k, v in row.items() if k.startswith("val/")})
+        values["best/epoch"] = int(row["epoch"])
+        values["best/samples_seen"] = int(row["samples_seen"])
+    baseline = summary.get("baseline") or {}
+    for key in ("mean_map_mae", "mean_map_mae_ms", "mae_ratio_to_mean_map", "learns"):
+        if key in baseline:
+            values[f"baseline/{key}"] = baseline[key]
+    run.summary.update(values)
+    written: dict[str, Any] = {"summary": values}
+    checkpoint = Path(summary.get("checkpoint") or "")
+    if log_model and checkpoint.is_file():
+        import wandb
+
+        metadata = {
+            "recipe": summary.get("recipe"),
+            "model": summary.get("model"),
+            "dataset": summary.get("dataset"),
+            "seed": summary.get("seed"),
+            "epoch": values.get("best/epoch"),
+            "checkpoint_monitor": summary.get("checkpoint_monitor"),
+            **summary.get("metrics", {}),
+        }
+        artifact = wandb.Artifact(
+            f"model-{run.id}", type="model", metadata=metadata, description=str(checkpoint.name)
+        )
+        artifact.add_file(str(checkpoint), name=checkpoint.name)
+        run.log_artifact(artifact, aliases=["best", f"seed-{summary.get('seed')}"])
+        written["artifact"] = artifact
+    return written
 
 
 # ------------------------------------------------------------------- callbacks
@@ -460,9 +612,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     The summary (also written to ``{run_dir}/results.json`` by rank 0) holds
     ``metrics`` (``{"test/ssim": ...}``), ``checkpoint`` (best, else last),
     ``best_checkpoint``, ``run_dir``, ``recipe``, ``dataset``, ``model``,
-    ``epochs``, the data levers and the wall time. The test metrics are also
-    printed as a table. W&B (if used) is always finished, even when training
-    fails.
+    ``epochs``, the data levers, the wall time and ``config`` (the composed
+    config with the model's kwargs as built; :mod:`epic_zoo.compare` groups
+    runs whose configs differ only by seed). The test metrics are also
+    printed as a table. W&B (if used) gets the same config once, a summary
+    that is the tested checkpoint's (:func:`finish_wandb_run`) and is always
+    finished, even when training fails.
     """
     started = time.time()
     if cfg.get("threads"):
@@ -482,7 +637,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = last
         print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
 
-    loggers = build_loggers(cfg, run_dir)
+    config = run_config(cfg, model_kwargs)
+    loggers = build_loggers(cfg, run_dir, config)
     trainer = pl.Trainer(
         **to_plain(cfg.trainer),
         default_root_dir=run_dir,
@@ -555,6 +711,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "samples_seen": 0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
             "schedule": schedule,
             "checkpoint_monitor": str(cfg.checkpoint.monitor),
+            "checkpoint_mode": str(cfg.checkpoint.mode),
             "baseline": evidence,
             "run_dir": str(run_dir),
             "best_checkpoint": str(best),
@@ -564,8 +721,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "wall_time_s": round(time.time() - started, 1),
             "torch": torch.__version__,
             "lightning": pl.__version__,
+            "config": config,
         }
         if trainer.is_global_zero:
+            wandb_cfg = cfg.logger.get("wandb") or {}
+            finish_wandb_run(loggers, summary, bool(wandb_cfg.get("log_model")))
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
             save_learning_curve(

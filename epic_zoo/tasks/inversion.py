@@ -98,8 +98,18 @@ class VelocityTask(pl.LightningModule):
     """
 
     def _build(self, model_name: str, model_kwargs: dict[str, Any]) -> None:
-        """Create the registered model and one metric collection per stage."""
+        """Create the registered model, its example input and one metric collection per stage.
+
+        ``example_input_array`` (zeros ``[1, 5, time_samples, 70]``, the time
+        length the model was built for) lets Lightning's model summary show
+        the layers' input/output shapes and the FLOPs of one forward pass.
+        """
         self.model = create_model(model_name, **model_kwargs)
+        time_samples = getattr(self.model, "config", {}).get("time_samples") or getattr(
+            self.model, "time_samples", None
+        )
+        if time_samples:
+            self.example_input_array = torch.zeros(1, NUM_SOURCES, int(time_samples), NUM_RECEIVERS)
         self.train_metrics = inversion_metrics("train/")
         self.val_metrics = inversion_metrics("val/")
         self.test_metrics = inversion_metrics("test/")
