@@ -25,9 +25,7 @@ CONFIG = {
 }
 
 
-def _write_run(
-    path: Path, seed: int, mae_ms: float, lr: float = 0.001, curve: bool = True
-) -> Path:
+def _write_run(path: Path, seed: int, mae_ms: float, lr: float = 0.001, curve: bool = True) -> Path:
     """A results.json as epic_zoo.run writes it (only the fields compare reads)."""
     config = json.loads(json.dumps(CONFIG))
     config["seed"], config["run_dir"], config["task"]["lr"] = seed, str(path), lr
@@ -39,7 +37,11 @@ def _write_run(
         "epochs": 2,
         "samples_seen": 200,
         "metrics": {"test/mae_ms": mae_ms, "test/ssim_openfwi": 0.7, "test/mae": mae_ms / 1500},
-        "baseline": {"mean_map_mae_ms": 378.0, "mae_ratio_to_mean_map": mae_ms / 378.0, "learns": True},
+        "baseline": {
+            "mean_map_mae_ms": 378.0,
+            "mae_ratio_to_mean_map": mae_ms / 378.0,
+            "learns": True,
+        },
         "learning_curve": (
             [
                 {"epoch": 0, "samples_seen": 100, "val/mae": 0.3, "val/mae_ms": 450.0 + seed},

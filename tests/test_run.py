@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,6 +15,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf, open_dict
 
 from epic_zoo import compare
+from epic_zoo import run as run_module
 from epic_zoo.data.profiles import Profile
 from epic_zoo.models import list_models
 from epic_zoo.run import (
@@ -267,13 +267,18 @@ def test_resume_refuses_another_model(resumed_runs, tiny_data_root):
 
 def test_compare_prints_the_runs_side_by_side(resumed_runs, capsys):
     straight, resumed = resumed_runs
-    assert compare.main([straight["run_dir"], resumed["run_dir"]]) == 0
+    assert compare.main([straight["run_dir"], resumed["run_dir"], "--runs"]) == 0
     out = capsys.readouterr().out
     header, rule, *rows = out.strip().splitlines()
     assert "test/ssim" in header and "test/mae_ms" in header and "model" in header
+    assert header.index("test/mae_ms") < header.index("test/ssim")  # MAE in m/s first
     assert len(rows) == 2
     ssim = f"{straight['metrics']['test/ssim']:.4f}"
     assert all(ssim in row for row in rows)
+    # Same setting and seed in two folders: one group of two.
+    assert compare.main([straight["run_dir"], resumed["run_dir"]]) == 0
+    header, rule, *rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 1 and "| 0,0 " in rows[0] and "| 2 " in rows[0]
 
 
 def test_compare_reads_csv_logs_without_results(resumed_runs, tmp_path):
@@ -286,7 +291,7 @@ def test_compare_reads_csv_logs_without_results(resumed_runs, tmp_path):
     values = compare.read_run(csv_only)
     assert values["test/ssim"] == pytest.approx(resumed_runs[0]["metrics"]["test/ssim"])
     assert values["model"] == "epic" and values["dataset"] == "flatvel-a"
-    with pytest.raises(FileNotFoundError, match="is not a run"):
+    with pytest.raises(compare.CompareError, match="is not a run"):
         compare.read_run(tmp_path)
 
 
@@ -303,36 +308,81 @@ def test_wandb_mode_is_offline_unless_logged_in(monkeypatch, tmp_path):
     assert wandb_mode() == "offline"
 
 
-def test_wandb_offline_run_is_written_and_finished(tiny_data_root, tmp_path, monkeypatch):
+def test_wandb_offline_run_config_names_summary_and_artifact(tiny_data_root, tmp_path, monkeypatch):
+    """A real offline W&B run: one nested config, the seed in name and tags, the tested
+    epoch's val metrics in the summary, the tested checkpoint as a model artifact."""
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    seen: dict = {}
+    real_finish = wandb.finish
+
+    def finish(*args, **kwargs):
+        run = wandb.run
+        if run is not None and not seen:
+            seen.update(
+                config=run.config.as_dict(),
+                summary=dict(run.summary),
+                name=run.name,
+                group=run.group,
+                tags=set(run.tags),
+            )
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "finish", finish)
+    written: dict = {}
+    real_finish_run = run_module.finish_wandb_run
+
+    def finish_run(*args, **kwargs):
+        written.update(real_finish_run(*args, **kwargs))
+        return written
+
+    monkeypatch.setattr(run_module, "finish_wandb_run", finish_run)
     cfg = _tiny_config(
         "epic_lite",
         tiny_data_root,
         tmp_path,
         "logger=wandb",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=1",
+        "logger.wandb.log_model=true",
+        "seed=3",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",
+        # Select the *worst* epoch so the tested checkpoint is (almost surely) not the last.
+        "checkpoint.mode=max",
     )
     summary = train(cfg)
     assert wandb.run is None  # finished
-    (folder,) = (tmp_path / "wandb").glob("offline-run-*")
-    # The W&B service writes the exit record of a finished run shortly after finish() returns.
-    deadline = time.monotonic() + 30
-    while not (log := compare.read_wandb_log(folder))["finished"] and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert log["finished"]
-    assert log["group"] == "epic_lite"
-    assert set(log["tags"]) == {"epic_lite", "flatvel-a", "epic"}
-    assert log["metrics"]["test/ssim"] == pytest.approx(summary["metrics"]["test/ssim"])
-    assert log["config"]["recipe_name"] == "epic_lite"
-    assert any((folder / "files" / "media").rglob("*.png"))  # velocity panels as wandb.Image
-    assert compare.read_run(folder)["test/mae"] == pytest.approx(summary["metrics"]["test/mae"])
+    assert any((tmp_path / "wandb").glob("offline-run-*/files/media/**/*.png"))  # panels
+    # One nested config (the composed one, model kwargs as built), no flat hparams copy.
+    config = seen["config"]
+    assert config["recipe_name"] == "epic_lite" and config["seed"] == 3
+    assert config["model"]["kwargs"]["time_samples"] == 250
+    assert not {"model_name", "model_kwargs", "lr", "dataset"} & set(config)
+    assert config == summary["config"]
+    # Seeds are told apart by name and tags and share a group.
+    assert seen["name"] == "epic_lite-flatvel-a-seed3"
+    assert seen["group"] == "epic_lite/epic/flatvel-a"
+    assert seen["tags"] == {"epic_lite", "flatvel-a", "epic", "seed-3"}
+    # Summary: the tested checkpoint's epoch, not the last one.
+    curve = summary["learning_curve"]
+    best = max(curve, key=lambda r: r["val/mae"])
+    assert seen["summary"]["best/epoch"] == best["epoch"]
+    assert seen["summary"]["val/mae"] == pytest.approx(best["val/mae"])
+    assert f"epoch{best['epoch']:03d}" in Path(summary["best_checkpoint"]).name
+    assert seen["summary"]["test/mae"] == pytest.approx(summary["metrics"]["test/mae"])
+    assert seen["summary"]["baseline/mean_map_mae_ms"] == pytest.approx(
+        summary["baseline"]["mean_map_mae_ms"]
+    )
+    # The tested checkpoint as a model artifact.
+    artifact = written["artifact"]
+    assert artifact.type == "model"
+    assert list(artifact.manifest.entries) == [Path(summary["checkpoint"]).name]
+    assert artifact.metadata["seed"] == 3
+    assert artifact.metadata["test/mae"] == pytest.approx(summary["metrics"]["test/mae"])
 
 
 # ------------------------------------------------------- processes: DDP, sweeps
@@ -388,3 +438,25 @@ def test_multirun_sweep_gives_one_run_per_job(tiny_data_root, tmp_path):
     results = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
     assert sorted(r["seed"] for r in results) == [0, 1]
     assert all("test/ssim" in r["metrics"] for r in results)
+
+
+@pytest.mark.slow  # two worker processes start torch each: ~1.5 min on 2 shared cores
+def test_parallel_sweep_with_the_joblib_launcher(tiny_data_root, tmp_path):
+    """``hydra/launcher=joblib`` (the ``sweep`` extra) runs the jobs in worker processes."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e .[sweep]")
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *_tiny_overrides("epic_lite", tiny_data_root, tmp_path / "unused", "seed=0,1"),
+        "trainer.fast_dev_run=true",
+        f"hydra.sweep.dir={sweep}",
+        *_small_model_overrides(),
+    ]
+    run = _run_cli(args, tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in run.stdout + run.stderr
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert all(len(Path(r["run_dir"]).name) <= 100 for r in results)
