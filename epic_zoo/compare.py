@@ -434,7 +434,7 @@ def plot_learning_curves(runs: Mapping[str, Mapping[str, Any]], out: str | Path)
     is drawn when all plotted runs share one. Raises :class:`CompareError`
     when no run has a curve.
     """
-    from epic_zoo.tasks.plots import learning_curve_figure, save_figure
+    from epic_zoo.plots import learning_curve_figure, save_figure
 
     curves: dict[str, list[tuple[float, float]]] = {}
     baselines: set[float] = set()
