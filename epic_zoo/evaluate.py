@@ -462,24 +462,11 @@ def reproduce_pretrained(
 
 
 def load_model(name_or_path: str, *, map_location: str = "cpu") -> nn.Module:
-    """A model from a pretrained name, Hub-format folder, ``.safetensors`` in one,
-    Lightning ``.ckpt`` or run folder (see :mod:`epic_zoo.hub`)."""
-    from epic_zoo import hub
+    """A model from any spec :func:`epic_zoo.hub.load_model` accepts (pretrained name,
+    Hub-format folder or its ``.safetensors``, ``hf-hub:ORG/REPO``, ``.ckpt``, run folder)."""
+    from epic_zoo.hub import load_model as load
 
-    path = Path(name_or_path)
-    if path.is_file() and path.suffix == ".safetensors":
-        path = path.parent
-    if path.is_dir() and (path / hub.CONFIG_NAME).is_file():
-        return hub.load_hub_folder(path, map_location=map_location)
-    if path.is_file() and path.suffix == ".ckpt":
-        return hub.model_from_checkpoint(path)[0].to(map_location)
-    if path.is_dir():
-        return hub.model_from_checkpoint(hub.find_run_checkpoint(path))[0].to(map_location)
-    if path.exists():
-        raise ValueError(
-            f"--model {name_or_path}: not a Hub-format folder, .safetensors, .ckpt or run folder"
-        )
-    return hub.load_pretrained(name_or_path, map_location=map_location)
+    return load(name_or_path, map_location=map_location)[0]
 
 
 def open_data(

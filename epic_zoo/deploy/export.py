@@ -99,36 +99,36 @@ def load_source_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Resolve ``spec`` to a network in eval mode and a description of where it came from.
 
-    ``spec`` is a Hub-format folder (``config.json`` + ``model.safetensors``), a
-    pretrained name (``epic.flatvel-a``) or an architecture (``epic``,
+    ``spec`` is anything :func:`epic_zoo.hub.load_model` loads (a Hub-format
+    folder, a pretrained name such as ``epic.flatvel-a``, ``hf-hub:ORG/REPO``, a
+    ``.ckpt`` or a run folder) or an architecture (``epic``,
     ``inversionnet``): the latter builds *untrained* weights from ``seed`` for
     ``dataset`` records decimated by ``time_stride`` (for plumbing and timing,
     not for maps). ``dataset``/``time_stride`` are ignored for trained weights,
     whose config fixes them.
     """
-    from epic_zoo import hub
+    from epic_zoo.hub import HubFormatError, UnknownPretrainedError, load_model
     from epic_zoo.models import list_models
 
-    path = Path(spec)
-    if path.is_dir():
-        model = hub.load_hub_folder(path)
-        cfg = model.pretrained_cfg
-        info = {"source": str(path), "trained": True}
-    elif spec in hub.list_pretrained():
-        model = hub.load_pretrained(spec)
-        cfg = model.pretrained_cfg
-        info = {"source": f"pretrained {spec}", "trained": True}
-    elif spec in list_models():
+    if spec in list_models() and not Path(spec).exists():
         torch.manual_seed(seed)
         model = create_model(spec, time_samples=NT // time_stride, num_devices=num_devices)
         cfg = {"name": spec, "dataset": dataset, "time_stride": time_stride}
         info = {"source": f"untrained {spec} (seed {seed})", "trained": False}
     else:
-        raise BundleError(
-            f"{spec!r} is neither a Hub-format folder, a pretrained name "
-            f"({', '.join(hub.list_pretrained()) or 'none registered'}) nor an architecture "
-            f"({', '.join(list_models())})"
-        )
+        try:
+            model, meta = load_model(spec)
+        except (UnknownPretrainedError, FileNotFoundError) as err:
+            raise BundleError(
+                f"{spec!r} is neither a model spec the hub loads ({err}) nor an architecture "
+                f"({', '.join(list_models())})"
+            ) from err
+        except (HubFormatError, ValueError) as err:
+            raise BundleError(f"{spec}: {err}") from err
+        if meta["dataset"] is None or meta["time_stride"] is None:
+            raise BundleError(f"{spec}: the dataset or time stride of these weights is unknown")
+        cfg = {**meta, "name": meta["name"] or meta["architecture"]}
+        info = {"source": f"{meta['kind']} {spec}", "trained": True}
     info.update(name=cfg["name"], dataset=cfg["dataset"], time_stride=int(cfg["time_stride"]))
     return model.eval(), info
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NT, NUM_RECEIVERS, NUM_SOURCES, NX, NZ
+from epic_zoo.models.hub_mixin import HubMixin
 from epic_zoo.models.inversionnet import check_seismic
 from epic_zoo.models.registry import register_model
 
@@ -37,7 +38,7 @@ def learns(mae: float, mean_map_mae: float) -> bool:
     return float(mae) <= LEARNS_RATIO * float(mean_map_mae)
 
 
-class InputFreeBaseline(nn.Module):
+class InputFreeBaseline(nn.Module, HubMixin):
     """A fixed velocity map ``[1, 70, 70]`` (normalised) predicted for every record.
 
     Args:

@@ -44,11 +44,12 @@ from epic_zoo.data.geometry import (
     receiver_split,
 )
 from epic_zoo.models.codec import pack_payload, payload_size, quantize, unpack_payload
+from epic_zoo.models.hub_mixin import HubMixin
 from epic_zoo.models.inversionnet import InversionNet, check_seismic
 from epic_zoo.models.registry import register_model
 
 
-class DistributedModel(nn.Module):
+class DistributedModel(nn.Module, HubMixin):
     """Base class: receiver split, link codec, presence handling, payload accounting.
 
     Subclasses implement :meth:`encoder_module`, :meth:`_device_features`

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NT, NUM_RECEIVERS, NUM_SOURCES, NX, NZ
+from epic_zoo.models.hub_mixin import HubMixin
 from epic_zoo.models.norm import check_norm, norm2d
 from epic_zoo.models.registry import register_model
 
@@ -120,7 +121,7 @@ def check_seismic(
         )
 
 
-class InversionNet(nn.Module):
+class InversionNet(nn.Module, HubMixin):
     """OpenFWI's InversionNet: ``[B, 5, T, 70]`` normalised seismic -> ``[B, 1, 70, 70]`` in [-1, 1].
 
     Args:

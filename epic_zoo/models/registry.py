@@ -6,8 +6,11 @@ name (underscores become hyphens, or pass the name explicitly:
 its plain constructor kwargs plus ``"name"``, so ``create_model(**model.config)``
 rebuilds the same architecture.
 
-Pretrained weights are named ``"arch.dataset"`` (``"epic.flatvel-a"``) and come
-from :mod:`epic_zoo.hub`, imported only when asked for.
+Pretrained weights are named ``"arch.dataset"`` (``"epic.flatvel-a"``); the
+names come from the hub's registry (lower layer, builds nothing) and the
+weights from the hub's one loader (:func:`epic_zoo.hub.load_model`, upper layer,
+imported only when weights are asked for: it builds models with this module,
+so importing it here would close a cycle).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
+from pathlib import Path
 
 from torch import nn
+
+from epic_zoo.hub.registry import list_pretrained as _registered
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -45,13 +51,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def list_pretrained(pattern: str | None = None) -> list[str]:
-    """Names of published weights (``"epic.flatvel-a"``, ...); ``[]`` if the hub module is absent."""
-    try:
-        from epic_zoo import hub
-    except ImportError:
-        return []
-    names = sorted(hub.list_pretrained())
-    return fnmatch.filter(names, pattern) if pattern else names
+    """Names of published weights (``"epic.flatvel-a"``, ...), optionally filtered by a glob."""
+    return _registered(pattern or "*")
 
 
 def _builder(arch: str) -> Callable[..., nn.Module]:
@@ -64,24 +65,36 @@ def _builder(arch: str) -> Callable[..., nn.Module]:
     return _MODELS[arch]
 
 
+def _is_weights_spec(name: str) -> bool:
+    """``hf-hub:ORG/REPO`` or an existing folder / file (Hub folder, ``.ckpt``, run folder)."""
+    return name.startswith("hf-hub:") or Path(name).exists()
+
+
 def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model by name.
+    """Build a registered model by name, or load one with its weights.
 
     Args:
-        name: an architecture (``"epic"``) or a pretrained tag (``"epic.flatvel-a"``).
-            Without ``pretrained`` a tag builds the bare architecture.
-        pretrained: load published weights via ``epic_zoo.hub.load_pretrained(name, **kwargs)``.
-        **kwargs: constructor arguments (``time_samples``, ``num_devices``, ...).
+        name: an architecture (``"epic"``), a pretrained tag (``"epic.flatvel-a"``),
+            a Hub repo (``"hf-hub:ORG/REPO"``) or a local Hub-format folder,
+            ``.ckpt`` or run folder. Without ``pretrained`` a tag builds the bare
+            architecture; a Hub repo or local path always loads its weights.
+        pretrained: load published weights (:func:`epic_zoo.hub.load_model`).
+        **kwargs: constructor arguments (``time_samples``, ``num_devices``, ...); with
+            weights, each must equal the stored one.
 
     Raises:
         KeyError: unknown architecture, with the closest registered names.
     """
+    if _is_weights_spec(name):
+        from epic_zoo.hub.loader import load_model
+
+        return load_model(name, **kwargs)[0]
     arch = name.split(".", 1)[0]
     builder = _builder(arch)
     if pretrained:
-        from epic_zoo import hub
+        from epic_zoo.hub.loader import load_model
 
-        return hub.load_pretrained(name, **kwargs)
+        return load_model(name, **kwargs)[0]
     model = builder(**kwargs)
     model.config["name"] = arch
     return model

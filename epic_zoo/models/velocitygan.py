@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NT
+from epic_zoo.models.hub_mixin import HubMixin
 from epic_zoo.models.inversionnet import ConvBlock, InversionNet
 from epic_zoo.models.registry import register_model
 
@@ -50,7 +51,7 @@ class Critic(nn.Module):
         return x.view(x.shape[0], -1)
 
 
-class VelocityGAN(nn.Module):
+class VelocityGAN(nn.Module, HubMixin):
     """InversionNet generator (``.generator``) plus critic (``.critic``); ``forward`` is the generator.
 
     Args:

@@ -1,0 +1,271 @@
+"""Command line: ``python -m epic_zoo.hub {list,pull,export,register,push}``.
+
+::
+
+    python -m epic_zoo.hub list
+    python -m epic_zoo.hub pull epic.flatvel-a
+    python -m epic_zoo.hub export RUN_DIR --out checkpoints/epic.flatvel-a \
+        --register --repo-id ORG/epic-flatvel-a
+    python -m epic_zoo.hub push RUN.ckpt --repo-id ORG/NAME --dataset flatvel-a [--dry-run --out DIR]
+
+Expected failures print one line (``error: ...`` with the fix) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from huggingface_hub.errors import HfHubHTTPError
+
+from epic_zoo.hub.errors import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
+from epic_zoo.hub.export import export_any
+from epic_zoo.hub.files import WEIGHTS_NAME, read_json
+from epic_zoo.hub.publish import push, register
+from epic_zoo.hub.registry import (
+    REGISTRY_NAME,
+    PretrainedInfo,
+    default_registry_path,
+    list_pretrained,
+    read_registry,
+)
+from epic_zoo.hub.resolve import cached_folder, hf_cache_dir, resolve_pretrained
+
+
+def _where(info: PretrainedInfo, registry_path: Path) -> str:
+    if info.local and (registry_path.parent / info.local / WEIGHTS_NAME).is_file():
+        return "local"
+    if cached_folder(info, hf_cache_dir()) is not None:
+        return "cached"
+    return "hub" if info.revision else "unpublished"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    registry_path = Path(args.registry) if args.registry else default_registry_path()
+    entries = read_registry(registry_path)
+    names = [n for n in sorted(entries) if fnmatch.fnmatch(n, args.filter)]
+    if not names:
+        print(f"no pretrained weights match {args.filter!r} in {registry_path}")
+        return 0
+    header = (
+        f"{'name':28s} {'dataset':13s} {'ssim_openfwi':>12s} {'mae':>7s} {'payload B':>10s} "
+        f"{'MB':>7s}  where"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        info = entries[name]
+        ssim = info.metrics.get("ssim_openfwi", float("nan"))
+        mae = info.metrics.get("mae", float("nan"))
+        payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
+        size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
+        print(
+            f"{name:28s} {info.dataset:13s} {ssim:12.4f} {mae:7.4f} {payload:>10s} {size:>7s}  "
+            f"{_where(info, registry_path)}" + ("  SUPERSEDED" if info.superseded else "")
+        )
+    if any(entries[n].superseded for n in names):
+        print(
+            "SUPERSEDED weights stay loadable but must not be used for results "
+            "(see `superseded` in the registry and each model card)"
+        )
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    names = list_pretrained(registry=args.registry) if args.all else args.names
+    if not names:
+        raise SystemExit(
+            "name the weights to pull (see `python -m epic_zoo.hub list`) or pass --all"
+        )
+    for name in names:
+        folder, source = resolve_pretrained(name, registry=args.registry, skip_local=args.from_hub)
+        verb = {"local": "committed copy", "cache": "already cached", "hub": "downloaded"}[source]
+        print(f"{name}: {verb}, sha256 verified: {folder}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    registry = Path(args.registry) if args.registry else default_registry_path()
+    if args.register and not args.repo_id:
+        raise ValueError("--register needs --repo-id ORG/NAME (the Hub repo of the weights)")
+    folder = export_any(
+        args.source,
+        out,
+        dataset=args.dataset,
+        name=args.name,
+        record=read_json(args.record) if args.record else None,
+        metrics=read_json(args.metrics) if args.metrics else None,
+        repo_id=args.repo_id,
+    )
+    print(f"exported {args.source} -> {folder}")
+    if args.register:
+        local = _inside(folder, registry.parent)
+        entry = register(
+            folder, registry=registry, repo_id=args.repo_id, revision=args.revision, local=local
+        )
+        print(
+            f"registered {entry.name} in {registry} ({'committed copy' if local else 'Hub only'}; "
+            f"metrics {', '.join(f'{k}={v:.4f}' for k, v in sorted(entry.metrics.items()))})"
+        )
+    return 0
+
+
+def _cmd_register(args: argparse.Namespace) -> int:
+    registry = Path(args.registry) if args.registry else default_registry_path()
+    folder = Path(args.folder)
+    local = _inside(folder, registry.parent) and not args.hub_only
+    entry = register(
+        folder, registry=registry, repo_id=args.repo_id, revision=args.revision, local=local
+    )
+    print(f"registered {entry.name} in {registry} (local: {entry.local})")
+    return 0
+
+
+def _inside(folder: Path, parent: Path) -> bool:
+    try:
+        folder.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    if args.out and not args.dry_run:
+        print(
+            "note: --out only sets where the folder is written; uploading as well", file=sys.stderr
+        )
+    result = push(
+        args.checkpoint,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        dry_run=args.dry_run,
+        out=args.out,
+        dataset=args.dataset,
+        name=args.name,
+        record=read_json(args.record) if args.record else None,
+        metrics=read_json(args.metrics) if args.metrics else None,
+    )
+    action = "would upload" if args.dry_run else "uploaded"
+    target = f"{result.repo_id}@{result.revision or 'main'}" + (
+        " (private)" if args.private else ""
+    )
+    print(f"{action} {result.folder} -> {target}:")
+    for filename, size in result.files.items():
+        print(f"  {filename:20s} {size:>12,d} bytes")
+    print(f"  sha256({WEIGHTS_NAME}) = {result.sha256}")
+    if result.commit:
+        print(
+            f"commit {result.commit} ({result.url}); pin it as the revision in checkpoints/registry.json"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m epic_zoo.hub",
+        description="List, download and publish epic_zoo pretrained weights (Hugging Face Hub).",
+    )
+    parser.add_argument(
+        "--registry", help="registry.json to use (default: the repository's checkpoints/)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "list", help="registered weights: dataset, SSIM, MAE, payload, where they are"
+    )
+    p.add_argument("filter", nargs="?", default="*", help="glob on names, e.g. 'epic.*'")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser(
+        "pull", help="make weights available offline (verified against the registry)"
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="pretrained names, e.g. epic.flatvel-a")
+    p.add_argument("--all", action="store_true", help="every registered weight")
+    p.add_argument(
+        "--from-hub", action="store_true", help="ignore committed copies; fetch into the HF cache"
+    )
+    p.set_defaults(func=_cmd_pull)
+
+    p = sub.add_parser(
+        "export",
+        help="write a run folder / .ckpt as a Hub-format folder (optionally register it)",
+    )
+    p.add_argument("source", help="run folder (results.json + checkpoints), .ckpt or Hub folder")
+    p.add_argument("--out", required=True, help="Hub-format folder to write")
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help=f"add/replace its entry in {REGISTRY_NAME} (--registry; committed if --out is inside)",
+    )
+    p.add_argument("--repo-id", help="Hub repo of the weights, ORG/NAME (needed with --register)")
+    p.add_argument("--revision", help="pinned Hub revision (after uploading)")
+    p.add_argument("--dataset", help="dataset (default: from the checkpoint)")
+    p.add_argument("--name", help="pretrained name (default ARCH.DATASET)")
+    p.add_argument("--metrics", help="JSON file of test metrics (default: results.json)")
+    p.add_argument("--record", help="JSON file of extra record entries")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("register", help=f"add/replace a Hub-format folder in {REGISTRY_NAME}")
+    p.add_argument("folder", help="Hub-format folder")
+    p.add_argument("--repo-id", required=True, help="Hub repo of the weights, ORG/NAME")
+    p.add_argument("--revision", help="pinned Hub revision (after uploading)")
+    p.add_argument(
+        "--hub-only", action="store_true", help="do not record the folder as a committed copy"
+    )
+    p.set_defaults(func=_cmd_register)
+
+    p = sub.add_parser(
+        "push", help="export a checkpoint/run folder to the Hub format and upload it"
+    )
+    p.add_argument("checkpoint", help="Lightning .ckpt, run folder or Hub-format folder")
+    p.add_argument("--repo-id", required=True, help="Hub repo, ORG/NAME")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to upload to (default main)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write the folder and show what would be uploaded"
+    )
+    p.add_argument(
+        "--out", help="folder to write the Hub format into (default: a temporary folder)"
+    )
+    p.add_argument(
+        "--dataset", help="dataset the weights were trained on (default: from the checkpoint)"
+    )
+    p.add_argument("--name", help="pretrained name (default ARCH.DATASET)")
+    p.add_argument("--metrics", help="JSON file of test metrics to record")
+    p.add_argument("--record", help="JSON file of the training record (recipe, profile, seed, ...)")
+    p.set_defaults(func=_cmd_push)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m epic_zoo.hub``; expected failures are one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `list` marks superseded weights itself
+            return args.func(args)
+    except (
+        HubFormatError,
+        UnknownPretrainedError,
+        PretrainedUnavailableError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except HfHubHTTPError as err:  # create_repo / upload_folder
+        print(
+            f"error: the Hub refused the request ({err}); log in with `hf auth login` or set "
+            "HF_TOKEN to a token with write access to the repo",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as err:
+        print(f"error: {err}; check the path and its permissions", file=sys.stderr)
+        return 2

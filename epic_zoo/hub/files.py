@@ -1,0 +1,117 @@
+"""The files of a Hub-format folder: names, hashes, atomic writes, integrity checks.
+
+Lower layer: reads and writes files, never builds a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import constants as hf_constants
+from safetensors import SafetensorError, safe_open
+
+import epic_zoo
+from epic_zoo.hub.errors import HubFormatError
+
+HUB_FORMAT = "epic_zoo.hub"
+"""Value of ``config.json["format"]``."""
+HUB_FORMAT_VERSION = 1
+"""Bumped whenever the folder layout or ``config.json`` keys change."""
+WEIGHTS_NAME = hf_constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
+CONFIG_NAME = hf_constants.CONFIG_NAME  # "config.json"
+CARD_NAME = hf_constants.REPOCARD_NAME  # "README.md"
+HUB_FILES: tuple[str, ...] = (CONFIG_NAME, CARD_NAME, WEIGHTS_NAME)
+"""Files of one Hub-format folder, in download order (weights last)."""
+FUNCTIONAL_FILES: tuple[str, ...] = (CONFIG_NAME, WEIGHTS_NAME)
+"""Files that change what a model computes; the registry records a sha256 of each."""
+DEFAULT_LICENSE = "mit"
+
+_GIT_LFS_POINTER = b"version https://git-lfs"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_hashes(folder: str | Path, names: Iterable[str] = FUNCTIONAL_FILES) -> dict[str, str]:
+    """``{file name: sha256}`` of the functional files of a Hub-format folder."""
+    folder = Path(folder)
+    return {name: file_sha256(folder / name) for name in names}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path | None) -> dict[str, Any]:
+    """A JSON object from ``path`` (``{}`` for ``None``), with a clear error."""
+    if path is None:
+        return {}
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HubFormatError(f"cannot read JSON object from {path}: {err}") from err
+    if not isinstance(value, dict):
+        raise HubFormatError(f"{path} must hold a JSON object")
+    return value
+
+
+def check_safetensors(path: Path, what: str) -> None:
+    """Raise :class:`HubFormatError` if ``path`` is not a complete safetensors file."""
+    if not path.is_file():
+        raise HubFormatError(f"{what}: {path} is missing")
+    with open(path, "rb") as fh:
+        head = fh.read(len(_GIT_LFS_POINTER))
+    if head == _GIT_LFS_POINTER:
+        raise HubFormatError(
+            f"{what}: {path} is a git-lfs pointer, not the weights; run `git lfs pull` "
+            "or delete it to download from the Hub"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except (SafetensorError, OSError) as err:
+        raise HubFormatError(
+            f"{what}: {path} is not a complete safetensors file ({err}); delete it and "
+            "download or export it again"
+        ) from err
+
+
+def git_commit() -> str | None:
+    """Commit of the source checkout (``+dirty`` if modified), or ``None`` outside git."""
+    root = Path(epic_zoo.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")

@@ -1,0 +1,167 @@
+"""Publish: upload a Hub-format folder and register it in ``registry.json``.
+
+Upper layer (loads the folder once before uploading or registering, so a
+broken export never leaves this machine nor enters the registry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi
+
+import epic_zoo
+from epic_zoo.hub.export import export_any
+from epic_zoo.hub.files import (
+    DEFAULT_LICENSE,
+    HUB_FILES,
+    WEIGHTS_NAME,
+    file_sha256,
+    folder_hashes,
+)
+from epic_zoo.hub.folder import read_config
+from epic_zoo.hub.loader import load_hub_folder
+from epic_zoo.hub.registry import PretrainedInfo, read_registry, write_registry
+from epic_zoo.hub.resolve import hf_endpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class PushResult:
+    """What :func:`push` did: the exported folder, its files and the Hub commit (if uploaded)."""
+
+    folder: Path
+    files: dict[str, int]
+    sha256: str
+    repo_id: str
+    revision: str | None
+    commit: str | None
+    url: str | None
+
+
+def push(
+    source: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: bool = False,
+    out: str | Path | None = None,
+    dataset: str | None = None,
+    name: str | None = None,
+    record: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
+    """Export ``source`` (checkpoint, run folder or Hub folder) and upload it to ``repo_id``.
+
+    Uploading is ``HfApi.create_repo(exist_ok=True)`` (+ ``create_branch`` for a
+    non-``main`` revision) then ``HfApi.upload_folder``. With ``dry_run`` only the
+    folder is written (to ``out``, else a temporary folder that is kept) and
+    nothing is sent. The folder is loaded once before upload, so a broken
+    export never leaves this machine.
+    """
+    if "/" not in repo_id:
+        raise ValueError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
+    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="epic_zoo_push_"))
+    export_any(
+        source, folder, dataset=dataset, name=name, record=record, metrics=metrics, repo_id=repo_id
+    )
+    load_hub_folder(folder, what=f"exported {folder}")
+    files = {f: (folder / f).stat().st_size for f in HUB_FILES}
+    sha = file_sha256(folder / WEIGHTS_NAME)
+    if dry_run:
+        return PushResult(folder, files, sha, repo_id, revision, None, None)
+    api = HfApi(endpoint=hf_endpoint(endpoint), token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        revision=revision,
+        repo_type="model",
+        allow_patterns=list(HUB_FILES),
+        commit_message=f"epic_zoo {epic_zoo.__version__}: upload {read_config(folder)['name']}",
+    )
+    return PushResult(folder, files, sha, repo_id, revision, info.oid, info.commit_url)
+
+
+def register(
+    folder: str | Path,
+    *,
+    registry: str | Path,
+    repo_id: str,
+    revision: str | None = None,
+    local: bool = True,
+) -> PretrainedInfo:
+    """Add (or replace) the registry entry of a Hub-format folder.
+
+    ``local=True`` records ``folder`` relative to the registry's folder (it must
+    lie inside it: the committed copy). Metrics, data profile, parameters and
+    payload, the mean-map ``baseline`` and ``superseded`` come from
+    ``config.json``; ``files`` records the sha256 of ``config.json`` and
+    ``model.safetensors``; ``check`` is kept from an older entry with the same
+    hashes.
+    """
+    folder = Path(folder)
+    registry = Path(registry)
+    config = read_config(folder)
+    load_hub_folder(folder)
+    weights = folder / WEIGHTS_NAME
+    sha = file_sha256(weights)
+    hashes = folder_hashes(folder)
+    rel = None
+    if local:
+        try:
+            rel = folder.resolve().relative_to(registry.parent.resolve()).as_posix()
+        except ValueError as err:
+            raise ValueError(f"local folder {folder} is not inside {registry.parent}") from err
+    entries = read_registry(registry)
+    old = entries.get(config["name"])
+    record = config.get("record") or {}
+    data_keys = (
+        "data_source",
+        "profile",
+        "train",
+        "val",
+        "test",
+        "limit",
+        "time_stride",
+        "dtype",
+        "generator_version",
+        "seed",
+    )
+    data = {k: record[k] for k in data_keys if k in record}
+    data.setdefault("time_stride", config["time_stride"])
+    entry = PretrainedInfo(
+        name=config["name"],
+        architecture=config["architecture"],
+        dataset=config["dataset"],
+        repo_id=repo_id,
+        revision=revision,
+        sha256=sha,
+        size_bytes=weights.stat().st_size,
+        local=rel,
+        metrics=dict(config.get("metrics") or {}),
+        data=data,
+        check=(
+            old.check
+            if old is not None and all(hashes.get(k) == v for k, v in old.expected_hashes().items())
+            else None
+        ),
+        params=config.get("params"),
+        payload_bytes=config.get("payload_bytes"),
+        license=record.get("license", DEFAULT_LICENSE),
+        recipe=record.get("recipe"),
+        files=hashes,
+        baseline=dict(record.get("baseline") or {}),
+        superseded=record.get("superseded"),
+    )
+    entries[entry.name] = entry
+    write_registry(entries, registry)
+    return entry

@@ -1,0 +1,198 @@
+"""The registry of published weights (``checkpoints/registry.json``).
+
+Lower layer: maps a pretrained name such as ``epic.flatvel-a`` to its Hub repo
+id, pinned revision, the sha256 of each functional file (``config.json`` and
+``model.safetensors``), metrics, data profile and (when committed) a local
+folder. Never builds a model.
+
+The registry ships inside the wheel as package data
+(``epic_zoo/checkpoints/registry.json``, mapped from the repository's
+``checkpoints/`` folder), so an installed zoo works offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import epic_zoo
+from epic_zoo.hub.errors import HubFormatError, UnknownPretrainedError
+from epic_zoo.hub.files import (
+    DEFAULT_LICENSE,
+    WEIGHTS_NAME,
+    atomic_write_text,
+    file_sha256,
+)
+
+REGISTRY_NAME = "registry.json"
+REGISTRY_FORMAT_VERSION = 1
+CHECKPOINTS_ENV = "EPIC_ZOO_CHECKPOINTS"
+"""Environment variable naming a folder that holds ``registry.json`` (overrides the default)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedInfo:
+    """One published weight (one entry of ``checkpoints/registry.json``).
+
+    Attributes:
+        name: pretrained name, ``"{architecture}.{dataset}"``, e.g. ``"epic.flatvel-a"``.
+        architecture: :func:`epic_zoo.models.create_model` name, e.g. ``"epic"``.
+        dataset: dataset it was trained on, e.g. ``"flatvel-a"``.
+        repo_id: Hugging Face Hub model repo, ``"org/name"``.
+        revision: pinned Hub revision (a commit hash); ``None`` until published.
+        sha256: hex sha256 of ``model.safetensors``.
+        size_bytes: size of ``model.safetensors`` in bytes.
+        local: folder relative to the registry's folder when committed, else ``None``.
+        metrics: recorded test metrics (``ssim``, ``ssim_openfwi``, ``mae``, ``rmse``,
+            ``mae_ms``, ``rmse_ms``, ...), normalised scale unless suffixed ``_ms`` (m/s).
+        data: data profile of the training run (profile name, train/val/test sizes,
+            time_stride, dtype, generator_version, seed).
+        check: metrics on the first ``num`` regenerated test samples (``{"num", "seed",
+            "metrics"}``), cheap enough for a unit test; ``None`` if not recorded.
+        params: number of parameters.
+        payload_bytes: bytes per device per sample on the link (distributed models), else ``None``.
+        license: SPDX licence id of the weights.
+        recipe: ``python -m epic_zoo.run`` recipe that reproduces the weights.
+        files: ``{file name: sha256}`` of the functional files (``config.json`` and
+            ``model.safetensors``); every copy is checked against all of them.
+        baseline: the ``mean-map`` (input-free) baseline on the same test data
+            (``mean_map_mae``, ``mae_ratio_to_mean_map``, ``learns``), when recorded.
+        superseded: why these weights must not be used for results (they stay
+            loadable, with a warning), or ``None``.
+    """
+
+    name: str
+    architecture: str
+    dataset: str
+    repo_id: str
+    sha256: str
+    revision: str | None = None
+    size_bytes: int | None = None
+    local: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    check: dict[str, Any] | None = None
+    params: int | None = None
+    payload_bytes: int | None = None
+    license: str = DEFAULT_LICENSE
+    recipe: str | None = None
+    files: dict[str, str] = dataclasses.field(default_factory=dict)
+    baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+    superseded: str | None = None
+
+    def expected_hashes(self) -> dict[str, str]:
+        """``{file name: sha256}`` a copy must match (the weights' hash at least)."""
+        return {**self.files, WEIGHTS_NAME: self.sha256}
+
+    def mismatched_files(self, folder: str | Path) -> list[str]:
+        """Functional files of ``folder`` that are missing or differ from the registry."""
+        folder = Path(folder)
+        bad = []
+        for name, digest in self.expected_hashes().items():
+            path = folder / name
+            if not path.is_file() or file_sha256(path) != digest:
+                bad.append(name)
+        return bad
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the registry entry, without the name key)."""
+        out = dataclasses.asdict(self)
+        out.pop("name")
+        return out
+
+
+def default_registry_path() -> Path:
+    """Where ``registry.json`` is read from.
+
+    ``$EPIC_ZOO_CHECKPOINTS/registry.json`` if the variable is set, else the
+    first existing of ``epic_zoo/checkpoints/registry.json`` (package data) and
+    ``<repository>/checkpoints/registry.json`` (source checkout).
+    """
+    env = os.environ.get(CHECKPOINTS_ENV)
+    if env:
+        return Path(env).expanduser() / REGISTRY_NAME
+    package = Path(epic_zoo.__file__).resolve().parent
+    candidates = (
+        package / "checkpoints" / REGISTRY_NAME,
+        package.parent / "checkpoints" / REGISTRY_NAME,
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[-1]
+
+
+def read_registry(path: str | Path | None = None) -> dict[str, PretrainedInfo]:
+    """Read ``registry.json`` -> ``{name: PretrainedInfo}``.
+
+    A missing file is an empty registry. Raises :class:`HubFormatError` for a
+    file that is not a registry.
+    """
+    path = Path(path) if path is not None else default_registry_path()
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise HubFormatError(
+            f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path.name}`"
+        ) from err
+    if not isinstance(raw, dict) or raw.get("format_version") != REGISTRY_FORMAT_VERSION:
+        raise HubFormatError(
+            f"{path} is not an epic_zoo registry (format_version {REGISTRY_FORMAT_VERSION} expected)"
+        )
+    fields = {f.name for f in dataclasses.fields(PretrainedInfo)}
+    out = {}
+    for name, entry in raw.get("weights", {}).items():
+        unknown = set(entry) - fields
+        if unknown:
+            raise HubFormatError(f"{path}: entry {name!r} has unknown keys {sorted(unknown)}")
+        out[name] = PretrainedInfo(name=name, **entry)
+    return out
+
+
+def write_registry(entries: Mapping[str, PretrainedInfo], path: str | Path) -> Path:
+    """Write ``{name: PretrainedInfo}`` to ``path`` (sorted by name, atomically)."""
+    path = Path(path)
+    doc = {
+        "format_version": REGISTRY_FORMAT_VERSION,
+        "weights": {name: entries[name].as_dict() for name in sorted(entries)},
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def list_pretrained(filter: str = "*", registry: str | Path | None = None) -> list[str]:
+    """Names of the registered pretrained weights matching the glob ``filter``, sorted."""
+    return sorted(n for n in read_registry(registry) if fnmatch.fnmatch(n, filter))
+
+
+def get_pretrained_info(name: str, registry: str | Path | None = None) -> PretrainedInfo:
+    """Registry entry of ``name``; raises :class:`UnknownPretrainedError` with suggestions."""
+    entries = read_registry(registry)
+    key = str(name).strip().lower()
+    if key in entries:
+        return entries[key]
+    names = sorted(entries)
+    if not names:
+        hint = "the registry is empty (no pretrained weights are published yet)"
+    elif "." not in key:
+        matching = [n for n in names if n.startswith(key + ".")]
+        hint = (
+            f"pretrained names are 'architecture.dataset', e.g. {', '.join(matching or names[:3])}"
+        )
+    else:
+        close = difflib.get_close_matches(key, names, n=3)
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else f"{len(names)} names are registered"
+        )
+    raise UnknownPretrainedError(
+        f"unknown pretrained weights {name!r}: {hint}. "
+        "List them with `python -m epic_zoo.hub list` or `epic_zoo.models.list_pretrained()`."
+    )

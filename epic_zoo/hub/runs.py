@@ -1,0 +1,132 @@
+"""Run folders and Lightning checkpoints: what ``python -m epic_zoo.run`` leaves behind.
+
+Lower layer: reads ``results.json`` and ``.ckpt`` files (``weights_only=True``),
+never builds a model. :data:`RESULTS_FILE` is the one definition of the run
+summary's file name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from epic_zoo.hub.errors import HubFormatError
+from epic_zoo.hub.files import read_json
+
+RESULTS_FILE = "results.json"
+"""Summary written by ``epic_zoo.run`` into a run folder (metrics, recipe, epochs, baseline)."""
+
+
+def read_lightning_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a Lightning ``.ckpt`` with ``weights_only=True`` (no arbitrary unpickling)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError/RuntimeError/EOFError/...
+        raise HubFormatError(
+            f"cannot read {path} as a Lightning checkpoint with weights_only=True ({type(err).__name__}: "
+            f"{err}). epic_zoo never unpickles arbitrary objects: the checkpoint must hold only "
+            "tensors and plain containers (no OmegaConf in save_hyperparameters)"
+        ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise HubFormatError(f"{path} has no 'state_dict'; is it a Lightning checkpoint?")
+    return ckpt
+
+
+def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
+    """Data part of the record from ``FWIDataModule`` hyper-parameters.
+
+    Profile, seed, time stride and sample limit as saved; split sizes and dtype
+    from the profile (``limit`` applied); the generator version of this
+    checkout (synthetic data only).
+    """
+    from epic_zoo.data.families import GENERATOR_VERSION
+    from epic_zoo.data.profiles import get_profile
+
+    out: dict[str, Any] = {k: dm[k] for k in ("profile", "seed", "time_stride", "limit") if k in dm}
+    if not out:
+        return out
+    out["data_source"] = "openfwi" if dm.get("openfwi_root") else "synthetic"
+    if "profile" in dm and out["data_source"] == "synthetic":
+        profile = get_profile(dm["profile"])
+        limit = dm.get("limit")
+        for split in ("train", "val", "test"):
+            n = profile.num(split)
+            out[split] = n if n is None or limit is None else min(n, int(limit))
+        out["dtype"] = profile.dtype
+        out["generator_version"] = GENERATOR_VERSION
+    return out
+
+
+def find_run_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint to export from a run folder.
+
+    Prefers a file named ``best*.ckpt``, then ``last.ckpt``, then the single
+    ``.ckpt`` found (searched recursively).
+    """
+    run_dir = Path(run_dir)
+    found = sorted(run_dir.rglob("*.ckpt"))
+    if not found:
+        raise HubFormatError(f"no .ckpt file under {run_dir}; pass the checkpoint path itself")
+    for pick in (
+        [p for p in found if p.name.startswith("best")],
+        [p for p in found if p.name == "last.ckpt"],
+        found if len(found) == 1 else [],
+    ):
+        if len(pick) == 1:
+            return pick[0]
+    raise HubFormatError(
+        f"{len(found)} checkpoints under {run_dir} ({', '.join(p.name for p in found[:5])}); "
+        "pass the one to export"
+    )
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """The run folder's ``results.json`` as a dict (``{}`` when there is none)."""
+    path = Path(run_dir) / RESULTS_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """A folder holding ``results.json`` or a ``.ckpt`` file (searched recursively)."""
+    path = Path(path)
+    return path.is_dir() and (
+        (path / RESULTS_FILE).is_file() or next(path.rglob("*.ckpt"), None) is not None
+    )
+
+
+def run_inputs(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """``(checkpoint, metrics, record)`` of a run folder.
+
+    ``results.json`` (written by :func:`epic_zoo.run.train`) gives the best
+    checkpoint's name, the test metrics, the recipe, epochs, wall time, seed,
+    samples seen, the schedule and the input-free ``baseline`` (mean-map MAE on
+    the same test data); ``metrics.json`` and ``record.json``, when present, add
+    to / override them.
+    """
+    run_dir = Path(run_dir)
+    results = read_json(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).is_file() else {}
+    best = Path(results.get("best_checkpoint") or "").name
+    found = sorted(run_dir.rglob(best)) if best else []
+    checkpoint = found[0] if found else find_run_checkpoint(run_dir)
+    metrics = dict(results.get("metrics") or {})
+    record = {
+        "recipe": results.get("recipe"),
+        "run_epochs": results.get("epochs"),
+        "wall_time_s": results.get("wall_time_s"),
+        "batch_size": (results.get("data") or {}).get("batch_size"),
+        "seed": results.get("seed"),
+        "samples_seen": results.get("samples_seen"),
+        "schedule": results.get("schedule"),
+        "checkpoint_monitor": results.get("checkpoint_monitor"),
+        "baseline": results.get("baseline") or None,
+    }
+    record = {k: v for k, v in record.items() if v is not None}
+    for folder in {checkpoint.parent, run_dir}:
+        if (folder / "metrics.json").is_file():
+            metrics.update(read_json(folder / "metrics.json"))
+        if (folder / "record.json").is_file():
+            record.update(read_json(folder / "record.json"))
+    return checkpoint, metrics, record

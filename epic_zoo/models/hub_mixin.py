@@ -1,0 +1,125 @@
+"""Hub-native models: ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` on every class.
+
+:class:`HubMixin` is ``huggingface_hub``'s ``PyTorchModelHubMixin`` speaking
+epic_zoo's Hub format (``config.json`` with ``architecture`` and
+``model_kwargs``, ``model.safetensors``, a model card with ``model-index``):
+
+>>> model = EPIC.from_pretrained("epic.flatvel-a")          # doctest: +SKIP
+>>> model = EPIC.from_pretrained("ORG/epic-flatvel-a")      # doctest: +SKIP
+>>> model.save_pretrained("out/epic.flatvel-a")             # doctest: +SKIP
+>>> model.push_to_hub("ORG/epic-flatvel-a")                 # doctest: +SKIP
+
+``from_pretrained`` accepts a local folder, a Hub repo id (``ORG/REPO`` or
+``hf-hub:ORG/REPO``) or a registered pretrained name and checks that the
+folder holds this class. ``save_pretrained`` of a loaded model rewrites its
+folder byte for byte (weights and ``config.json``); a model trained here needs
+``dataset=`` (it fixes the normalisation the weights expect).
+
+The hub package is imported inside the methods: ``epic_zoo.hub``'s loader
+builds models, so the models layer must not import it at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+
+
+class HubMixin(
+    PyTorchModelHubMixin,
+    library_name="epic_zoo",
+    license="mit",
+    pipeline_tag="image-to-image",
+    tags=["epic_zoo", "full-waveform-inversion", "seismic"],
+):
+    """Adds the Hugging Face Hub methods to an epic_zoo network (an ``nn.Module`` with ``config``)."""
+
+    pretrained_cfg: dict[str, Any] | None = None
+    """``config.json`` of the folder the weights came from (``None`` for a fresh model)."""
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        map_location: str | torch.device = "cpu",
+        **model_kwargs: Any,
+    ):
+        """Load weights of this class from a folder, Hub repo id or pretrained name.
+
+        Raises ``ArchitectureMismatchError`` when the source holds another class.
+        """
+        from epic_zoo.hub.loader import from_pretrained
+
+        return from_pretrained(
+            pretrained_model_name_or_path,
+            expected=cls,
+            force_download=force_download,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            revision=revision,
+            map_location=map_location,
+            **model_kwargs,
+        )
+
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | Path,
+        *,
+        config: Mapping[str, Any] | None = None,
+        repo_id: str | None = None,
+        push_to_hub: bool = False,
+        model_card_kwargs: Mapping[str, Any] | None = None,
+        dataset: str | None = None,
+        record: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> str | None:
+        """Write the Hub-format folder (``model.safetensors``, ``config.json``, ``README.md``).
+
+        Args:
+            save_directory: folder to write.
+            config: extra training-record entries (``huggingface_hub`` passes its
+                own config here; it is merged into ``record``).
+            repo_id: Hub repo named in the card (and pushed to with ``push_to_hub``).
+            push_to_hub: also upload the folder (``push_to_hub_kwargs`` passed on).
+            model_card_kwargs: unused (the card is epic_zoo's, with ``model-index``).
+            dataset: dataset the weights were trained on; default: the loaded one.
+            record, metrics: training record and test metrics of a fresh model.
+        """
+        from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
+
+        loaded = {k: v for k, v in (self.pretrained_cfg or {}).items() if k != "source"}
+        if loaded and not (config or record or metrics) and dataset in (None, loaded["dataset"]):
+            write_hub_folder(self, save_directory, loaded, repo_id=repo_id)
+        else:
+            dataset = dataset or loaded.get("dataset")
+            if dataset is None:
+                raise ValueError(
+                    f"{type(self).__name__}.save_pretrained needs dataset=NAME (e.g. "
+                    "'flatvel-a'): it fixes the normalisation these weights expect"
+                )
+            save_hub_folder(
+                self,
+                save_directory,
+                dataset=dataset,
+                time_stride=loaded.get("time_stride"),
+                record={**(loaded.get("record") or {}), **dict(config or {}), **dict(record or {})},
+                metrics=metrics if metrics is not None else loaded.get("metrics"),
+                repo_id=repo_id,
+            )
+        if push_to_hub:
+            return self.push_to_hub(
+                repo_id=repo_id or Path(save_directory).name, **push_to_hub_kwargs
+            )
+        return None
