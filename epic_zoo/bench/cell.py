@@ -160,30 +160,22 @@ def load_bench_model(
     try:
         if settings.fidelity == "pretrained":
             source = f"{name}.{dataset}"
-            model = hub.load_pretrained(source)
-            cfg = model.pretrained_cfg
         else:
-            path = find_checkpoint(Path(settings.checkpoints or "."), name, dataset)
-            source = str(path)
-            if path.is_dir() and (path / hub.CONFIG_NAME).is_file():
-                model = hub.load_hub_folder(path)
-                cfg = model.pretrained_cfg
-            else:
-                ckpt = path if path.is_file() else hub.find_run_checkpoint(path)
-                model, info = hub.model_from_checkpoint(ckpt)
-                dm = info["datamodule_hparams"]
-                cfg = {
-                    "dataset": dm.get("dataset"),
-                    "time_stride": dm.get("time_stride"),
-                    "record": {"epochs": info["epoch"], "profile": dm.get("profile")},
-                }
+            source = str(find_checkpoint(Path(settings.checkpoints or "."), name, dataset))
+        model, loaded = hub.load_model(source)
     except (KeyError, RuntimeError, ValueError) as err:
         raise BenchError(f"weights of {name} on {dataset}: {err}") from err
+    cfg = loaded["config"] or {}
     record = cfg.get("record") or {}
+    if "info" in loaded:  # a Lightning checkpoint or run folder
+        record = {
+            "epochs": loaded["info"]["epoch"],
+            "profile": loaded["info"]["datamodule_hparams"].get("profile"),
+        }
     meta = {
         "checkpoint": source,
-        "dataset": cfg.get("dataset"),
-        "time_stride": cfg.get("time_stride"),
+        "dataset": loaded["dataset"],
+        "time_stride": loaded["time_stride"],
         "geometry": cfg.get("geometry"),
         "epochs": record.get("epochs"),
         "profile": record.get("profile"),

@@ -112,7 +112,11 @@ def load_source_model(
 
     if spec in list_models() and not Path(spec).exists():
         torch.manual_seed(seed)
-        model = create_model(spec, time_samples=NT // time_stride, num_devices=num_devices)
+        from epic_zoo.data.timeaxis import time_samples_for
+
+        model = create_model(
+            spec, time_samples=time_samples_for(time_stride), num_devices=num_devices
+        )
         cfg = {"name": spec, "dataset": dataset, "time_stride": time_stride}
         info = {"source": f"untrained {spec} (seed {seed})", "trained": False}
     else:

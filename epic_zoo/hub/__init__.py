@@ -49,7 +49,6 @@ from epic_zoo.hub.files import (
     WEIGHTS_NAME,
     file_sha256,
     folder_hashes,
-    git_commit,
     read_json,
 )
 from epic_zoo.hub.folder import (
@@ -72,6 +71,7 @@ from epic_zoo.hub.registry import (
 )
 from epic_zoo.hub.resolve import download_repo, resolve_pretrained
 from epic_zoo.hub.runs import RESULTS_FILE, find_run_checkpoint, read_results, run_inputs
+from epic_zoo.provenance import git_commit
 
 _git_commit = git_commit  # older name, used by callers outside the package
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 from huggingface_hub import constants as hf_constants
 from safetensors import SafetensorError, safe_open
 
-import epic_zoo
 from epic_zoo.hub.errors import HubFormatError
 
 HUB_FORMAT = "epic_zoo.hub"
@@ -90,28 +88,3 @@ def check_safetensors(path: Path, what: str) -> None:
             f"{what}: {path} is not a complete safetensors file ({err}); delete it and "
             "download or export it again"
         ) from err
-
-
-def git_commit() -> str | None:
-    """Commit of the source checkout (``+dirty`` if modified), or ``None`` outside git."""
-    root = Path(epic_zoo.__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")

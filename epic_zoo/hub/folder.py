@@ -31,6 +31,7 @@ from torch import nn
 import epic_zoo
 from epic_zoo.data.catalog import get_dataset
 from epic_zoo.data.geometry import NT, V_MAX, V_MIN, Geometry
+from epic_zoo.data.timeaxis import config_time_stride
 from epic_zoo.hub.card import card_text
 from epic_zoo.hub.errors import HubFormatError
 from epic_zoo.hub.files import (
@@ -41,8 +42,8 @@ from epic_zoo.hub.files import (
     HUB_FORMAT_VERSION,
     WEIGHTS_NAME,
     atomic_write_text,
-    git_commit,
 )
+from epic_zoo.provenance import git_commit
 
 
 def normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -108,18 +109,17 @@ def build_config(
 ) -> dict[str, Any]:
     """The ``config.json`` dict of ``model`` trained on ``dataset``.
 
-    ``time_stride`` defaults to ``NT // model_kwargs["time_samples"]`` (1000 -> 250
-    samples is stride 4).
+    ``time_stride`` defaults to the model's stored one, else the one stride that
+    keeps ``time_samples`` (:func:`epic_zoo.data.timeaxis.config_time_stride`).
     """
     architecture, kwargs = model_config(model)
     dataset = get_dataset(dataset).name
     time_samples = int(kwargs.get("time_samples", NT))
     if time_stride is None:
-        if NT % time_samples:
-            raise HubFormatError(
-                f"time_samples={time_samples} is not NT/stride for a whole stride; pass time_stride"
-            )
-        time_stride = NT // time_samples
+        try:
+            time_stride = config_time_stride(kwargs)
+        except ValueError as err:
+            raise HubFormatError(f"{err}; pass time_stride") from err
     config: dict[str, Any] = {
         "format": HUB_FORMAT,
         "format_version": HUB_FORMAT_VERSION,
@@ -158,7 +158,7 @@ def save_hub_folder(
         model: an epic_zoo network (has ``.config``); saved in float32 as it is.
         out_dir: folder to create or overwrite the three files in.
         dataset: dataset the weights were trained on (sets the normalisation stats).
-        time_stride: time decimation of the training records (default ``NT // time_samples``).
+        time_stride: time decimation of the training records (default: see :func:`build_config`).
         name: pretrained name (default ``"{architecture}.{dataset}"``).
         record: training record (recipe, data profile and sizes, generator version and
             seed, epochs, commit, ...); ``commit`` defaults to this checkout's.

@@ -1,8 +1,7 @@
 """Run folders and Lightning checkpoints: what ``python -m epic_zoo.run`` leaves behind.
 
 Lower layer: reads ``results.json`` and ``.ckpt`` files (``weights_only=True``),
-never builds a model. :data:`RESULTS_FILE` is the one definition of the run
-summary's file name.
+never builds a model. The file names come from :mod:`epic_zoo.run_layout`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ import torch
 
 from epic_zoo.hub.errors import HubFormatError
 from epic_zoo.hub.files import read_json
-
-RESULTS_FILE = "results.json"
-"""Summary written by ``epic_zoo.run`` into a run folder (metrics, recipe, epochs, baseline)."""
+from epic_zoo.run_layout import RESULTS_FILE
 
 
 def read_lightning_checkpoint(path: Path) -> dict[str, Any]:
