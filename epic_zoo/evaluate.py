@@ -191,6 +191,8 @@ def evaluate_model(
         dataset = as_dataset(data, model)
         _check_time_samples(dataset, model)
         if limit is not None:
+            if int(limit) < 1:
+                raise ValueError(f"--limit {limit}: evaluate at least 1 sample (or omit --limit)")
             dataset = Subset(dataset, range(min(int(limit), len(dataset))))
         if len(dataset) == 0:
             raise ValueError("no samples to evaluate: the data are empty")
@@ -564,12 +566,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_writable(path: str | Path, flag: str) -> None:
+    """Raise ``ValueError`` if ``path`` cannot be written (checked before any work)."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"{flag} {path}: cannot write there ({err.strerror or err}); pick a writable file path"
+        ) from err
+    if not existed:
+        path.unlink()
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Bad names, counts and output paths as one-line errors, before loading or computing."""
+    from epic_zoo.data.catalog import DATASETS, get_dataset
+
+    if args.dataset is not None:
+        try:
+            args.dataset = get_dataset(args.dataset).name
+        except KeyError:
+            raise ValueError(
+                f"--dataset {args.dataset!r} is not a dataset; use one of {', '.join(DATASETS)}"
+            ) from None
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: evaluate at least 1 sample (or omit --limit)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
+    for flag, path in (("--json", args.json), ("--figure", args.figure)):
+        if path:
+            _check_writable(path, flag)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m epic_zoo.evaluate``."""
+    """Entry point of ``python -m epic_zoo.evaluate``; expected failures are one line, exit 2."""
     args = build_parser().parse_args(argv)
-    from epic_zoo.hub import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
+    from safetensors import SafetensorError
+
+    from epic_zoo.hub import (
+        HubFormatError,
+        PretrainedUnavailableError,
+        UnknownPretrainedError,
+        check_device,
+    )
 
     try:
+        _check_arguments(args)
+        check_device(args.device)
         model = load_model(args.model, map_location=args.device)
         cfg = getattr(model, "pretrained_cfg", None) or {}
         source = open_data(args.data, args.dataset or cfg.get("dataset"), args.split)
@@ -586,11 +635,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             physics_limit=args.physics_limit,
         )
     except (
-        HubFormatError,
         UnknownPretrainedError,
+        HubFormatError,
         PretrainedUnavailableError,
         ValueError,
         FileNotFoundError,
+        SafetensorError,
     ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -22,9 +22,11 @@ from pathlib import Path
 
 from huggingface_hub.errors import HfHubHTTPError
 
+from epic_zoo.hub.card import card_text
 from epic_zoo.hub.errors import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
 from epic_zoo.hub.export import export_any
-from epic_zoo.hub.files import WEIGHTS_NAME, read_json
+from epic_zoo.hub.files import CARD_NAME, WEIGHTS_NAME, atomic_write_text, read_json
+from epic_zoo.hub.folder import read_config
 from epic_zoo.hub.publish import push, register
 from epic_zoo.hub.registry import (
     REGISTRY_NAME,
@@ -126,6 +128,18 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    for folder in map(Path, args.folders):
+        config = read_config(folder)
+        repo_id = args.repo_id
+        if repo_id is None:
+            entry = read_registry(args.registry).get(config["name"])
+            repo_id = entry.repo_id if entry is not None else None
+        atomic_write_text(folder / CARD_NAME, card_text(config, repo_id))
+        print(f"wrote {folder / CARD_NAME}")
+    return 0
+
+
 def _inside(folder: Path, parent: Path) -> bool:
     try:
         folder.resolve().relative_to(parent.resolve())
@@ -219,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--hub-only", action="store_true", help="do not record the folder as a committed copy"
     )
     p.set_defaults(func=_cmd_register)
+
+    p = sub.add_parser(
+        "card", help="rewrite README.md (model card) of Hub folders from config.json"
+    )
+    p.add_argument("folders", nargs="+", help="Hub-format folders")
+    p.add_argument("--repo-id", help="Hub repo named in the card (default: the registry's)")
+    p.set_defaults(func=_cmd_card)
 
     p = sub.add_parser(
         "push", help="export a checkpoint/run folder to the Hub format and upload it"

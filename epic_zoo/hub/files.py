@@ -83,7 +83,17 @@ def check_safetensors(path: Path, what: str) -> None:
     try:
         with safe_open(str(path), framework="pt") as fh:
             fh.keys()
-    except (SafetensorError, OSError) as err:
+        with open(path, "rb") as fh:  # the header's offsets must cover the file exactly
+            header_len = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(header_len))
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
+        if 8 + header_len + end != path.stat().st_size:
+            raise SafetensorError(
+                f"{path.stat().st_size} bytes where the header describes {8 + header_len + end}"
+            )
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
         raise HubFormatError(
             f"{what}: {path} is not a complete safetensors file ({err}); delete it and "
             "download or export it again"

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 from safetensors.torch import load_model as load_safetensors
 from torch import nn
 
@@ -195,7 +196,11 @@ def load_hub_folder(
     model = _build(config, what, expected if isinstance(expected, type) else None, model_kwargs)
     try:
         load_safetensors(model, str(weights), strict=True, device="cpu")
-    except RuntimeError as err:
+    except SafetensorError as err:
+        raise HubFormatError(
+            f"{what}: {weights} cannot be read ({err}); delete it and download or export it again"
+        ) from err
+    except RuntimeError as err:  # on the CPU: only missing, unexpected or mis-shaped tensors
         raise HubFormatError(
             f"{what}: {weights.name} does not fit {config['architecture']}"
             f"({config['model_kwargs']}): {err}"

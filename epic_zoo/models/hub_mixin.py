@@ -98,8 +98,11 @@ class HubMixin(
             record, metrics: training record and test metrics of a fresh model.
         """
         from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
+        from epic_zoo.hub.registry import read_registry
 
         loaded = {k: v for k, v in (self.pretrained_cfg or {}).items() if k != "source"}
+        if repo_id is None and loaded.get("name") in (registered := read_registry()):
+            repo_id = registered[loaded["name"]].repo_id  # the card names the published repo
         if loaded and not (config or record or metrics) and dataset in (None, loaded["dataset"]):
             write_hub_folder(self, save_directory, loaded, repo_id=repo_id)
         else:
