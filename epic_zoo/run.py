@@ -263,7 +263,8 @@ class RunConfigWandbLogger(WandbLogger):
     CSV logger still writes the flat ``hparams.yaml``.
     """
 
-    def log_hyperparams(self, params: Any) -> None:  # noqa: D102 (see the class docstring)
+    def log_hyperparams(self, params: Any) -> None:
+        """Nothing: the run config was given at ``wandb.init`` (see the class docstring)."""
         return None
 
 
