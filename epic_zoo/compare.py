@@ -291,7 +291,7 @@ def find_runs(path: str | Path) -> list[Path]:
 def _from_wandb_run(run: Any) -> dict[str, Any]:
     """Values of a ``wandb.apis.public.Run`` (its config as logged by :mod:`epic_zoo.run`)."""
     config = dict(run.config or {})
-    summary = {k: v for k, v in dict(run.summary or {}).items() if not k.startswith("_")}
+    summary = {k: v for k, v in dict(run.summary_metrics or {}).items() if not k.startswith("_")}
     model, data = config.get("model") or {}, config.get("data") or {}
     return {
         "recipe": config.get("recipe_name"),

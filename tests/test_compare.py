@@ -164,7 +164,12 @@ def _api_run(seed: int, mae_ms: float) -> SimpleNamespace:
         path=["team", "epic_zoo", f"id{seed}"],
         name=f"epic_lite-flatvel-a-seed{seed}",
         config=config,
-        summary={"test/mae_ms": mae_ms, "test/ssim": 0.8, "_step": 3, "baseline/learns": True},
+        summary_metrics={
+            "test/mae_ms": mae_ms,
+            "test/ssim": 0.8,
+            "_step": 3,
+            "baseline/learns": True,
+        },
     )
 
 
