@@ -1,11 +1,18 @@
-"""Summarise a bench sweep (``bench.csv``) into the README's results tables.
+"""Summarise a bench sweep (``bench.csv``) into the README's hardware tables.
 
-    python benchmarks/sweep_summary.py benchmarks/results/bench/bench.csv > benchmarks/results/bench/summary.md
+    python benchmarks/sweep_summary.py benchmarks/results/bench_run1/bench.csv > benchmarks/results/bench_run1/summary.md
 
-Prints, as Markdown: SSIM per (dataset, model) with the count of datasets on
-which each model's SSIM is >= centralised InversionNet's, and EPIC's latency,
-communication-energy and payload ratios to InversionNet per link (geometric
-mean, min and max over datasets). Every number is read from the CSV.
+Prints, as Markdown, every number read from the CSV (geometric mean over
+datasets where a sweep holds several):
+
+1. SSIM per (dataset, model) when the sweep has fidelity;
+2. per link profile, each model against centralised InversionNet sending
+   float16 records at the model's own time sampling (the matched baseline):
+   latency (measured / FLOP-based), transmit energy, total radio energy and
+   total energy (radio + compute) ratios, with the EPIC paper's 8.9x latency
+   and 33.8x communication-energy claims marked met or missed for ``epic``;
+3. the same headline against the strongest raw baseline (float32, float16,
+   zlib of each) for each quantity.
 """
 
 from __future__ import annotations
@@ -13,14 +20,21 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-MODELS = ("inversionnet", "epic", "epic-equal", "epic-isolated", "split", "federated")
+MODELS = ("epic", "epic-equal", "epic-isolated", "split", "federated")
+PAPER_LATENCY_X = 8.9
+PAPER_COMM_ENERGY_X = 33.8
 
 
 def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def mark(value: float, target: float) -> str:
+    return f"{value:.1f} ({'met' if value >= target else 'missed'})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,73 +42,84 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("csv", type=Path, help="bench.csv of a sweep")
-    parser.add_argument(
-        "--metric", default="ssim_openfwi", help="fidelity column (ssim_openfwi or ssim)"
-    )
     args = parser.parse_args(argv)
+    if not args.csv.is_file():
+        print(f"error: {args.csv}: no such file; pass a sweep's bench.csv", file=sys.stderr)
+        return 2
+    rows = list(csv.DictReader(args.csv.open(encoding="utf-8")))
+    links = list(dict.fromkeys(r["link"] for r in rows))
+    models = [m for m in MODELS if any(r["model"] == m for r in rows)]
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["link"])].append(r)
 
-    rows = list(csv.DictReader(args.csv.open()))
-    ssim: dict[str, dict[str, float]] = defaultdict(dict)
-    budget: dict[str, str] = {}
-    for row in rows:
-        if row["link"] == rows[0]["link"] and row["model"] in MODELS:
-            ssim[row["dataset"]][row["model"]] = float(row[args.metric])
-            if row["model"] == "inversionnet":
-                budget[row["dataset"]] = f"{row['train_profile']}, {row['train_epochs']}"
-    datasets = [d for d in ssim if "inversionnet" in ssim[d]]
-    models = [m for m in MODELS if any(m in ssim[d] for d in datasets)]
+    def g(model: str, link: str, col: str) -> float:
+        return geomean([float(r[col]) for r in groups[(model, link)]])
 
-    print(f"SSIM ({args.metric}) on the test split, per dataset and model (best value in bold):\n")
-    print("| dataset | " + " | ".join(models) + " |")
-    print("|---|" + "---|" * len(models))
-    wins = {m: 0 for m in models}
-    for d in datasets:
-        best = max(ssim[d].values())
-        cells = []
-        for m in models:
-            v = ssim[d].get(m)
-            if v is None:
-                cells.append("-")
-                continue
-            if v >= ssim[d]["inversionnet"]:
-                wins[m] += 1
-            cells.append(f"**{v:.3f}**" if v == best else f"{v:.3f}")
-        print(f"| {d} | " + " | ".join(cells) + " |")
+    first = rows[0]
     print(
-        "| SSIM >= InversionNet | "
-        + " | ".join(f"{wins[m]} / {len(datasets)}" for m in models)
-        + " |\n"
+        f"Conditions: T = {first['time_samples']} time samples ({first['time_stride']} ms), "
+        f"devices `{first['device_profile']}`, centre `{first['central_profile']}`, "
+        f"{len({r['dataset'] for r in rows})} dataset(s), weights `{first['fidelity_source']}`, "
+        f"commit `{first['commit'][:7]}`.\n"
     )
+    if first.get("ssim_openfwi"):
+        print("| dataset | " + " | ".join(models) + " |\n|---|" + "---|" * len(models))
+        for d in dict.fromkeys(r["dataset"] for r in rows):
+            cells = [
+                next(
+                    (r["ssim_openfwi"] for r in rows if r["dataset"] == d and r["model"] == m), "-"
+                )
+                for m in models
+            ]
+            print(f"| {d} | " + " | ".join(cells) + " |")
+        print()
 
     print(
-        "EPIC vs centralised InversionNet on the same link (geometric mean over datasets, [min, max]):\n"
+        "Against InversionNet sending float16 records (matched baseline); ratios > 1 favour the "
+        "model. `epic` rows mark the paper's 8.9x latency / 33.8x communication-energy claims.\n"
     )
     print(
-        "| model | link | latency x (measured) | latency x (FLOPs) | comm energy x | payload / raw |"
+        "| link | model | latency x (meas / FLOPs) | tx energy x | radio energy x "
+        "| total energy x (meas / FLOPs) |"
     )
     print("|---|---|---|---|---|---|")
-    links = sorted({r["link"] for r in rows})
-    for m in models[1:]:
-        for link in links:
-            sel = [
-                r
-                for r in rows
-                if r["model"] == m and r["link"] == link and r["dataset"] in datasets
-            ]
-            if not sel:
-                continue
-
-            def stat(col: str, sel: list[dict] = sel) -> str:
-                vals = [float(r[col]) for r in sel]
-                return f"{geomean(vals):.1f} [{min(vals):.1f}, {max(vals):.1f}]"
-
-            frac = float(sel[0]["payload_fraction_of_raw"])
+    for link in links:
+        for m in models:
+            lat_m, lat_f = g(m, link, "latency_x_f16_measured"), g(m, link, "latency_x_f16_flops")
+            tx = g(m, link, "energy_tx_x_f16")
+            tot_m = g(m, link, "energy_total_x_f16_measured")
+            tot_f = g(m, link, "energy_total_x_f16_flops")
+            total = (
+                f"{mark(tot_m, PAPER_COMM_ENERGY_X)} / {mark(tot_f, PAPER_COMM_ENERGY_X)}"
+                if m == "epic"
+                else f"{tot_m:.1f} / {tot_f:.1f}"
+            )
+            lat = (
+                f"{mark(lat_m, PAPER_LATENCY_X)} / {mark(lat_f, PAPER_LATENCY_X)}"
+                if m == "epic"
+                else f"{lat_m:.1f} / {lat_f:.1f}"
+            )
             print(
-                f"| {m} | {link} | {stat('latency_ratio_measured')} | {stat('latency_ratio_flops')} | "
-                f"{stat('comm_energy_ratio')} | 1/{1 / frac:.0f} |"
+                f"| {link} | {m} | {lat} "
+                f"| {mark(tx, PAPER_COMM_ENERGY_X) if m == 'epic' else f'{tx:.1f}'} "
+                f"| {g(m, link, 'energy_radio_x_f16'):.1f} "
+                f"| {total} |"
+            )
+    print("\nHeadline against the strongest raw baseline for each quantity (format in brackets):\n")
+    print("| link | model | latency x (FLOPs) | tx energy x | total energy x (FLOPs) |")
+    print("|---|---|---|---|---|")
+    for link in links:
+        for m in ("epic",):
+            refs = {r["strongest_ref_latency_flops"] for r in groups[(m, link)]}
+            erefs = {r["strongest_ref_energy_total_flops"] for r in groups[(m, link)]}
+            print(
+                f"| {link} | {m} | {g(m, link, 'latency_x_flops'):.1f} [{'/'.join(sorted(refs))}] "
+                f"| {g(m, link, 'energy_tx_x'):.1f} "
+                f"| {g(m, link, 'energy_total_x_flops'):.1f} [{'/'.join(sorted(erefs))}] |"
             )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -21,10 +21,13 @@ from epic_zoo.data.profiles import get_profile
 CSV_NAME, MD_NAME, RUN_NAME = "bench.csv", "bench.md", "run.json"
 
 STABILITY_NOTE: str = (
-    "Stable (bit-for-bit on rerun): payload bytes, FLOPs, and every `flops` latency / energy "
-    "and its ratios. Not stable: `measured` figures come from wall times on this shared machine, "
-    "taken interleaved and relative to a reference probe in the same round (median of the "
-    "rounds); `timing_spread` is their interquartile spread. zlib sizes depend on the data."
+    "Stable (bit-for-bit on rerun): payload bytes, FLOPs. Nearly stable: every `flops` latency "
+    "/ energy "
+    "and its ratios (the codec work inside them is timed: packing, float16, zlib). Not stable: "
+    "`measured` figures come from wall times on this shared machine, taken interleaved in "
+    "rounds, each call's fastest round relative to a reference probe's fastest round; "
+    "`timing_spread` is the interquartile spread of the per-round ratio (the `±` below). "
+    "zlib sizes depend on the data. `benchmarks/bench_stability.py` compares two runs."
 )
 
 

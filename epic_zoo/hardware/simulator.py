@@ -27,11 +27,11 @@ Compute time comes from two sources, reported side by side:
 - ``"measured"``: the network timed on this machine at batch 1, one torch
   thread pinned to one core, every architecture interleaved with the others
   and with a reference conv stack in rounds (:mod:`~epic_zoo.hardware.timing`);
-  each time is a multiple of the probe's in the same round (median over
-  rounds), times the probe's FLOPs, divided by ``profile.effective_flops``.
-  A busier host slows the probe and the network alike, so the multiple is
-  steadier than the raw time; its interquartile spread is kept
-  (``timing_spread``). Not bit-stable: report it with its spread.
+  each call's fastest round is a multiple of the probe's fastest round,
+  times the probe's FLOPs, divided by ``profile.effective_flops`` (on a
+  shared machine noise only adds time, so fastest rounds are the steadiest;
+  the interquartile spread of the per-round multiples is kept as
+  ``timing_spread``). Not bit-stable: report it with its spread.
 - ``"flops"``: FLOPs counted by :class:`torch.utils.flop_counter.FlopCounterMode`
   (autograd on, attention unfused) divided by ``profile.effective_flops``.
   Deterministic.
@@ -125,7 +125,7 @@ class ModelCost:
         encoder_params: parameters one device holds (0 for raw senders).
         params: parameters of the whole model.
         host_flops: this machine's reference speed while the timings were
-            taken (probe FLOPs / median probe time), FLOP/s.
+            taken (probe FLOPs / fastest probe round), FLOP/s.
         timing_spread: largest interquartile spread (relative) of the
             network timings, as probe multiples (0 = steady).
         raw_format: raw baseline format (``f32``, ``f16``, ``f32-zlib``,
@@ -301,11 +301,11 @@ def measure_costs(
         calls.update(plan.calls)
     with pinned(cpu):
         times = time_interleaved(calls, warmup=warmup, repeats=repeats)
-    probe_s = float(np.median(times[PROBE]))
+    probe_s = float(np.min(times[PROBE]))
 
     def time_of(call: str) -> tuple[float, float]:
         rel = probe_relative(times, call)
-        return rel.median * probe_s, rel.spread
+        return rel.fastest * probe_s, rel.spread
 
     return {key: plan.build(time_of, probe_flops / probe_s) for key, plan in plans.items()}
 

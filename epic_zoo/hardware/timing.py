@@ -13,9 +13,9 @@
   :class:`~torch.utils.flop_counter.FlopCounterMode` does not see (about a
   fifth of EPIC's decoder).
 
-Stable figures: FLOP counts (deterministic). Unstable: wall times, even as
-probe multiples (they still move with cache and frequency effects); report
-their spread.
+Stable figures: FLOP counts (deterministic). Less stable: wall times, even as
+probe multiples from the fastest rounds (they still move with cache and
+frequency effects); their per-round spread is reported beside them.
 """
 
 from __future__ import annotations
@@ -120,19 +120,27 @@ class Relative:
     """A call's time as a multiple of the probe's, over the rounds of :func:`time_interleaved`.
 
     Attributes:
+        fastest: the call's fastest round over the probe's fastest round. On a
+            shared machine the noise is additive (preemption, cache eviction),
+            so the fastest rounds are the steadiest estimate (timeit's
+            convention); this is the figure the simulator uses.
         median: median over rounds of ``t_call / t_probe`` (same round).
-        spread: interquartile range of that ratio divided by its median (0 = steady).
+        spread: interquartile range of that per-round ratio divided by its
+            median (0 = steady): how loaded the machine was.
     """
 
+    fastest: float
     median: float
     spread: float
 
 
 def probe_relative(times: Mapping[str, list[float]], key: str) -> Relative:
-    """``times[key]`` per round divided by the probe's time of the same round."""
-    ratio = np.asarray(times[key]) / np.asarray(times[PROBE])
+    """``times[key]`` relative to the probe: fastest over fastest, and per round."""
+    call, probe = np.asarray(times[key]), np.asarray(times[PROBE])
+    ratio = call / probe
     q25, med, q75 = np.percentile(ratio, [25, 50, 75])
-    return Relative(float(med), float((q75 - q25) / med) if med > 0 else 0.0)
+    spread = float((q75 - q25) / med) if med > 0 else 0.0
+    return Relative(float(call.min() / probe.min()), float(med), spread)
 
 
 def count_flops(fn: Callable[[], object]) -> int:

@@ -292,7 +292,9 @@ def test_interleaved_timing_rotates_and_relates_to_the_probe() -> None:
     assert order == ["p", "a", "a", "p", "p", "a", "a", "p"]
     assert all(len(v) == 4 for v in times.values())
     fake = {PROBE: [1.0, 2.0, 1.0, 2.0], "a": [3.0, 6.0, 3.0, 6.0]}
-    assert probe_relative(fake, "a") == Relative(3.0, 0.0)  # a load change cancels
+    assert probe_relative(fake, "a") == Relative(3.0, 3.0, 0.0)  # a load change cancels
+    noisy = {PROBE: [1.0, 1.0, 5.0, 1.0], "a": [2.0, 9.0, 2.0, 2.0]}  # preempted rounds
+    assert probe_relative(noisy, "a").fastest == 2.0
     with pinned(default_cpu()):
         assert torch.get_num_threads() == 1
 
