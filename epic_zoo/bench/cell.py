@@ -225,7 +225,7 @@ def fidelity_facts(
 ) -> dict[str, Any]:
     """Test metrics (:data:`METRICS`) and ``test_samples`` of ``model`` on ``source``."""
     from epic_zoo.data.datamodule import FWIDataset
-    from epic_zoo.tasks.metrics import inversion_metrics
+    from epic_zoo.metrics import inversion_metrics
 
     try:
         data: Any = FWIDataset(source, time_stride=step * int(source.attrs["time_stride"]))
@@ -252,7 +252,7 @@ def misfit_facts(
     ``settings.limit``); predictions are clipped to 1500..4500 m/s and compared
     with the raw records at the model's time sampling.
     """
-    from epic_zoo.physics import data_misfit
+    from epic_zoo.wave_physics import data_misfit
 
     count = min(len(source), settings.limit or len(source), settings.physics_limit)
     seismic, raw, _ = normalised_batch(source, dataset, step, range(count))

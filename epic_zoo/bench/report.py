@@ -17,6 +17,7 @@ import torch
 import epic_zoo
 from epic_zoo.bench.settings import Hardware, Settings
 from epic_zoo.data.profiles import get_profile
+from epic_zoo.provenance import cpu_name, git_commit
 
 CSV_NAME, MD_NAME, RUN_NAME = "bench.csv", "bench.md", "run.json"
 
@@ -29,25 +30,6 @@ STABILITY_NOTE: str = (
     "`timing_spread` is the interquartile spread of the per-round ratio (the `±` below). "
     "zlib sizes depend on the data. `benchmarks/bench_stability.py` compares two runs."
 )
-
-
-def git_commit() -> str:
-    """``HEAD`` commit (``+dirty`` with uncommitted changes), or ``"unknown"`` outside git."""
-    from epic_zoo import hub
-
-    getter = getattr(hub, "_git_commit", None)
-    return (getter() if getter else None) or "unknown"
-
-
-def cpu_name() -> str:
-    """CPU model name from ``/proc/cpuinfo`` (Linux), else :func:`platform.processor`."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def conditions(settings: Settings, hardware: Hardware) -> dict[str, Any]:
@@ -64,7 +46,7 @@ def conditions(settings: Settings, hardware: Hardware) -> dict[str, Any]:
         "test_samples_profile": None if settings.data else prof.test,
         "data_dtype": None if settings.data else prof.dtype,
         "seed": settings.seed,
-        "commit": git_commit(),
+        "commit": git_commit() or "unknown",
         "epic_zoo_version": epic_zoo.__version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
