@@ -48,7 +48,7 @@ from epic_zoo.data.geometry import (
 )
 from epic_zoo.models.distributed import DistributedModel, masked_mean
 from epic_zoo.models.inversionnet import CANVAS, CROP, conv_out
-from epic_zoo.models.norm import check_norm, norm2d
+from epic_zoo.models.norm import DeviceBatchNorm2d, check_norm, norm2d
 from epic_zoo.models.registry import register_model
 
 QUERY_GRID: int = 10
@@ -106,6 +106,7 @@ class DeviceEncoder(nn.Module):
         width: int = 64,
         target_time: int = 16,
         norm: str = "group",
+        num_devices: int = 1,
     ) -> None:
         super().__init__()
         steps = max(1, round(math.log2(max(time_samples, 1) / target_time)))
@@ -116,7 +117,7 @@ class DeviceEncoder(nn.Module):
             kernel = 7 if i == 0 else 3
             layers += [
                 nn.Conv2d(in_ch, out_ch, (kernel, 1), (2, 1), (kernel // 2, 0)),
-                norm2d(norm, out_ch),
+                norm2d(norm, out_ch, num_devices),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             in_ch, t = out_ch, conv_out(t, kernel, 2, kernel // 2)
@@ -124,9 +125,30 @@ class DeviceEncoder(nn.Module):
         self.to_token = nn.Conv2d(in_ch, latent_dim, (t, 1))
         self.time_after_strides = t
 
-    def forward(self, seismic_k: torch.Tensor) -> torch.Tensor:
+    def forward(self, seismic_k: torch.Tensor, device_index: int = 0) -> torch.Tensor:
+        """Device ``device_index``'s records ``[B, 5, T, n]`` -> tokens ``[B, n, latent]``."""
+        for module in self.features:
+            if isinstance(module, DeviceBatchNorm2d):
+                module.device = int(device_index)
         tokens = self.to_token(self.features(seismic_k))  # [B, latent, 1, n]
         return torch.tanh(tokens.squeeze(2).transpose(1, 2))
+
+
+class DeviceView(nn.Module):
+    """Device ``k``'s encoder as a module of its own: ``[B, 5, T, n_k] -> [B, n_k, latent]``.
+
+    Wraps the (shared) :class:`DeviceEncoder` with the device index fixed, so
+    per-device normalisation statistics are selected; this is what an end
+    device runs and what deployment exports.
+    """
+
+    def __init__(self, encoder: DeviceEncoder, device_index: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.device_index = int(device_index)
+
+    def forward(self, seismic_k: torch.Tensor) -> torch.Tensor:
+        return self.encoder(seismic_k, self.device_index)
 
 
 class ReceiverEncoding(nn.Module):
@@ -401,8 +423,13 @@ class EPIC(DistributedModel):
         fusion_layers: self-attention (or, for ``equal``, MLP) blocks.
         head_channels: channels of the three upsampling stages.
         device_dropout: training-time probability of dropping each device.
-        norm: ``"group"`` (default) or ``"batch"`` (the superseded first zoo
-            weights, whose ``config.json`` says so); see :mod:`epic_zoo.models.norm`.
+        norm: the device encoder's normalisation: ``"device-batch"`` (default:
+            BatchNorm with one set of statistics per device, so training and
+            evaluation on a device normalise alike), ``"group"`` (per sample),
+            or ``"batch"`` (one shared set, the superseded first zoo weights,
+            whose ``config.json`` says so); see :mod:`epic_zoo.models.norm`.
+            The centre's upsampling head uses BatchNorm with the
+            ``*batch`` kinds (it runs once per batch) and ``norm`` otherwise.
     """
 
     def __init__(
@@ -419,17 +446,24 @@ class EPIC(DistributedModel):
         fusion_layers: int = 2,
         head_channels: Sequence[int] = (48, 24, 12),
         device_dropout: float = 0.1,
-        norm: str = "group",
+        norm: str = "device-batch",
     ) -> None:
         super().__init__(time_samples, num_devices, bits, device_dropout)
         check_norm(norm)
+        head_norm = "batch" if norm.endswith("batch") else norm
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {FUSIONS}")
         self.latent_dim = int(latent_dim)
         self.fusion = fusion
         num_encoders = 1 if shared_encoder else self.num_devices
         self.encoders = nn.ModuleList(
-            DeviceEncoder(self.time_samples, self.latent_dim, encoder_width, norm=norm)
+            DeviceEncoder(
+                self.time_samples,
+                self.latent_dim,
+                encoder_width,
+                norm=norm,
+                num_devices=self.num_devices if num_encoders == 1 else 1,
+            )
             for _ in range(num_encoders)
         )
         if fusion == "attention":
@@ -440,15 +474,15 @@ class EPIC(DistributedModel):
                 heads,
                 fusion_layers,
                 head_channels,
-                norm,
+                head_norm,
             )
         elif fusion == "equal":
             self.decoder = EqualFusionDecoder(
-                self.latent_dim, self.num_devices, d_model, fusion_layers, head_channels, norm
+                self.latent_dim, self.num_devices, d_model, fusion_layers, head_channels, head_norm
             )
         else:
             self.decoder = IsolatedDecoder(
-                self.latent_dim, self.num_devices, d_model, heads, head_channels, norm
+                self.latent_dim, self.num_devices, d_model, heads, head_channels, head_norm
             )
         devices = np.concatenate(
             [np.full(len(idx), k) for k, idx in enumerate(self.receiver_split)]
@@ -478,9 +512,11 @@ class EPIC(DistributedModel):
             "norm": norm,
         }
 
-    def encoder_module(self, device_index: int) -> DeviceEncoder:
+    def encoder_module(self, device_index: int) -> DeviceView:
         k = self._check_device(device_index)
-        return self.encoders[0 if len(self.encoders) == 1 else k]
+        if len(self.encoders) == 1:
+            return DeviceView(self.encoders[0], k)
+        return DeviceView(self.encoders[k], 0)
 
     def _device_features(self, device_index: int, seismic_k: torch.Tensor) -> torch.Tensor:
         return self.encoder_module(device_index)(seismic_k)

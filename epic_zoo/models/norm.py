@@ -20,7 +20,7 @@ import math
 
 from torch import nn
 
-NORMS: tuple[str, ...] = ("batch", "group")
+NORMS: tuple[str, ...] = ("device-batch", "batch", "group", "instance", "layer", "none")
 GROUPS: int = 8
 """Largest number of GroupNorm groups (fewer when the channels are not a multiple of 8)."""
 
@@ -32,8 +32,52 @@ def check_norm(kind: str) -> str:
     return kind
 
 
-def norm2d(kind: str, channels: int) -> nn.Module:
-    """The normalisation layer ``kind`` for ``[B, channels, H, W]`` feature maps."""
-    if check_norm(kind) == "batch":
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channels at every position of ``[B, C, H, W]`` (ConvNeXt's ``LayerNorm2d``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class DeviceBatchNorm2d(nn.Module):
+    """BatchNorm with its own statistics (and affine) for each end device.
+
+    A shared device encoder is called once per device; plain BatchNorm then
+    normalises each call by that device's batch statistics in training but
+    keeps one set of running statistics, an EMA that the calls' order biases
+    towards the last devices, for evaluation. Here device ``k``'s calls
+    update and use only set ``k``, so evaluation on device ``k`` (at batch 1,
+    on the end device) uses the statistics of exactly what training
+    normalised it by. :attr:`device` selects the set (the encoder sets it).
+    """
+
+    def __init__(self, channels: int, num_devices: int) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(num_devices))
+        self.device = 0
+
+    def forward(self, x):
+        return self.norms[self.device](x)
+
+
+def norm2d(kind: str, channels: int, num_devices: int = 1) -> nn.Module:
+    """The normalisation layer ``kind`` for ``[B, channels, H, W]`` feature maps.
+
+    ``num_devices`` is the number of statistics sets of ``"device-batch"``.
+    """
+    kind = check_norm(kind)
+    if kind == "device-batch":
+        return DeviceBatchNorm2d(channels, num_devices)
+    if kind == "batch":
         return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return ChannelLayerNorm(channels)
+    if kind == "none":
+        return nn.Identity()
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
     return nn.GroupNorm(math.gcd(int(channels), GROUPS), channels)

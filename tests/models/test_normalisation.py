@@ -1,12 +1,18 @@
 """Per-device modules behave the same in training and in deployment (issue: BatchNorm across devices).
 
-EPIC's device encoder runs at batch 1 on an end device. With BatchNorm, a
-per-device call was normalised by that device's batch statistics in training
-and by statistics pooled over devices at evaluation, so evaluation threw away
-what training had learned. These tests train each distributed model briefly
-and check that (a) a device's latent does not depend on what else is in its
-batch, and (b) after training, eval-mode outputs agree with train-mode outputs
-(no device dropout), within a stated tolerance.
+EPIC's shared device encoder is called once per device. With one BatchNorm,
+each call was normalised by that device's batch statistics in training, but
+evaluation used one set of running statistics (an EMA biased towards the
+devices called last), so evaluation threw away what training had learned.
+EPIC now keeps one set of BatchNorm statistics per device
+(``norm="device-batch"``); ``"group"`` is the per-sample alternative. These
+tests train briefly on records whose statistics differ by device, as real
+ones do (devices near a source see stronger arrivals), and check that
+
+- a device's latent in deployment (eval mode, batch 1) does not depend on
+  what else is in the batch;
+- after training, eval-mode outputs agree with train-mode outputs (tolerance
+  stated per test), and the old shared BatchNorm does not.
 """
 
 from __future__ import annotations
@@ -15,15 +21,18 @@ import pytest
 import torch
 
 from epic_zoo.models import create_model
+from epic_zoo.models.norm import DeviceBatchNorm2d
 
 T = 32  # time samples: small and fast; the encoder strides it down to 1
 
 
 def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Records whose scale and offset differ by receiver block (device), and a target they decide."""
     g = torch.Generator().manual_seed(seed)
     seismic = torch.randn(n, 5, T, 70, generator=g)
-    # a target that depends on the records, so training moves the weights
-    velocity = torch.tanh(seismic.mean(dim=(1, 2))[:, None, None, :].expand(n, 1, 70, 70))
+    block = torch.arange(70) // 14  # device of each receiver
+    seismic = seismic * (1 + block) + 0.5 * block
+    velocity = torch.tanh(seismic.mean(dim=(1, 2))[:, None, None, :].expand(n, 1, 70, 70) / 3)
     return seismic, velocity
 
 
@@ -41,45 +50,104 @@ def _train(model: torch.nn.Module, steps: int = 30) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("name", ["epic", "epic-equal", "epic-isolated", "federated"])
-def test_device_latent_does_not_depend_on_the_batch(name: str) -> None:
-    """The latent of one record is the same alone (batch 1, as on the device) or in a batch."""
-    model = create_model(name, time_samples=T, device_dropout=0.0)
-    seismic, _ = _data(6, seed=2)
-    parts = model.split_seismic(seismic)
-    for mode in ("train", "eval"):
-        model.train(mode == "train")
-        with torch.no_grad():
-            batched = model.encode(0, parts[0])
-            alone = torch.cat([model.encode(0, parts[0][i : i + 1]) for i in range(6)])
-            mixed = model.encode(0, torch.cat([parts[0][:1], 10 * parts[0][1:]]))[:1]
-        # quantised latents: equal up to one codec level where rounding flips
-        step = 2 * model.codec_scale / (2**model.codec_bits - 2)  # one codec level
-        assert (batched - alone).abs().max() <= step + 1e-6, mode
-        assert (batched[:1] - mixed).abs().max() <= step + 1e-6, mode
+def _codec_level(model: torch.nn.Module) -> float:
+    return 2 * model.codec_scale / (2**model.codec_bits - 2) + 1e-6
 
 
-@pytest.mark.parametrize("name", ["epic", "epic-isolated", "federated", "split"])
-def test_eval_mode_agrees_with_train_mode_after_training(name: str) -> None:
-    """After 30 training steps, eval-mode outputs match train-mode outputs.
+@pytest.mark.parametrize(
+    ("name", "norm"),
+    [("epic", "device-batch"), ("epic", "group"), ("epic-equal", None), ("federated", None)],
+)
+def test_deployed_latent_does_not_depend_on_the_batch(name: str, norm: str | None) -> None:
+    """In eval mode a record's latent is the same alone (batch 1, as on the device) or in any batch."""
+    kwargs = {"time_samples": T, "device_dropout": 0.0, **({"norm": norm} if norm else {})}
+    model = _train(create_model(name, **kwargs), steps=5).eval()
+    parts = model.split_seismic(_data(6, seed=2)[0])
+    with torch.no_grad():
+        for k in (0, 3):
+            batched = model.encode(k, parts[k])
+            alone = torch.cat([model.encode(k, parts[k][i : i + 1]) for i in range(6)])
+            mixed = model.encode(k, torch.cat([parts[k][:1], 10 * parts[k][1:]]))[:1]
+            # quantised latents: equal up to one codec level where rounding flips
+            assert (batched - alone).abs().max() <= _codec_level(model)
+            assert (batched[:1] - mixed).abs().max() <= _codec_level(model)
 
-    Tolerance: mean absolute difference <= 0.01 on the normalised [-1, 1]
-    scale (15 m/s). EPIC and federated use GroupNorm everywhere per sample,
-    so the two modes differ only where device dropout (off here) or the
-    codec's rounding would; split keeps InversionNet's BatchNorm but
-    normalises all devices' receivers together in training, as evaluation's
-    running statistics do, so it gets the looser 0.05 any BatchNorm network has.
-    """
-    kwargs = {"time_samples": T, "device_dropout": 0.0}
-    model = _train(create_model(name, **kwargs))
-    seismic, _ = _data(16, seed=3)
+
+def test_group_norm_latent_is_batch_independent_in_training_too() -> None:
+    model = create_model("epic", time_samples=T, norm="group").train()
+    part = model.split_seismic(_data(4, seed=5)[0])[1]
+    with torch.no_grad():
+        together = model.encode(1, part)
+        alone = torch.cat([model.encode(1, part[i : i + 1]) for i in range(4)])
+    assert (together - alone).abs().max() <= _codec_level(model)
+
+
+def _train_eval_gap(model: torch.nn.Module) -> float:
+    seismic, _ = _data(32, seed=3)
     with torch.no_grad():
         model.train()
         train_out = model(seismic)
         model.eval()
         eval_out = model(seismic)
-    tolerance = 0.05 if name == "split" else 0.01
-    assert (train_out - eval_out).abs().mean() <= tolerance
+    return float((train_out - eval_out).abs().mean())
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "tolerance"),
+    [
+        ("epic", {"norm": "device-batch"}, 0.03),
+        ("epic", {"norm": "group"}, 0.001),
+        ("epic-isolated", {}, 0.03),
+        ("federated", {}, 0.001),
+        ("split", {}, 0.05),
+    ],
+)
+def test_eval_mode_agrees_with_train_mode_after_training(name, kwargs, tolerance) -> None:
+    """After 60 steps, mean |train-mode - eval-mode| output <= tolerance (normalised scale; 0.01 = 15 m/s).
+
+    Per-sample norms (group) differ only by float noise (0.001); per-device
+    BatchNorm by the batch-statistics noise any BatchNorm network has at
+    batch 8 (0.03 = 45 m/s); split keeps InversionNet's BatchNorm but
+    normalises all devices' receivers together in training, as its running
+    statistics do (0.05).
+    """
+    model = _train(create_model(name, time_samples=T, device_dropout=0.0, **kwargs), steps=60)
+    assert _train_eval_gap(model) <= tolerance
+
+
+def _first_norm_statistics(norm: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """After training on device-dependent records: the first norm layer's running means, and each
+    device's true mean of that layer's input (the first conv's output) on fresh records."""
+    model = _train(create_model("epic", time_samples=T, device_dropout=0.0, norm=norm), steps=60)
+    encoder = model.encoders[0]
+    conv, first_norm = encoder.features[0], encoder.features[1]
+    parts = model.split_seismic(_data(256, seed=6)[0])
+    with torch.no_grad():
+        truth = [conv(part).mean(dim=(0, 2, 3)) for part in parts]
+    if isinstance(first_norm, DeviceBatchNorm2d):
+        running = torch.stack([n.running_mean for n in first_norm.norms])
+    else:
+        running = first_norm.running_mean.expand(len(parts), -1)
+    return running, truth
+
+
+def test_each_device_is_evaluated_with_its_own_statistics() -> None:
+    """The mechanism of the bug and of the fix.
+
+    Training normalises device ``k``'s call by device ``k``'s batch statistics.
+    With per-device BatchNorm, the running means evaluation uses are each
+    device's own; with the old shared BatchNorm they are one EMA, which the
+    calls' order biases towards the devices called last: far from device 0's.
+    """
+    running, truth = _first_norm_statistics("device-batch")
+    for k, mean in enumerate(truth):
+        scale = mean.abs().mean()
+        assert (running[k] - mean).abs().mean() <= 0.15 * scale, k
+    shared, truth = _first_norm_statistics("batch")
+    error = [
+        float((shared[k] - mean).abs().mean() / mean.abs().mean()) for k, mean in enumerate(truth)
+    ]
+    assert error[0] > 0.5 and error[0] > 3 * error[-1]
 
 
 def test_split_batched_training_encode_matches_the_device_path() -> None:
@@ -89,22 +157,22 @@ def test_split_batched_training_encode_matches_the_device_path() -> None:
     model.eval()
     with torch.no_grad():
         per_device = model.encode_all(seismic)
-        # the batched path, with BatchNorm in eval mode (running statistics)
-        model.train()
+        model.train()  # the batched path, with BatchNorm on its running statistics
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.eval()
         batched = model.encode_all(seismic)
-    step = 2 * model.codec_scale / (2**model.codec_bits - 2)  # one codec level
     for a, b in zip(per_device, batched, strict=True):
-        assert (a - b).abs().max() <= step + 1e-6
+        assert (a - b).abs().max() <= _codec_level(model)
         assert (a != b).float().mean() < 0.01
 
 
-def test_no_batchnorm_in_per_device_modules() -> None:
-    """EPIC (every fusion) and federated build no BatchNorm by default."""
-    for name in ("epic", "epic-equal", "epic-isolated", "epic-small", "federated"):
+def test_no_batchnorm_shared_across_devices() -> None:
+    """Every BatchNorm in an EPIC device encoder belongs to one device's statistics set."""
+    for name in ("epic", "epic-equal", "epic-isolated", "epic-small"):
         model = create_model(name, time_samples=T)
-        assert not any(
-            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
-        ), name
+        for encoder in model.encoders:
+            norms = [m for m in encoder.modules() if isinstance(m, DeviceBatchNorm2d)]
+            assert norms and all(len(m.norms) == model.num_devices for m in norms), name
+    federated = create_model("federated", time_samples=T)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in federated.modules())
