@@ -531,3 +531,31 @@ def test_committed_weights_load_offline_and_reproduce(
     assert hub.default_registry_path() == REPO_REGISTRY
     result = reproduce_pretrained(name, tmp_path / "data")
     assert result["failures"] == [], result
+
+
+def test_cli_exports_a_run_folder_and_registers_it(
+    env: types.SimpleNamespace, tiny_run: types.SimpleNamespace, tmp_path: Path
+) -> None:
+    """The lead's path for re-trained weights: run folder -> Hub folder -> registry entry."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.dir, run)
+    results = json.loads((run / "results.json").read_text())
+    results["baseline"] = {"mean_map_mae": 0.25, "mae_ratio_to_mean_map": 1.2, "learns": False}
+    results["seed"] = 3
+    (run / "results.json").write_text(json.dumps(results))
+    out = env.checkpoints / "epic.flatvel-a"
+    argv = ["export", str(run), "--out", str(out), "--register", "--repo-id", REPO]
+    assert hub.main(argv) == 0
+    entry = hub.get_pretrained_info(NAME)
+    assert entry.local == "epic.flatvel-a" and entry.repo_id == REPO
+    assert entry.metrics == pytest.approx({"ssim": 0.25, "mae": 0.3})
+    assert entry.baseline["mean_map_mae"] == 0.25 and entry.baseline["learns"] is False
+    assert entry.files == hub.folder_hashes(out)
+    config = hub.read_config(out)
+    assert config["record"]["seed"] == 3 and config["record"]["source_checkpoint"].startswith(
+        "best"
+    )
+    model, meta = hub.load_model(NAME)
+    assert meta["source"] == "local"
+    with torch.no_grad():
+        torch.testing.assert_close(model(tiny_run.x), tiny_run.expected)

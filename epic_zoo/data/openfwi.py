@@ -79,6 +79,30 @@ def present_keys(
     return [k for k in _keys(info, split) if file_pair_names(info, k)[0] in present]
 
 
+_ANY_PAIR = re.compile(r"(data|seis)(.*)\.npy")
+_PARTNER = {"data": "model", "seis": "vel"}
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def any_pairs(present: dict[str, Path] | set[str]) -> list[tuple[str, str]]:
+    """Every ``data*.npy``/``model*.npy`` and ``seis*.npy``/``vel*.npy`` pair present, natural order.
+
+    For folders of OpenFWI-layout pairs whose names are not the dataset's
+    official ones (e.g. ``data1.npy``/``model1.npy`` for a Fault dataset).
+    Seismic files without a partner are left out.
+    """
+    pairs = []
+    for name in sorted(present, key=_natural_key):
+        if (m := _ANY_PAIR.fullmatch(name)) and (
+            partner := f"{_PARTNER[m[1]]}{m[2]}.npy"
+        ) in present:
+            pairs.append((name, partner))
+    return pairs
+
+
 def index_folder(root: Path) -> dict[str, Path]:
     """Every ``.npy`` file under ``root`` by name; duplicate names are an error."""
     found: dict[str, Path] = {}
@@ -125,7 +149,9 @@ class OpenFWIFolder(ShardedArrays):
         dataset: epic_zoo or OpenFWI name, e.g. ``"flatvel-a"`` / ``"FlatVel-A"``.
         split: ``"train"`` or ``"test"`` (the official file lists: only files
             present are used) or ``None`` (every pair present whose name
-            follows the dataset's layout).
+            follows the dataset's layout). A folder with none of those names
+            is read as every ``data*/model*`` or ``seis*/vel*`` pair present
+            (:func:`any_pairs`), with a note on stderr.
         mmap: memory-map the files (default); ``False`` loads each file into
             memory on its first read.
 
@@ -157,17 +183,30 @@ class OpenFWIFolder(ShardedArrays):
             )
         present = index_folder(self.root)
         keys = present_keys(self.info, present, split)
-        if not keys:
-            which = "any split" if split is None else f"the official {split} split"
-            names = [file_pair_names(self.info, k)[0] for k in _keys(self.info, split or "train")]
+        which = "any split" if split is None else f"the official {split} split"
+        names = [file_pair_names(self.info, k) for k in keys]
+        own_pairs = not keys and not present_keys(self.info, present, None)
+        if own_pairs:  # no file follows the dataset's naming: a user's own folder of pairs
+            names = any_pairs(present)
+        if not names:
+            expected = [
+                file_pair_names(self.info, k)[0] for k in _keys(self.info, split or "train")
+            ]
             raise DataError(
                 f"no {self.info.openfwi_name} seismic files of {which} under {self.root} "
-                f"(expected names {names[0]} .. {names[-1]}). Download them from "
-                "https://openfwi-lanl.github.io or pass the folder that holds them."
+                f"(expected names {expected[0]} .. {expected[-1]}, or any data*/model* or "
+                "seis*/vel* .npy pairs). Download them from https://openfwi-lanl.github.io "
+                "or pass the folder that holds them."
+            )
+        if own_pairs:
+            print(
+                f"note: no {self.info.openfwi_name} files of {which} under {self.root}; reading "
+                f"every data*/model* and seis*/vel* pair instead ({len(names)}: "
+                f"{names[0][0]} .. {names[-1][0]})",
+                file=sys.stderr,
             )
         pairs = []
-        for key in keys:
-            seis_name, vel_name = file_pair_names(self.info, key)
+        for seis_name, vel_name in names:
             if vel_name not in present:
                 raise DataError(
                     f"{present[seis_name]} has no velocity partner {vel_name} under {self.root}. "

@@ -181,3 +181,16 @@ def test_import_rejects_bad_values_and_writes_nothing(
     with pytest.raises(DataError, match=message):
         import_openfwi(tmp_path / "src", tmp_path / "out", "flatvel-a", progress=False)
     assert list((tmp_path / "out").rglob("*.h5*")) == []
+
+
+def test_any_folder_of_pairs_is_read_with_a_note(tmp_path, write_openfwi_files, capsys):
+    """data*/model* pairs for a Fault dataset (not its official seis*/vel* names)."""
+    write_openfwi_files(tmp_path, "flatvel-a", [(10,), (2,)], samples=2)
+    folder = OpenFWIFolder(tmp_path, "flatfault-a", "test")
+    assert [p.name for p in folder.files] == ["data2.npy", "data10.npy"]  # natural order
+    assert len(folder) == 4 and folder.attrs["dataset"] == "flatfault-a"
+    note = capsys.readouterr().err
+    assert "reading every data*/model* and seis*/vel* pair" in note and "data2.npy" in note
+    official = OpenFWIFolder(tmp_path, "flatvel-a", "train")  # official names: no note
+    assert [p.name for p in official.files] == ["data2.npy", "data10.npy"]
+    assert "note" not in capsys.readouterr().err
