@@ -168,9 +168,12 @@ def write_registry(entries: Mapping[str, PretrainedInfo], path: str | Path) -> P
     return path
 
 
-def list_pretrained(filter: str = "*", registry: str | Path | None = None) -> list[str]:
-    """Names of the registered pretrained weights matching the glob ``filter``, sorted."""
-    return sorted(n for n in read_registry(registry) if fnmatch.fnmatch(n, filter))
+def list_pretrained(filter: str | None = "*", registry: str | Path | None = None) -> list[str]:
+    """Names of the registered pretrained weights matching the glob ``filter``, sorted.
+
+    Also ``epic_zoo.models.list_pretrained`` (the same function).
+    """
+    return sorted(n for n in read_registry(registry) if fnmatch.fnmatch(n, filter or "*"))
 
 
 def get_pretrained_info(name: str, registry: str | Path | None = None) -> PretrainedInfo:

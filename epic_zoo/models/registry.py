@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from epic_zoo.hub.registry import list_pretrained as _registered
+from epic_zoo.hub.registry import list_pretrained  # noqa: F401  (re-exported: one home)
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -48,11 +48,6 @@ def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of registered architectures, optionally filtered by a glob (``"epic*"``)."""
     names = sorted(_MODELS)
     return fnmatch.filter(names, pattern) if pattern else names
-
-
-def list_pretrained(pattern: str | None = None) -> list[str]:
-    """Names of published weights (``"epic.flatvel-a"``, ...), optionally filtered by a glob."""
-    return _registered(pattern or "*")
 
 
 def _builder(arch: str) -> Callable[..., nn.Module]:
