@@ -3,13 +3,14 @@
 This is how the committed sweep and the pretrained weights were made (see the
 README's results section for the exact command and budget). Each pair is one
 call of :func:`epic_zoo.run.train_from_overrides` in its own process, writing
-``{runs}/{recipe}/{dataset}/results.json``; a pair whose results file exists is
+``{runs}/{recipe_name}/{dataset}/results.json`` (the runner's name for the
+recipe at that scale: ``epic`` at ``--scale lite`` is ``epic_lite``); a pair whose results file exists is
 skipped, and an interrupted pair resumes from its ``last.ckpt``.
 
 Example (the lite CPU scale, two datasets, two models, one job at a time)::
 
     python benchmarks/train_zoo.py --datasets flatvel-a curvevel-a \\
-        --recipes epic_lite inversionnet_lite --runs runs/zoo --jobs 1
+        --recipes epic inversionnet --scale lite --runs runs/zoo --jobs 1
 
 On a GPU machine add ``--trainer gpu --jobs 6``: the GPU is shared by the jobs.
 ``--deadline-min`` caps every job's training time (Lightning ``max_time``) so
@@ -32,14 +33,7 @@ from epic_zoo.data.catalog import DATASET_NAMES
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.run_layout import RESULTS_FILE
 
-SWEEP_RECIPES = (
-    "epic_lite",
-    "epic_equal_lite",
-    "epic_isolated_lite",
-    "split_lite",
-    "federated_lite",
-    "inversionnet_lite",
-)
+SWEEP_RECIPES = ("epic", "epic_equal", "epic_isolated", "split", "federated", "inversionnet")
 
 
 def sweep_profile(name: str, sizes: list[int] | None) -> Profile:
@@ -106,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recipes", nargs="+", default=list(SWEEP_RECIPES), help="runner recipes to train"
     )
+    parser.add_argument(
+        "--scale", default="lite", help="runner scale for every recipe (lite | full | none)"
+    )
     parser.add_argument("--runs", default="runs/zoo", help="runs root: {runs}/{recipe}/{dataset}")
     parser.add_argument(
         "--data-root", default=None, help="data cache root (default: $EPIC_ZOO_DATA or ~/.cache)"
@@ -164,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
         ):
             print(f"  data ready: {name} ({time.time() - started:.0f} s)", flush=True)
 
+    from epic_zoo.run import compose_config
+
+    names = {  # the runner's run name, e.g. epic at scale lite -> epic_lite
+        r: compose_config([f"recipe={r}", f"scale={args.scale}"]).recipe_name for r in args.recipes
+    }
     jobs = []
     for dataset in args.datasets:  # dataset-major: a stopped sweep leaves whole datasets done
         for recipe in args.recipes:
-            run_dir = Path(args.runs) / recipe / dataset
+            run_dir = Path(args.runs) / names[recipe] / dataset
             if (run_dir / RESULTS_FILE).is_file():
                 continue
             overrides = [
                 f"recipe={recipe}",
+                f"scale={args.scale}",
                 f"data.dataset={dataset}",
                 f"data.profile={profile_override}",
                 f"data.seed={args.seed}",
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides += list(args.extra)
             jobs.append(
                 {
-                    "recipe": recipe,
+                    "recipe": names[recipe],
                     "dataset": dataset,
                     "run_dir": str(run_dir),
                     "overrides": overrides,

@@ -790,23 +790,12 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
-    """:func:`train` on the configuration of ``overrides`` (e.g. from a script or a sweep).
+    """:func:`train` on the configuration of ``overrides``, as the command line would compose it.
 
-    Without ``recipe=``, ``model=NAME`` selects the lite recipe of that model
-    (``recipe=NAME_lite``, hyphens as underscores), e.g. ``model=epic-equal`` ->
-    ``recipe=epic_equal_lite``. Runs go to ``run_dir`` (no Hydra output folder).
+    E.g. ``["recipe=epic", "scale=lite", "data.dataset=curvevel-a"]`` from a
+    script (``benchmarks/train_zoo.py``). Runs go to ``run_dir`` (no Hydra
+    output folder).
     """
-    overrides = list(overrides)
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    if "recipe" not in keys:
-        models = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "model"]
-        recipe = f"{models[-1].replace('-', '_')}_lite" if models else None
-        if recipe not in available_recipes():
-            raise ValueError(
-                f"no recipe= among the overrides {overrides} and no lite recipe for them; "
-                f"add recipe=NAME, one of: {', '.join(available_recipes())}"
-            )
-        overrides.append(f"recipe={recipe}")
     return train(compose_config(overrides))
 
 

@@ -391,12 +391,12 @@ def test_fit_logs_physics_and_validation_misfit(tiny_data_root, tmp_path):
 @pytest.mark.parametrize(("recipe", "label_fraction"), [("epic_phys", 1.0), ("epic_semi", 0.5)])
 def test_recipes_build_the_physics_task(recipe, label_fraction):
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[f"recipe={recipe}", "+scale=lite"])
+        cfg = compose("config", overrides=[f"recipe={recipe}", "scale=lite"])
     task = instantiate(
         cfg.task, model_name=cfg.model.name, model_kwargs=EPIC_SMALL, _convert_="all"
     )
     assert isinstance(task, PhysicsInversionTask)
-    assert cfg.model.name == "epic" and cfg.recipe_name == recipe
+    assert cfg.model.name == "epic" and cfg.recipe_name == f"{recipe}_lite"
     assert task.hparams.label_fraction == label_fraction
     assert task.physics.weight > 0 and task.physics.shots == (2,)
 

@@ -107,6 +107,27 @@ def test_recipe_composes(recipe):
     assert cfg.task._target_.endswith(expected_task)
 
 
+@pytest.mark.parametrize("alias", [r for r in RECIPES if r.endswith("_lite")])
+def test_lite_alias_is_the_recipe_at_scale_lite(alias):
+    base = alias.removesuffix("_lite")
+    assert compose_config([f"recipe={alias}"]) == compose_config([f"recipe={base}", "scale=lite"])
+
+
+def test_scale_is_a_command_line_choice_that_names_the_run():
+    lite = compose_config(["recipe=epic", "scale=lite"])
+    assert (lite.recipe_name, lite.data.profile, lite.trainer.max_epochs) == (
+        "epic_lite",
+        "lite",
+        10,
+    )
+    assert lite.task.scheduler == "cosine" and not lite.early_stopping.enabled
+    assert compose_config(["recipe=epic"]).recipe_name == "epic"
+    assert compose_config(["recipe=epic_lite", "scale=full"]).data.profile == "full"
+    assert compose_config(["recipe=mean_map"]).recipe_name == "mean_map"
+    assert compose_config(["recipe=mean_map", "scale=full"]).recipe_name == "mean_map_full"
+    assert compose_config(["recipe=quickstart", "scale=lite"]).recipe_name == "quickstart"
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_fast_dev_run_on_tiny_data(recipe, tiny_data_root, tmp_path):
     cfg = _tiny_config(recipe, tiny_data_root, tmp_path, "trainer.fast_dev_run=true")
