@@ -11,12 +11,12 @@ with the same data, batch size, epochs and seed:
 - ``semi-50``: ``recipe=epic_semi`` (L1 on the labelled half, physics loss
   on the unlabelled half first, :class:`~epic_zoo.tasks.physics_inversion.PhysicsInversionTask`).
 
-Each run's last checkpoint (after the same number of steps) is tested:
-SSIM, MAE, and the raw
-relative data misfit (:func:`epic_zoo.wave_physics.data_misfit`, all shots, whole
-record) on the first ``--misfit-samples`` test samples. Then ``epic``'s
-predictions of the first ``--refine-samples`` test samples are refined
-(:func:`epic_zoo.wave_physics.refine`, ``--refine-iterations`` Adam steps) and
+Each run's best checkpoint (by validation MAE, the one the runner tests) is
+scored with :func:`epic_zoo.evaluate.evaluate_model`, the function behind
+``python -m epic_zoo.evaluate``: SSIM, MAE, and the raw relative data misfit
+(all shots, whole record) on the first ``--misfit-samples`` test samples.
+Then ``epic``'s predictions of the first ``--refine-samples`` test samples
+are refined (``--refine-iterations`` FWI iterations, the same function) and
 scored before and after. Finally one training step of epic and of epic-phys
 is timed on the same batch (``--step-repeats`` repeats, median), which is
 the cost of the physics loss per step.
@@ -55,7 +55,6 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--refine-iterations", type=int, default=10, help="Adam steps of refinement (10)"
     )
-    parser.add_argument("--refine-lr", type=float, default=5.0, help="refinement step, m/s (5)")
     parser.add_argument(
         "--step-repeats", type=int, default=3, help="timed training steps per task (3)"
     )
@@ -92,13 +91,9 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from epic_zoo.data.datamodule import FWIDataModule  # noqa: E402
 from epic_zoo.data.profiles import Profile  # noqa: E402
 from epic_zoo.data.store import H5Split, ensure_data, profile_root  # noqa: E402
-from epic_zoo.data.transforms import denormalize_velocity, normalize_velocity  # noqa: E402
-from epic_zoo.hub import model_from_checkpoint  # noqa: E402
-from epic_zoo.metrics import inversion_metrics  # noqa: E402
+from epic_zoo.evaluate import evaluate_model, load_model  # noqa: E402
 from epic_zoo.provenance import cpu_name, git_commit  # noqa: E402
 from epic_zoo.run import (  # noqa: E402
-    CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
     config_dir,
     model_kwargs_for,
     train,
@@ -106,7 +101,7 @@ from epic_zoo.run import (  # noqa: E402
 from epic_zoo.run_layout import RESULTS_FILE  # noqa: E402
 from epic_zoo.tasks.inversion import InversionTask, to_plain  # noqa: E402
 from epic_zoo.tasks.physics_inversion import PhysicsInversionTask  # noqa: E402
-from epic_zoo.wave_physics import data_misfit, refine  # noqa: E402
+from epic_zoo.wave_physics import REFINE_LR_MS  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "epic": ["recipe=epic"],
@@ -155,9 +150,9 @@ def compose_cfg(args: argparse.Namespace, variant: str, dataset: str, run_dir: P
         return compose("config", overrides=VARIANTS[variant] + overrides(args, dataset, run_dir))
 
 
-def last_checkpoint(run_dir: Path) -> Path:
-    """The weights after the last epoch: every run is scored after the same number of steps."""
-    return run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+def best_checkpoint(summary: dict[str, Any]) -> Path:
+    """The checkpoint the runner tested: best by ``val/mae`` (``results.json`` ``checkpoint``)."""
+    return Path(summary["checkpoint"])
 
 
 def train_variant(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
@@ -170,67 +165,46 @@ def train_variant(args: argparse.Namespace, variant: str, dataset: str) -> dict[
     return json.loads(results.read_text())
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, split: H5Split, count: int, dataset: str):
-    """Normalised predictions, normalised truth and raw records of the first ``count`` samples."""
-    from epic_zoo.data.transforms import normalize_seismic
-
-    raw = torch.stack([torch.from_numpy(split[i][0]) for i in range(count)])
-    truth = torch.stack([torch.from_numpy(split[i][1]) for i in range(count)])
-    pred = torch.cat(
-        [model(normalize_seismic(raw[i : i + 16], dataset)) for i in range(0, count, 16)]
-    )
-    return pred, normalize_velocity(truth), raw
-
-
-def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
-    metrics = inversion_metrics("")
-    metrics.update(pred.clamp(-1, 1), truth)
-    return {k: float(v) for k, v in metrics.compute().items() if k in SCORES}
+def test_split(args: argparse.Namespace, dataset: str) -> H5Split:
+    return H5Split(profile_root(args.root, profile(args), 0) / dataset / "test")
 
 
 def evaluate_run(args: argparse.Namespace, variant: str, dataset: str) -> dict[str, Any]:
-    run_dir = Path(args.runs) / dataset / variant
     summary = train_variant(args, variant, dataset)
-    model, _ = model_from_checkpoint(last_checkpoint(run_dir))
-    test = H5Split(profile_root(args.root, profile(args), 0) / dataset / "test")
-    pred, truth, raw = predict(model, test, len(test), dataset)
-    row = {"variant": variant, "dataset": dataset, **scores(pred, truth)}
-    n = min(args.misfit_samples, len(test))
-    misfit = data_misfit(denormalize_velocity(pred[:n]), raw[:n], data_time_stride=args.time_stride)
-    row["misfit"] = float(misfit.sample.mean())
-    row["misfit_device_max"] = float(misfit.device.max(dim=1).values.mean())
+    model = load_model(str(best_checkpoint(summary)))
+    result = evaluate_model(
+        model, test_split(args, dataset), misfit=True, physics_limit=args.misfit_samples
+    )
+    row = {"variant": variant, "dataset": dataset, **{k: result[k] for k in SCORES}}
+    row["misfit"] = result["misfit"]
+    row["misfit_worst_device"] = max(result["misfit_per_device"])
     row["train_seconds"] = summary["wall_time_s"]
     row["steps"] = summary["global_step"]
-    row["best_by_val_ssim"] = Path(summary["best_checkpoint"]).stem
+    row["checkpoint"] = best_checkpoint(summary).stem
     return row
 
 
 def refine_row(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     """Refine epic's first test predictions; scores before and after."""
-    model, _ = model_from_checkpoint(last_checkpoint(Path(args.runs) / dataset / "epic"))
-    test = H5Split(profile_root(args.root, profile(args), 0) / dataset / "test")
-    pred, truth, raw = predict(model, test, args.refine_samples, dataset)
-    result = refine(
-        denormalize_velocity(pred.clamp(-1, 1)),
-        raw,
-        args.refine_iterations,
-        data_time_stride=args.time_stride,
-        lr=args.refine_lr,
-    )
-    before, after = scores(pred, truth), scores(normalize_velocity(result.velocity), truth)
+    summary = train_variant(args, "epic", dataset)
+    model = load_model(str(best_checkpoint(summary)))
+    result = evaluate_model(
+        model,
+        test_split(args, dataset),
+        limit=args.refine_samples,
+        refine_iterations=args.refine_iterations,
+        physics_limit=args.refine_samples,
+    )["refine"]
     return {
         "dataset": dataset,
-        "samples": args.refine_samples,
-        "iterations": args.refine_iterations,
-        "lr_ms": args.refine_lr,
-        **{f"{k}_before": v for k, v in before.items()},
-        **{f"{k}_after": v for k, v in after.items()},
-        "misfit_before": float(result.misfit[0].mean()),
-        "misfit_after": float(result.misfit[-1].mean()),
-        "seconds": result.seconds,
-        "seconds_per_sample_iteration": result.seconds
-        / max(1, args.refine_samples * args.refine_iterations),
+        "samples": result["samples"],
+        "iterations": result["iterations"],
+        "lr_ms": REFINE_LR_MS,
+        **{f"{k}_before": v for k, v in result["before"].items()},
+        **{f"{k}_after": v for k, v in result["after"].items()},
+        "seconds": result["seconds"],
+        "seconds_per_sample_iteration": result["seconds"]
+        / max(1, result["samples"] * result["iterations"]),
     }
 
 
@@ -305,7 +279,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Data: synthetic, {c['data']['train']} train / {c['data']['val']} val / "
         f"{c['data']['test']} test samples per dataset, every {c['data']['time_stride']}th ms. "
         f"Every run: same data, batch size, epochs ({result['epochs']}) and seed, scored "
-        "after the last epoch (the epoch that was best by val/ssim is listed for reference). "
+        "with its best checkpoint by val/mae (listed), as the runner tests it. "
         "torch "
         f"{c['torch']}, {c['threads']} thread(s) on a shared CPU (load {c['load_average'][0]:.1f}).",
         "",
@@ -313,14 +287,14 @@ def markdown(result: dict[str, Any]) -> str:
         "raw relative L2 data misfit (all shots, whole record) of the first "
         f"{result['misfit_samples']} test samples. Seconds: whole run (training, validation, test).",
         "",
-        "| dataset | run | SSIM | MAE | MAE m/s | misfit | steps | seconds | best val/ssim |",
+        "| dataset | run | SSIM | MAE | MAE m/s | misfit | steps | seconds | checkpoint |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {_f(r['ssim'])} | {_f(r['mae'], 4)} | "
             f"{_f(r['mae_ms'], 1)} | {_f(r['misfit'])} | {r['steps']} | {r['train_seconds']:.0f} "
-            f"| {r['best_by_val_ssim']} |"
+            f"| {r['checkpoint']} |"
         )
     lines += [
         "",
