@@ -12,7 +12,7 @@ HDF5 shard, split folder (``.../flatvel-a/test``) or dataset folder (its
 ``test/`` split is used), or a folder of OpenFWI ``.npy`` pairs (every pair
 present, unless ``--split``).
 
-Metrics follow :func:`epic_zoo.tasks.metrics.inversion_metrics`: ``mae`` and
+Metrics follow :func:`epic_zoo.metrics.inversion_metrics`: ``mae`` and
 ``rmse`` on the normalised ``[-1, 1]`` velocity scale, ``mae_ms`` /
 ``rmse_ms`` in m/s, ``ssim`` (torchmetrics) and ``ssim_openfwi`` (OpenFWI's
 zero-padded window) on maps rescaled to ``[0, 1]``.
@@ -60,7 +60,7 @@ from epic_zoo.data.geometry import (
 from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
-from epic_zoo.tasks.metrics import inversion_metrics
+from epic_zoo.metrics import inversion_metrics
 
 METRIC_KEYS: tuple[str, ...] = ("mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi")
 """Metrics :func:`evaluate_model` reports (see the module docstring for scales)."""
@@ -508,8 +508,8 @@ def open_data(
 def save_panels(
     model: nn.Module, dataset: Dataset, path: str | Path, num: int = 4, device: str = "cpu"
 ) -> Path:
-    """PNG of ``num`` samples: prediction, truth, error in m/s (see :mod:`epic_zoo.tasks.plots`)."""
-    from epic_zoo.tasks.plots import save_figure, velocity_panels
+    """PNG of ``num`` samples: prediction, truth, error in m/s (see :mod:`epic_zoo.plots`)."""
+    from epic_zoo.plots import save_figure, velocity_panels
 
     items = [dataset[i] for i in range(min(int(num), len(dataset)))]
     seismic = torch.stack([it["seismic"] for it in items]).to(device)

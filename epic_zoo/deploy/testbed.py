@@ -316,7 +316,7 @@ def ssim_vs_devices_lost(
     """
     from epic_zoo.data.transforms import normalize_velocity
     from epic_zoo.models.codec import unpack_payload
-    from epic_zoo.tasks.metrics import openfwi_ssim
+    from epic_zoo.metrics import openfwi_ssim
 
     central = CentralDecoder(bundle / "central")
     num_devices = central.num_devices

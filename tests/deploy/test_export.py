@@ -147,13 +147,13 @@ def test_export_cli(tmp_path: Path, capsys) -> None:
     assert "UNTRAINED" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # imports torchmetrics (epic_zoo.tasks.metrics): ~10 s on a busy CPU
+@pytest.mark.slow  # imports torchmetrics (epic_zoo.metrics): ~10 s on a busy CPU
 def test_ssim_vs_devices_lost_goes_through_the_deployed_parts(
     bundle: Path, small_epic, records
 ) -> None:
     from epic_zoo.data.transforms import normalize_velocity
     from epic_zoo.deploy.testbed import ssim_vs_devices_lost
-    from epic_zoo.tasks.metrics import openfwi_ssim
+    from epic_zoo.metrics import openfwi_ssim
 
     velocity = np.linspace(1500.0, 4500.0, 70, dtype=np.float32)[None, :, None].repeat(70, 2)
     samples = [(records[i], velocity) for i in range(2)]
