@@ -315,8 +315,8 @@ def ssim_vs_devices_lost(
     ``[5, T, 70]`` and true velocity ``[1, 70, 70]`` m/s (an ``H5Split``'s items).
     """
     from epic_zoo.data.transforms import normalize_velocity
-    from epic_zoo.models.codec import unpack_payload
     from epic_zoo.metrics import openfwi_ssim
+    from epic_zoo.models.codec import unpack_payload
 
     central = CentralDecoder(bundle / "central")
     num_devices = central.num_devices

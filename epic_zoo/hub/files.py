@@ -56,16 +56,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: str | Path | None) -> dict[str, Any]:
-    """A JSON object from ``path`` (``{}`` for ``None``), with a clear error."""
+def read_json(path: str | Path | None, *, fix: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``path`` (``{}`` for ``None``), with a clear error.
+
+    Raises :class:`HubFormatError` for a file that cannot be read or is not a
+    JSON object; ``fix`` (e.g. ``"download it again"``) ends the message.
+    """
     if path is None:
         return {}
+    hint = f"; {fix}" if fix else ""
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise HubFormatError(f"cannot read JSON object from {path}: {err}") from err
+        raise HubFormatError(f"cannot read JSON object from {path}: {err}{hint}") from err
     if not isinstance(value, dict):
-        raise HubFormatError(f"{path} must hold a JSON object")
+        raise HubFormatError(f"{path} must hold a JSON object{hint}")
     return value
 
 

@@ -42,6 +42,7 @@ from epic_zoo.hub.files import (
     HUB_FORMAT_VERSION,
     WEIGHTS_NAME,
     atomic_write_text,
+    read_json,
 )
 from epic_zoo.provenance import git_commit
 
@@ -217,13 +218,8 @@ def read_config(folder: str | Path, *, what: str | None = None) -> dict[str, Any
             f"{what}: no {CONFIG_NAME} in {folder}; a Hub-format folder holds "
             f"{', '.join(HUB_FILES)} (write one with `python -m epic_zoo.hub push CKPT --dry-run --out DIR`)"
         )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise HubFormatError(
-            f"{what}: {path} is not valid JSON ({err}); download it again"
-        ) from err
-    if not isinstance(config, dict) or config.get("format") != HUB_FORMAT:
+    config = read_json(path, fix=f"download {what} again")
+    if config.get("format") != HUB_FORMAT:
         raise HubFormatError(
             f"{what}: {path} is not an epic_zoo config (format {HUB_FORMAT!r} expected)"
         )

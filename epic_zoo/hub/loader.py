@@ -460,29 +460,13 @@ class PretrainedFWI(PyTorchModelHubMixin, library_name="epic_zoo", license=DEFAU
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls,
-        pretrained_model_name_or_path: str | Path,
-        *,
-        force_download: bool = False,
-        token: str | bool | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        revision: str | None = None,
-        map_location: str | torch.device = "cpu",
-        **model_kwargs: Any,
+        cls, pretrained_model_name_or_path: str | Path, **kwargs: Any
     ) -> nn.Module:
-        """The network of a Hub repo id, ``hf-hub:`` spec, local folder or pretrained name."""
-        return from_pretrained(
-            pretrained_model_name_or_path,
-            expected=None,
-            force_download=force_download,
-            token=token,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            revision=revision,
-            map_location=map_location,
-            **model_kwargs,
-        )
+        """The network of a Hub repo id, ``hf-hub:`` spec, local folder or pretrained name.
+
+        Keyword arguments as :func:`from_pretrained` (any architecture is accepted).
+        """
+        return from_pretrained(pretrained_model_name_or_path, expected=None, **kwargs)
 
 
 def from_pretrained(

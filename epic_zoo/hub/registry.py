@@ -28,6 +28,7 @@ from epic_zoo.hub.files import (
     WEIGHTS_NAME,
     atomic_write_text,
     file_sha256,
+    read_json,
 )
 
 REGISTRY_NAME = "registry.json"
@@ -137,13 +138,8 @@ def read_registry(path: str | Path | None = None) -> dict[str, PretrainedInfo]:
     path = Path(path) if path is not None else default_registry_path()
     if not path.is_file():
         return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise HubFormatError(
-            f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path.name}`"
-        ) from err
-    if not isinstance(raw, dict) or raw.get("format_version") != REGISTRY_FORMAT_VERSION:
+    raw = read_json(path, fix=f"restore it with `git checkout -- {path.name}`")
+    if raw.get("format_version") != REGISTRY_FORMAT_VERSION:
         raise HubFormatError(
             f"{path} is not an epic_zoo registry (format_version {REGISTRY_FORMAT_VERSION} expected)"
         )

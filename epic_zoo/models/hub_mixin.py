@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from huggingface_hub import PyTorchModelHubMixin
 
 
@@ -43,34 +42,18 @@ class HubMixin(
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls,
-        pretrained_model_name_or_path: str | Path,
-        *,
-        force_download: bool = False,
-        token: str | bool | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        revision: str | None = None,
-        map_location: str | torch.device = "cpu",
-        **model_kwargs: Any,
+        cls, pretrained_model_name_or_path: str | Path, **kwargs: Any
     ):
         """Load weights of this class from a folder, Hub repo id or pretrained name.
 
-        Raises ``ArchitectureMismatchError`` when the source holds another class.
+        Keyword arguments (``revision``, ``cache_dir``, ``local_files_only``,
+        ``force_download``, ``token``, ``map_location``, constructor arguments)
+        as :func:`epic_zoo.hub.loader.from_pretrained`. Raises
+        ``ArchitectureMismatchError`` when the source holds another class.
         """
         from epic_zoo.hub.loader import from_pretrained
 
-        return from_pretrained(
-            pretrained_model_name_or_path,
-            expected=cls,
-            force_download=force_download,
-            token=token,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            revision=revision,
-            map_location=map_location,
-            **model_kwargs,
-        )
+        return from_pretrained(pretrained_model_name_or_path, expected=cls, **kwargs)
 
     def save_pretrained(  # type: ignore[override]
         self,
