@@ -62,7 +62,7 @@ def simulate_folder(dataset: str, num: int, out: Path, threads: int) -> Path:
     torch.set_num_threads(threads)
     velocity = generate_velocity(dataset, range(num), seed=CHECK_SEED, split="test")
     started = time.time()
-    seismic = simulate(velocity, backend="openfwi", progress=True)
+    seismic = simulate(velocity, backend="openfwi")
     print(f"{dataset}: {num} maps through the recipe port in {time.time() - started:.0f} s")
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / vel_name, velocity.astype(np.float32))
