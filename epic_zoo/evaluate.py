@@ -62,13 +62,13 @@ from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
 from epic_zoo.metrics import inversion_metrics
 
-METRIC_KEYS: tuple[str, ...] = ("mae", "rmse", "mae_ms", "rmse_ms", "ssim", "ssim_openfwi")
+METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
 """Metrics :func:`evaluate_model` reports (see the module docstring for scales)."""
 RAW_BYTES_PER_VALUE: int = 4
 """A raw record travels as float32."""
 PHYSICS_LIMIT: int = 8
 """Default number of samples (the first ones) the misfit and the refinement cover."""
-REFINE_METRIC_KEYS: tuple[str, ...] = ("ssim", "ssim_openfwi", "mae", "mae_ms", "misfit")
+REFINE_METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "mae", "misfit")
 """What the ``refine`` record reports ``before`` and ``after`` the refinement."""
 
 
