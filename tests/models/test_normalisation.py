@@ -61,6 +61,8 @@ def _codec_level(model: torch.nn.Module) -> float:
 def test_deployed_latent_does_not_depend_on_the_batch(name: str, norm: str | None) -> None:
     """In eval mode a record's latent is the same alone (batch 1, as on the device) or in any batch."""
     kwargs = {"time_samples": T, "device_dropout": 0.0, **({"norm": norm} if norm else {})}
+    if name == "federated":
+        kwargs["dims"] = (4, 8, 16, 32, 64)
     model = _train(create_model(name, **kwargs), steps=5).eval()
     parts = model.split_seismic(_data(6, seed=2)[0])
     with torch.no_grad():
@@ -98,8 +100,8 @@ def _train_eval_gap(model: torch.nn.Module) -> float:
         ("epic", {"norm": "device-batch"}, 0.03),
         ("epic", {"norm": "group"}, 0.001),
         ("epic-isolated", {}, 0.03),
-        ("federated", {}, 0.001),
-        ("split", {}, 0.05),
+        ("federated", {"dims": (4, 8, 16, 32, 64)}, 0.001),
+        ("split", {"dims": (8, 16, 32, 64, 128)}, 0.05),
     ],
 )
 def test_eval_mode_agrees_with_train_mode_after_training(name, kwargs, tolerance) -> None:
@@ -152,7 +154,7 @@ def test_each_device_is_evaluated_with_its_own_statistics() -> None:
 
 def test_split_batched_training_encode_matches_the_device_path() -> None:
     """Split's one-call training encode equals the per-device path when BatchNorm uses fixed stats."""
-    model = create_model("split", time_samples=T, device_dropout=0.0)
+    model = create_model("split", time_samples=T, device_dropout=0.0, dims=(8, 16, 32, 64, 128))
     seismic, _ = _data(4, seed=4)
     model.eval()
     with torch.no_grad():
@@ -174,5 +176,5 @@ def test_no_batchnorm_shared_across_devices() -> None:
         for encoder in model.encoders:
             norms = [m for m in encoder.modules() if isinstance(m, DeviceBatchNorm2d)]
             assert norms and all(len(m.norms) == model.num_devices for m in norms), name
-    federated = create_model("federated", time_samples=T)
+    federated = create_model("federated", time_samples=T, dims=(4, 8, 16, 32, 64))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in federated.modules())
