@@ -1,3 +1,3 @@
-"""Moved to :mod:`epic_zoo.wave_physics`; kept until ``epic_zoo.evaluate`` and ``epic_zoo.bench.cell`` are re-pointed."""
+"""Moved to :mod:`epic_zoo.wave_physics`; kept until ``epic_zoo.evaluate`` is re-pointed."""
 
 from epic_zoo.wave_physics import *  # noqa: F403
