@@ -17,7 +17,7 @@ Metrics follow :func:`epic_zoo.metrics.inversion_metrics`: ``mae`` and
 ``rmse_ms`` in m/s, ``ssim`` (torchmetrics) and ``ssim_openfwi`` (OpenFWI's
 zero-padded window) on maps rescaled to ``[0, 1]``.
 
-Wave-equation checks (:mod:`epic_zoo.physics`, off by default; deepwave is
+Wave-equation checks (:mod:`epic_zoo.wave_physics`, off by default; deepwave is
 slow on a CPU, so they cover only the first ``--physics-limit`` samples,
 default 8):
 
@@ -27,7 +27,7 @@ default 8):
   ``misfit`` (mean over samples), ``misfit_per_device`` (mean per end
   device) and ``misfit_samples``;
 - ``--refine N``: N iterations of full-waveform inversion
-  (:func:`epic_zoo.physics.refine`) from the model's prediction; key
+  (:func:`epic_zoo.wave_physics.refine`) from the model's prediction; key
   ``refine`` holds ``iterations``, ``samples``, ``seconds`` and SSIM (both
   kinds), MAE and misfit ``before`` and ``after``.
 """
@@ -225,7 +225,7 @@ def evaluate_model(
     target = torch.cat(kept["velocity"]).float().clone()
     num_devices = int(getattr(model, "config", {}).get("num_devices", DEFAULT_NUM_DEVICES))
     if misfit:
-        from epic_zoo.physics import data_misfit
+        from epic_zoo.wave_physics import data_misfit
 
         result = data_misfit(
             start.to(device), observed, data_time_stride=stride, num_devices=num_devices
@@ -279,7 +279,7 @@ def refine_predictions(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Refine predicted maps with FWI (:func:`epic_zoo.physics.refine`) and compare before / after.
+    """Refine predicted maps with FWI (:func:`epic_zoo.wave_physics.refine`) and compare before / after.
 
     Args:
         start: predicted maps ``[N, 1, 70, 70]`` m/s within 1500..4500.
@@ -293,7 +293,7 @@ def refine_predictions(
         and ``after`` hold :data:`REFINE_METRIC_KEYS` (``misfit``: mean raw
         relative L2 data misfit, all shots, whole record).
     """
-    from epic_zoo.physics import refine
+    from epic_zoo.wave_physics import refine
 
     result = refine(
         start,
