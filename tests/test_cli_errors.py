@@ -16,16 +16,7 @@ import numpy as np
 import pytest
 
 from epic_zoo.deploy.security import provision
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+from tests.helpers import one_line_error as _one_line_error
 
 
 @pytest.fixture()

@@ -20,6 +20,7 @@ from epic_zoo import evaluate, hub
 from epic_zoo.hub import cli as hub_cli
 from epic_zoo.hub import loader
 from epic_zoo.models import EPIC, InversionNet, create_model
+from tests.helpers import one_line_error as _one_line_error
 
 REPO_REGISTRY = Path(__file__).resolve().parent.parent / "checkpoints" / hub.REGISTRY_NAME
 NAME = "epic.flatvel-a"
@@ -57,16 +58,6 @@ def _edit_config(folder: Path, **changes: object) -> None:
             target = target[part]
         target[last] = value
     (folder / hub.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- Hub-native classes

@@ -193,7 +193,7 @@ def check_arrays(
         )
 
 
-def check_writable(folder: Path, what: str) -> None:
+def check_writable(folder: Path, what: str, fix: str = "Pass a writable --out.") -> None:
     """Create ``folder`` and write a probe file there now, before any slow work.
 
     Raises:
@@ -207,9 +207,7 @@ def check_writable(folder: Path, what: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise DataError(
-            f"cannot write to {what} {folder}: {err.strerror or err}. Pass a writable --out."
-        ) from None
+        raise DataError(f"cannot write to {what} {folder}: {err.strerror or err}. {fix}") from None
 
 
 def _fsync_path(path: Path) -> None:

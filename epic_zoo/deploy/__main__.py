@@ -67,15 +67,12 @@ def _writable_file(path: Path | None, flag: str) -> None:
 
 def _writable_dir(path: Path, flag: str) -> None:
     """Fail now if the folder ``path`` cannot be created or written."""
+    from epic_zoo.data.store import DataError, check_writable
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise CliError(
-            f"cannot write to {flag} {path} ({err.strerror or err}); pass a writable folder"
-        ) from None
+        check_writable(path, flag, fix="Pass a writable folder.")
+    except DataError as err:
+        raise CliError(str(err)) from None
 
 
 def _log_to_stderr() -> None:
