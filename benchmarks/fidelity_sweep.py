@@ -1,0 +1,280 @@
+"""The fidelity sweep's tables: every model beside the mean map, wins counted against the seed spread.
+
+Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py``
+(``{runs}/{recipe}/{dataset}/``), plus second-seed sweeps, and writes:
+
+- ``{out}/summary.md``: per dataset, the mean-map MAE, each model's test MAE
+  (m/s), its ratio to the mean map with the "learns" mark (ratio <= 0.6),
+  SSIM (OpenFWI's), and EPIC vs InversionNet wins by MAE and by SSIM, a win
+  counted only where the difference exceeds the seed spread; the budget and
+  wall time of every run; the seed table;
+- ``{out}/summary.json``: the same rows;
+- ``{out}/runs/{seed}/{recipe}/{dataset}/``: each run's ``results.json``,
+  ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed).
+
+    python benchmarks/fidelity_sweep.py runs/zoo --seed-runs runs/zoo_seed1 \\
+        --out benchmarks/results/fidelity
+
+Seed spread: for a (model, dataset) trained with two seeds, ``|a - b|``. A
+difference between two models on a dataset counts as a win where it exceeds
+the larger of their spreads there; on datasets without a second seed, the
+spread used is the largest *relative* spread measured on any seeded pair,
+times the value (stated in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from epic_zoo.data.catalog import DATASET_NAMES
+from epic_zoo.models.baselines import LEARNS_RATIO
+from epic_zoo.run_layout import RESULTS_FILE
+
+HEADLINE = ("epic", "inversionnet")
+ABLATIONS = ("epic_equal", "epic_isolated", "split", "federated")
+COPIED = (RESULTS_FILE, "learning_curve.csv", "learning_curve.png")
+
+
+def base_name(recipe: str) -> str:
+    """``epic_lite`` -> ``epic``: the recipe without its scale suffix."""
+    return recipe.removesuffix("_lite")
+
+
+def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
+    """``{(recipe, dataset): results}`` of every finished run under ``root``."""
+    runs = {}
+    for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
+        result = json.loads(path.read_text())
+        runs[(base_name(path.parent.parent.name), path.parent.name)] = result
+    return runs
+
+
+def row_of(result: dict) -> dict:
+    """The numbers one table cell needs from a run's ``results.json``."""
+    metrics, baseline = result["metrics"], result.get("baseline") or {}
+    return {
+        "mae_ms": metrics["test/mae_ms"],
+        "ssim_openfwi": metrics.get("test/ssim_openfwi"),
+        "mean_map_mae_ms": baseline.get("mean_map_mae_ms"),
+        "ratio": baseline.get("mae_ratio_to_mean_map"),
+        "learns": baseline.get("learns"),
+        "samples_seen": result.get("samples_seen"),
+        "steps": (result.get("schedule") or {}).get("steps"),
+        "complete": (result.get("schedule") or {}).get("complete"),
+        "lr": (result.get("schedule") or {}).get("lr"),
+        "wall_time_s": result.get("wall_time_s"),
+        "seed": result.get("seed"),
+    }
+
+
+def copy_records(root: Path, out: Path, label: str) -> None:
+    """Copy each run's records to ``out/runs/{label}/``, machine paths replaced by ``runs/``."""
+    for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
+        run = path.parent
+        dest = out / "runs" / label / run.parent.name / run.name
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in COPIED:
+            src = run / name
+            if not src.is_file():
+                continue
+            if name.endswith((".json", ".csv")):
+                text = src.read_text()
+                recorded = json.loads(path.read_text()).get("run_dir")
+                for prefix in {
+                    str(Path(recorded).parents[2]) if recorded else None,
+                    str(root.resolve().parent),
+                    str(root.parent),
+                } - {None, "."}:
+                    text = text.replace(prefix + "/", "runs/")
+                (dest / name).write_text(text)
+            else:
+                shutil.copyfile(src, dest / name)
+
+
+def spreads(
+    seed0: dict[tuple[str, str], dict], others: list[dict[tuple[str, str], dict]]
+) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(model, dataset): {"mae_ms": |a-b|, "ssim_openfwi": |a-b|}}`` over the seeds present."""
+    out = {}
+    for key, result in seed0.items():
+        values = [row_of(result)] + [row_of(o[key]) for o in others if key in o]
+        if len(values) < 2:
+            continue
+        out[key] = {
+            metric: max(v[metric] for v in values) - min(v[metric] for v in values)
+            for metric in ("mae_ms", "ssim_openfwi")
+        }
+    return out
+
+
+def max_relative_spread(
+    seed0: dict[tuple[str, str], dict], spread: dict[tuple[str, str], dict[str, float]]
+) -> dict[str, float]:
+    """The largest ``spread / value`` over the seeded pairs, per metric (0 if none)."""
+    rel = {"mae_ms": 0.0, "ssim_openfwi": 0.0}
+    for key, s in spread.items():
+        row = row_of(seed0[key])
+        for metric in rel:
+            rel[metric] = max(rel[metric], s[metric] / abs(row[metric]))
+    return rel
+
+
+def verdict(
+    a: dict, b: dict, metric: str, tolerance: float, names: tuple[str, str], higher_better: bool
+) -> str:
+    """``"EPIC"``/``"InversionNet"`` where the gap exceeds ``tolerance``, else ``"tie"``."""
+    gap = a[metric] - b[metric]
+    if abs(gap) <= tolerance:
+        return "tie"
+    a_better = gap > 0 if higher_better else gap < 0
+    return names[0] if a_better else names[1]
+
+
+def fmt_model(row: dict | None) -> tuple[str, str]:
+    if row is None:
+        return "not run", ""
+    mark = "yes" if row["learns"] else "**no**"
+    return f"{row['mae_ms']:.1f} ({row['ratio']:.2f}x, {mark})", f"{row['ssim_openfwi']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("runs", type=Path, help="the seed-0 sweep: {runs}/{recipe}/{dataset}")
+    parser.add_argument("--seed-runs", type=Path, nargs="*", default=[], help="other seeds' sweeps")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the tables and records")
+    args = parser.parse_args(argv)
+
+    seed0 = read_sweep(args.runs)
+    others = [read_sweep(p) for p in args.seed_runs]
+    spread = spreads(seed0, others)
+    rel = max_relative_spread(seed0, spread)
+    args.out.mkdir(parents=True, exist_ok=True)
+    copy_records(args.runs, args.out, "seed0")
+    for k, path in enumerate(args.seed_runs, start=1):
+        copy_records(path, args.out, f"seed{k}")
+
+    rows, lines = [], []
+    lines += [
+        "# Fidelity sweep: test MAE beside the mean map",
+        "",
+        f"Test split of every dataset (synthetic, profile and sizes in each run's `results.json`). "
+        f"Cells: test MAE in m/s (ratio to the mean-map MAE on the same test maps, "
+        f"learns = ratio <= {LEARNS_RATIO}); SSIM is OpenFWI's. Checkpoints selected by validation MAE.",
+        "",
+        "| dataset | mean map (m/s) | EPIC | SSIM | InversionNet | SSIM | win by MAE | win by SSIM |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    wins = {"mae_ms": {}, "ssim_openfwi": {}}
+    for dataset in DATASET_NAMES:
+        epic = seed0.get(("epic", dataset))
+        inv = seed0.get(("inversionnet", dataset))
+        if ("mean_map", dataset) in seed0:  # the fitted mean map's own test MAE
+            mm = row_of(seed0[("mean_map", dataset)])["mae_ms"]
+        elif epic or inv:  # the runner's baseline, on the same test maps
+            mm = row_of(epic or inv)["mean_map_mae_ms"]
+        else:
+            continue
+        e, i = (row_of(r) if r else None for r in (epic, inv))
+        row = {"dataset": dataset, "mean_map_mae_ms": mm, "epic": e, "inversionnet": i}
+        cells = [dataset, f"{mm:.1f}", *fmt_model(e), *fmt_model(i)]
+        for metric, higher in (("mae_ms", False), ("ssim_openfwi", True)):
+            if e and i:
+                measured = [
+                    spread[(m, dataset)][metric] for m in HEADLINE if (m, dataset) in spread
+                ]
+                if len(measured) == 2:
+                    tol, how = max(measured), "measured"
+                else:
+                    tol, how = rel[metric] * max(abs(e[metric]), abs(i[metric])), "largest relative"
+                v = verdict(e, i, metric, tol, ("EPIC", "InversionNet"), higher)
+                wins[metric][dataset] = v
+                row[f"win_{metric}"] = {"winner": v, "tolerance": tol, "spread": how}
+                cells.append(f"{v} (+-{tol:.3g})" if metric == "mae_ms" else f"{v} (+-{tol:.3f})")
+            else:
+                cells.append("")
+        rows.append(row)
+        lines.append("| " + " | ".join(cells) + " |")
+
+    lines += [""]
+    for metric, label in (("mae_ms", "MAE"), ("ssim_openfwi", "SSIM")):
+        got = list(wins[metric].values())
+        if got:
+            lines.append(
+                f"Wins by {label} over {len(got)} datasets: EPIC {got.count('EPIC')}, "
+                f"InversionNet {got.count('InversionNet')}, ties {got.count('tie')}."
+            )
+    lines += [
+        "",
+        f"Spread for datasets without a second seed: {rel['mae_ms'] * 100:.1f} % of the MAE and "
+        f"{rel['ssim_openfwi'] * 100:.1f} % of the SSIM (the largest relative seed spread measured).",
+        "",
+    ]
+
+    ablation = [(m, d) for m in ABLATIONS for d in DATASET_NAMES if (m, d) in seed0]
+    if ablation:
+        lines += [
+            "## Ablations and other distributed baselines",
+            "",
+            "| model | dataset | MAE (ratio, learns) | SSIM | EPIC MAE |",
+            "|---|---|---|---|---|",
+        ]
+        for model, dataset in ablation:
+            r = row_of(seed0[(model, dataset)])
+            e = seed0.get(("epic", dataset))
+            epic_mae = f"{row_of(e)['mae_ms']:.1f}" if e else "not run"
+            lines.append(
+                f"| {model} | {dataset} | {fmt_model(r)[0]} | {fmt_model(r)[1]} | {epic_mae} |"
+            )
+            rows.append({"dataset": dataset, "model": model, **r})
+        lines.append("")
+
+    if spread:
+        lines += [
+            "## Seeds",
+            "",
+            "| model | dataset | seed 0 MAE | other seeds' MAE | spread MAE | spread SSIM |",
+            "|---|---|---|---|---|---|",
+        ]
+        for (model, dataset), s in sorted(spread.items()):
+            other = ", ".join(
+                f"{row_of(o[(model, dataset)])['mae_ms']:.1f}"
+                for o in others
+                if (model, dataset) in o
+            )
+            lines.append(
+                f"| {model} | {dataset} | {row_of(seed0[(model, dataset)])['mae_ms']:.1f} | {other} | "
+                f"{s['mae_ms']:.1f} | {s['ssim_openfwi']:.3f} |"
+            )
+        lines.append("")
+
+    lines += [
+        "## Budget and wall time per run",
+        "",
+        "| seed | model | dataset | samples seen | steps | complete | lr | wall time (min) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, sweep in [("0", seed0)] + [(str(k), o) for k, o in enumerate(others, start=1)]:
+        for (model, dataset), result in sorted(sweep.items()):
+            r = row_of(result)
+            if model == "mean_map":
+                continue
+            lines.append(
+                f"| {label} | {model} | {dataset} | {r['samples_seen']} | {r['steps']} | "
+                f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f} |"
+            )
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    (args.out / "summary.json").write_text(
+        json.dumps({"rows": rows, "relative_spread": rel}, indent=2) + "\n"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""benchmarks/fidelity_sweep.py: the README's fidelity tables from runner records."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "fidelity_sweep", ROOT / "benchmarks" / "fidelity_sweep.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(root: Path, recipe: str, dataset: str, mae: float, ssim: float, seed: int = 0) -> None:
+    run = root / recipe / dataset
+    run.mkdir(parents=True)
+    mean_map = 400.0
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "run_dir": str(run.resolve()),
+                "seed": seed,
+                "samples_seen": 10000,
+                "schedule": {"steps": 630, "complete": True, "lr": 3e-3},
+                "wall_time_s": 600.0,
+                "metrics": {"test/mae_ms": mae, "test/ssim_openfwi": ssim},
+                "baseline": {
+                    "mean_map_mae_ms": mean_map,
+                    "mae_ratio_to_mean_map": mae / mean_map,
+                    "learns": mae <= 0.6 * mean_map,
+                },
+            }
+        )
+    )
+    (run / "learning_curve.csv").write_text(f"epoch,val/mae\n0,{run.resolve()}\n")
+
+
+def test_wins_count_only_beyond_the_seed_spread(tmp_path: Path) -> None:
+    seed0, seed1, out = tmp_path / "zoo", tmp_path / "zoo_seed1", tmp_path / "out"
+    # flatvel-a: EPIC ahead by 20 m/s, seeds move each model by <= 10 m/s -> EPIC wins.
+    _run(seed0, "epic_lite", "flatvel-a", 100.0, 0.80)
+    _run(seed1, "epic_lite", "flatvel-a", 110.0, 0.80, seed=1)
+    _run(seed0, "inversionnet_lite", "flatvel-a", 120.0, 0.80)
+    _run(seed1, "inversionnet_lite", "flatvel-a", 115.0, 0.79, seed=1)
+    # style-a: 3 m/s apart, no second seed: the largest relative spread (10 %) makes it a tie.
+    _run(seed0, "epic_lite", "style-a", 103.0, 0.90)
+    _run(seed0, "inversionnet_lite", "style-a", 100.0, 0.70)
+    # curvevel-b: EPIC above 0.6 x the mean map -> marked as not learning.
+    _run(seed0, "epic_lite", "curvevel-b", 300.0, 0.5)
+    assert _script().main([str(seed0), "--seed-runs", str(seed1), "--out", str(out)]) == 0
+
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["dataset"]: r for r in summary["rows"] if "epic" in r}
+    assert rows["flatvel-a"]["win_mae_ms"]["winner"] == "EPIC"
+    assert rows["flatvel-a"]["win_mae_ms"]["tolerance"] == 10.0
+    assert rows["flatvel-a"]["win_ssim_openfwi"]["winner"] == "tie"
+    assert rows["style-a"]["win_mae_ms"]["winner"] == "tie"
+    assert rows["style-a"]["win_ssim_openfwi"]["winner"] == "EPIC"
+    assert rows["curvevel-b"]["inversionnet"] is None
+    table = (out / "summary.md").read_text()
+    assert "| curvevel-b | 400.0 | 300.0 (0.75x, **no**)" in table
+    assert "Wins by MAE over 2 datasets: EPIC 1, InversionNet 0, ties 1." in table
+    copied = out / "runs" / "seed0" / "epic_lite" / "flatvel-a"
+    assert str(tmp_path) not in (copied / "results.json").read_text()
+    assert str(tmp_path) not in (copied / "learning_curve.csv").read_text()
