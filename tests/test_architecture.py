@@ -157,10 +157,6 @@ def test_the_graph_sees_known_imports() -> None:
 
 def test_no_import_cycle_counting_deferred_imports() -> None:
     cycles = _cycles(_graph(top_level_only=False))
-    if any(m.startswith("epic_zoo.hub") for c in cycles for m in c):
-        pytest.xfail(
-            "hub.loader -> models -> models.registry -> hub.loader (create_model(pretrained=True)): hub owner"
-        )
     assert not cycles, f"import cycles through function-level imports: {cycles}"
 
 

@@ -19,7 +19,7 @@ from huggingface_hub import constants as hf_constants
 from epic_zoo import evaluate, hub
 from epic_zoo.hub import cli as hub_cli
 from epic_zoo.hub import loader
-from epic_zoo.models import EPIC, InversionNet, create_model
+from epic_zoo.models import EPIC, InversionNet, builder, create_model
 from tests.helpers import one_line_error as _one_line_error
 
 REPO_REGISTRY = Path(__file__).resolve().parent.parent / "checkpoints" / hub.REGISTRY_NAME
@@ -154,8 +154,8 @@ def test_architecture_is_checked_before_anything_is_built(
     zoo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built = []
-    real = loader._build
-    monkeypatch.setattr(loader, "_build", lambda *a, **k: built.append(a) or real(*a, **k))
+    real = builder._build
+    monkeypatch.setattr(builder, "_build", lambda *a, **k: built.append(a) or real(*a, **k))
     _edit_config(zoo, architecture="no-such-net")
     with pytest.raises(hub.ArchitectureMismatchError, match="does not register"):
         hub.load_hub_folder(zoo)

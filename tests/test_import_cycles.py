@@ -90,6 +90,6 @@ def test_no_import_cycle_among_epic_zoo_modules() -> None:
 
 def test_hub_lower_layer_never_imports_models() -> None:
     graph = import_graph()
-    lower = ["errors", "files", "registry", "folder", "card", "resolve", "runs"]
+    lower = ["errors", "files", "registry", "folder", "card", "resolve", "runs", "spec"]
     for name in ["epic_zoo.hub", *(f"epic_zoo.hub.{m}" for m in lower)]:
         assert not {m for m in graph[name] if m.startswith("epic_zoo.models")}, name

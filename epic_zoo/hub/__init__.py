@@ -8,15 +8,18 @@ apart the same way):
   :mod:`~epic_zoo.hub.registry` (``registry.json``), :mod:`~epic_zoo.hub.folder`
   (``config.json`` + weights), :mod:`~epic_zoo.hub.card` (model card with
   ``model-index``), :mod:`~epic_zoo.hub.resolve` (committed folder -> HF cache
-  -> Hub), :mod:`~epic_zoo.hub.runs` (run folders, ``.ckpt`` reading);
-- upper, builds models: :mod:`~epic_zoo.hub.loader` (**one**
+  -> Hub), :mod:`~epic_zoo.hub.runs` (run folders, ``.ckpt`` reading),
+  :mod:`~epic_zoo.hub.spec` (any model spec -> the files that hold it);
+- the model factory in :mod:`epic_zoo.models` (``registry``, ``builder``,
+  ``factory``) builds networks from what the lower layer resolved;
+- upper, uses the factory: :mod:`~epic_zoo.hub.loader` (**one**
   :func:`load_model` for a pretrained name, Hub folder, ``hf-hub:ORG/REPO``,
   ``.ckpt`` or run folder), :mod:`~epic_zoo.hub.export`,
   :mod:`~epic_zoo.hub.publish` and the command line :mod:`~epic_zoo.hub.cli`.
 
 Importing this package loads only the lower layer; the upper-layer names
 below are imported on first use, so ``epic_zoo.models`` may use the lower layer
-without an import cycle.
+without loading the upper one.
 
 Command line (``python -m epic_zoo.hub --help``)::
 

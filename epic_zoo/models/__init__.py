@@ -15,9 +15,10 @@ from epic_zoo.models.baselines import ConstantVelocity, InputFreeBaseline, MeanM
 from epic_zoo.models.codec import PayloadError, pack_payload, unpack_payload
 from epic_zoo.models.distributed import DistributedModel, FederatedInversionNet, SplitInversionNet
 from epic_zoo.models.epic import EPIC
+from epic_zoo.models.factory import create_model
 from epic_zoo.models.flops import count_flops, count_parameters, model_summary
 from epic_zoo.models.inversionnet import InversionNet
-from epic_zoo.models.registry import create_model, list_models, list_pretrained, register_model
+from epic_zoo.models.registry import list_models, list_pretrained, register_model
 from epic_zoo.models.velocitygan import VelocityGAN
 
 __all__ = [

@@ -15,8 +15,8 @@ folder holds this class. ``save_pretrained`` of a loaded model rewrites its
 folder byte for byte (weights and ``config.json``); a model trained here needs
 ``dataset=`` (it fixes the normalisation the weights expect).
 
-The hub package is imported inside the methods: ``epic_zoo.hub``'s loader
-builds models, so the models layer must not import it at module level.
+Only the hub's lower layer is used (folder format, registry, spec
+resolution); the loading itself is :func:`epic_zoo.models.factory.from_pretrained`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import PyTorchModelHubMixin
+
+from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
+from epic_zoo.hub.registry import read_registry
+from epic_zoo.models.factory import from_pretrained
 
 
 class HubMixin(
@@ -48,11 +52,9 @@ class HubMixin(
 
         Keyword arguments (``revision``, ``cache_dir``, ``local_files_only``,
         ``force_download``, ``token``, ``map_location``, constructor arguments)
-        as :func:`epic_zoo.hub.loader.from_pretrained`. Raises
+        as :func:`epic_zoo.models.factory.from_pretrained`. Raises
         ``ArchitectureMismatchError`` when the source holds another class.
         """
-        from epic_zoo.hub.loader import from_pretrained
-
         return from_pretrained(pretrained_model_name_or_path, expected=cls, **kwargs)
 
     def save_pretrained(  # type: ignore[override]
@@ -80,9 +82,6 @@ class HubMixin(
             dataset: dataset the weights were trained on; default: the loaded one.
             record, metrics: training record and test metrics of a fresh model.
         """
-        from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
-        from epic_zoo.hub.registry import read_registry
-
         loaded = {k: v for k, v in (self.pretrained_cfg or {}).items() if k != "source"}
         if repo_id is None and loaded.get("name") in (registered := read_registry()):
             repo_id = registered[loaded["name"]].repo_id  # the card names the published repo

@@ -1,4 +1,4 @@
-"""Model registry in the timm manner: ``@register_model``, ``create_model``, ``list_models``.
+"""Model registry in the timm manner: ``@register_model``, ``list_models``.
 
 A builder is a function ``name(**kwargs) -> nn.Module`` registered under its
 name (underscores become hyphens, or pass the name explicitly:
@@ -7,10 +7,10 @@ its plain constructor kwargs plus ``"name"``, so ``create_model(**model.config)`
 rebuilds the same architecture.
 
 Pretrained weights are named ``"arch.dataset"`` (``"epic.flatvel-a"``); the
-names come from the hub's registry (lower layer, builds nothing) and the
-weights from the hub's one loader (:func:`epic_zoo.hub.load_model`, upper layer,
-imported only when weights are asked for: it builds models with this module,
-so importing it here would close a cycle).
+names come from the hub's registry (lower layer, builds nothing).
+:func:`epic_zoo.models.factory.create_model` builds from here or, with
+weights, through :mod:`epic_zoo.models.builder` (timm's ``_registry``,
+``_factory`` and ``_builder``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
-from pathlib import Path
 
 from torch import nn
 
@@ -50,7 +49,8 @@ def list_models(pattern: str | None = None) -> list[str]:
     return fnmatch.filter(names, pattern) if pattern else names
 
 
-def _builder(arch: str) -> Callable[..., nn.Module]:
+def model_entrypoint(arch: str) -> Callable[..., nn.Module]:
+    """The registered builder of ``arch``; ``KeyError`` naming the closest registered names."""
     if arch not in _MODELS:
         close = difflib.get_close_matches(arch, list(_MODELS), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -60,36 +60,12 @@ def _builder(arch: str) -> Callable[..., nn.Module]:
     return _MODELS[arch]
 
 
-def _is_weights_spec(name: str) -> bool:
-    """``hf-hub:ORG/REPO`` or an existing folder / file (Hub folder, ``.ckpt``, run folder)."""
-    return name.startswith("hf-hub:") or Path(name).exists()
-
-
-def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model by name, or load one with its weights.
-
-    Args:
-        name: an architecture (``"epic"``), a pretrained tag (``"epic.flatvel-a"``),
-            a Hub repo (``"hf-hub:ORG/REPO"``) or a local Hub-format folder,
-            ``.ckpt`` or run folder. Without ``pretrained`` a tag builds the bare
-            architecture; a Hub repo or local path always loads its weights.
-        pretrained: load published weights (:func:`epic_zoo.hub.load_model`).
-        **kwargs: constructor arguments (``time_samples``, ``num_devices``, ...); with
-            weights, each must equal the stored one.
+def build_architecture(arch: str, **kwargs) -> nn.Module:
+    """A fresh (untrained) network of a registered architecture; ``model.config["name"]`` is set.
 
     Raises:
         KeyError: unknown architecture, with the closest registered names.
     """
-    if _is_weights_spec(name):
-        from epic_zoo.hub.loader import load_model
-
-        return load_model(name, **kwargs)[0]
-    arch = name.split(".", 1)[0]
-    builder = _builder(arch)
-    if pretrained:
-        from epic_zoo.hub.loader import load_model
-
-        return load_model(name, **kwargs)[0]
-    model = builder(**kwargs)
+    model = model_entrypoint(arch)(**kwargs)
     model.config["name"] = arch
     return model
