@@ -36,7 +36,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ import yaml
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.run_layout import RESULTS_FILE
+from epic_zoo.tables import Stat, format_table
 
 WANDB_PREFIX = "wandb:"
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -88,74 +89,6 @@ class CompareError(Exception):
 def _reason(err: BaseException) -> str:
     """``err`` on one line (YAML and JSON errors span several)."""
     return f"{type(err).__name__}: " + " ".join(str(err).split())
-
-
-# ----------------------------------------------------------------- formatting
-def _format_value(key: str, value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        if key.endswith("_ms"):
-            return f"{value:.1f}"
-        return f"{value:.2f}" if "ratio" in key else f"{value:.4f}"
-    if isinstance(value, Stat):
-        return value.format(key)
-    return "-" if value is None else str(value)
-
-
-def format_table(
-    runs: Mapping[str, Mapping[str, object]],
-    columns: Sequence[str] | None = None,
-    transpose: bool = False,
-    first: str = "run",
-) -> str:
-    """A Markdown table: one row per run (``transpose``: one row per metric).
-
-    Args:
-        runs: ``{run label: {column: value}}``; values may be :class:`Stat`.
-        columns: columns to show, in order (default: every key, first seen first).
-        transpose: metrics as rows and runs as columns (handy for one run).
-        first: header of the label column.
-    """
-    if columns is None:
-        columns = list(dict.fromkeys(k for values in runs.values() for k in values))
-    header = [first, *columns]
-    rows = [
-        [label, *(_format_value(c, values.get(c)) for c in columns)]
-        for label, values in runs.items()
-    ]
-    if transpose:
-        header = ["metric", *runs]
-        rows = [
-            [c, *(_format_value(c, values.get(c)) for values in runs.values())] for c in columns
-        ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return (
-            "| " + " | ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)) + " |"
-        )
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
-
-
-class Stat:
-    """Mean and sample standard deviation (``n - 1``) of one metric over a group's runs."""
-
-    def __init__(self, values: Iterable[float]) -> None:
-        self.values = [float(v) for v in values if not math.isnan(float(v))]
-        self.mean = statistics.fmean(self.values) if self.values else math.nan
-        self.std = statistics.stdev(self.values) if len(self.values) > 1 else math.nan
-
-    def format(self, key: str) -> str:
-        """``mean ± std`` (just the mean for one run) in the column's precision."""
-        if not self.values:
-            return "-"
-        mean = _format_value(key, self.mean)
-        return mean if len(self.values) == 1 else f"{mean} ± {_format_value(key, self.std)}"
 
 
 # ---------------------------------------------------------------------- reading

@@ -57,13 +57,13 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from epic_zoo.compare import format_table
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.models import learns, list_models
 from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap
 from epic_zoo.plots import learning_curve_figure, save_figure
 from epic_zoo.run_layout import CHECKPOINT_DIR, CURVE_FILE, LAST_CHECKPOINT, RESULTS_FILE
+from epic_zoo.tables import format_table
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
 LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
