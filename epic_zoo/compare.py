@@ -44,17 +44,10 @@ import yaml
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.run_layout import RESULTS_FILE
-from epic_zoo.tables import Stat, format_table
+from epic_zoo.tables import LEAD_METRICS, Stat, format_table
 
 WANDB_PREFIX = "wandb:"
-DEFAULT_METRICS: tuple[str, ...] = (
-    "test/mae_ms",
-    "test/ssim_openfwi",
-    "test/ssim",
-    "test/rmse_ms",
-    "test/mae",
-    "test/rmse",
-)
+DEFAULT_METRICS: tuple[str, ...] = tuple(f"test/{m}" for m in LEAD_METRICS)
 """Columns shown by default, when present: MAE in m/s first, then SSIM."""
 BASELINE_COLUMNS: tuple[str, ...] = ("baseline/mean_map_mae_ms", "baseline/mae_ratio_to_mean_map")
 """The mean-map baseline's test MAE (m/s) and the run's MAE as a multiple of it."""

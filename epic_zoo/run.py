@@ -59,14 +59,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
-from epic_zoo.models import learns, list_models
-from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap
-from epic_zoo.plots import learning_curve_figure, save_figure
-from epic_zoo.run_layout import CHECKPOINT_DIR, CURVE_FILE, LAST_CHECKPOINT, RESULTS_FILE
-from epic_zoo.tables import format_table
+from epic_zoo.evidence import (
+    baseline_evidence,
+    best_epoch_row,
+    data_provenance,
+    mean_map_baseline,
+    read_learning_curve,
+    save_learning_curve,
+    schedule_record,
+    velocities,
+)
+from epic_zoo.models import list_models
+from epic_zoo.models.baselines import LEARNS_RATIO
+from epic_zoo.run_layout import CHECKPOINT_DIR, LAST_CHECKPOINT, RESULTS_FILE
+from epic_zoo.tables import format_table, ordered_metrics
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
-LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
 """Order of the test metrics in results and tables: MAE in m/s first, then SSIM."""
 WANDB_ID_FILE = "wandb_run_id"
 HELP_RECIPE = "quickstart"
@@ -324,17 +332,6 @@ def build_loggers(
     return loggers
 
 
-def best_epoch_row(
-    curve: Sequence[Mapping[str, float]], monitor: str, mode: str
-) -> Mapping[str, float] | None:
-    """The learning-curve row of the selected checkpoint: best ``monitor`` (first of ties)."""
-    rows = [r for r in curve if isinstance(r.get(monitor), (int, float))]
-    if not rows:
-        return None
-    pick = min if mode == "min" else max
-    return pick(rows, key=lambda r: r[monitor])
-
-
 def finish_wandb_run(
     loggers: Sequence[Logger], summary: Mapping[str, Any], log_model: bool
 ) -> dict[str, Any]:
@@ -478,127 +475,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     return callbacks
 
 
-# ------------------------------------------------------------------- evidence
-def _velocities(loader: Any):
-    for batch in loader:
-        yield batch["velocity"]
-
-
-def data_provenance(datamodule: FWIDataModule, seed: int | None = None) -> dict[str, Any]:
-    """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
-    return {
-        "dataset": datamodule.dataset_name,
-        "profile": datamodule.profile.name,
-        "data_seed": int(getattr(datamodule, "seed", 0)),
-        "time_stride": datamodule.time_stride,
-        "source": "openfwi" if getattr(datamodule, "openfwi_root", None) else "synthetic",
-        **({"seed": int(seed)} if seed is not None else {}),
-    }
-
-
-def mean_map_baseline(datamodule: FWIDataModule) -> dict[str, float]:
-    """The ``mean-map`` baseline's MAE on the run's test split (normalised and m/s).
-
-    The map is the mean of the training split's velocities, as
-    :class:`epic_zoo.models.MeanMap` fits it; scored on the same test samples
-    the model is tested on.
-    """
-    baseline = MeanMap(time_samples=datamodule.time_samples).fit(
-        _velocities(datamodule.train_dataloader())
-    )
-    total, count = 0.0, 0
-    for velocity in _velocities(datamodule.test_dataloader()):
-        total += float((velocity - baseline.velocity).abs().sum())
-        count += velocity.numel()
-    mae = total / max(count, 1)
-    return {"mae": mae, "mae_ms": mae * 1500.0}
-
-
-def read_learning_curve(run_dir: Path, samples_per_epoch: int) -> list[dict[str, float]]:
-    """Validation metrics per epoch from the CSV logs (all versions, a resumed run included).
-
-    Each row: ``epoch``, ``samples_seen`` (``(epoch + 1) x samples_per_epoch``),
-    ``step`` and every ``val/...`` metric logged at that epoch; later versions
-    win where a resumed run repeated an epoch.
-    """
-    import csv
-
-    rows: dict[int, dict[str, float]] = {}
-    for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if not row.get("val/mae") or not row.get("epoch"):
-                    continue
-                epoch = int(float(row["epoch"]))
-                entry = {
-                    "epoch": epoch,
-                    "samples_seen": (epoch + 1) * int(samples_per_epoch),
-                    "step": int(float(row.get("step") or 0)),
-                }
-                entry.update(
-                    {
-                        k: float(v)
-                        for k, v in row.items()
-                        if k.startswith("val/") and v not in ("", None)
-                    }
-                )
-                rows[epoch] = entry
-    return [rows[e] for e in sorted(rows)]
-
-
-def save_learning_curve(
-    run_dir: Path, curve: list[dict[str, float]], title: str, mean_map_mae_ms: float | None
-) -> Path | None:
-    """Write ``learning_curve.csv`` and ``learning_curve.png`` (val MAE in m/s vs samples seen)."""
-    if not curve:
-        return None
-    import csv
-
-    keys = list(dict.fromkeys(k for row in curve for k in row))
-    with (run_dir / f"{CURVE_FILE}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(curve)
-    fig = learning_curve_figure(
-        {title: [(r["samples_seen"], r.get("val/mae_ms", r["val/mae"] * 1500.0)) for r in curve]},
-        mean_map_mae_ms=mean_map_mae_ms,
-        title=title,
-    )
-    return save_figure(fig, run_dir / f"{CURVE_FILE}.png")
-
-
-def schedule_record(trainer: pl.Trainer, task: VelocityTask, stopped_early: bool) -> dict[str, Any]:
-    """Planned and completed optimiser steps, and what (if anything) cut the run short."""
-    planned = trainer.estimated_stepping_batches if trainer.num_training_batches else 0
-    planned = int(planned) if math.isfinite(planned) else None
-    done = int(trainer.global_step)
-    cut = None
-    if planned is not None and done < planned:
-        timer = next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
-        if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
-            cut = "time cap (trainer.max_time)"
-        elif stopped_early:
-            cut = "early stopping"
-        else:
-            cut = "stopped before the planned steps"
-    return {
-        "scheduler": task.hparams.get("scheduler"),
-        "lr": task.hparams.get("lr"),
-        "warmup_steps": task.hparams.get("warmup_steps"),
-        "warmup_fraction": task.hparams.get("warmup_fraction"),
-        "planned_steps": planned,
-        "steps": done,
-        "complete": cut is None,
-        "cut_short_by": cut,
-    }
-
-
-def ordered_metrics(metrics: Mapping[str, float], prefix: str = "test/") -> dict[str, float]:
-    """``metrics`` with :data:`LEAD_METRICS` first (MAE in m/s, then SSIM), the rest after."""
-    lead = [f"{prefix}{k}" for k in LEAD_METRICS if f"{prefix}{k}" in metrics]
-    return {k: metrics[k] for k in [*lead, *(k for k in metrics if k not in lead)]}
-
-
 # ----------------------------------------------------------------------- train
 def resolve_run_dir(cfg: DictConfig) -> Path:
     """The Hydra job's output folder when launched by Hydra (``-m`` gives one per job), else ``cfg.run_dir``."""
@@ -684,16 +560,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if input_free
             else schedule_record(trainer, task, stopped_early)
         )
-        evidence: dict[str, Any] = {}
-        if baseline and "test/mae" in metrics:
-            ratio = metrics["test/mae"] / baseline["mae"] if baseline["mae"] else float("nan")
-            evidence = {
-                "mean_map_mae": baseline["mae"],
-                "mean_map_mae_ms": baseline["mae_ms"],
-                "mae_ratio_to_mean_map": ratio,
-                "learns": learns(metrics["test/mae"], baseline["mae"]),
-                "learns_rule": f"test MAE <= {LEARNS_RATIO} x mean-map MAE on the same test data",
-            }
+        evidence = baseline_evidence(metrics, baseline)
         summary = {
             "recipe": cfg.recipe_name,
             "dataset": datamodule.dataset_name,
@@ -772,7 +639,7 @@ def fit_input_free(
     """
     datamodule.prepare_data()
     datamodule.setup("fit")
-    task.model.fit(_velocities(datamodule.train_dataloader()), **data_provenance(datamodule))
+    task.model.fit(velocities(datamodule.train_dataloader()), **data_provenance(datamodule))
     task.hparams["model_kwargs"] = {
         **task.hparams["model_kwargs"],
         "fitted_on": task.model.config["fitted_on"],

@@ -15,6 +15,15 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 
+LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
+"""Metric columns shown first, in this order: MAE in m/s, then SSIM (then the rest)."""
+
+
+def ordered_metrics(metrics: Mapping[str, float], prefix: str = "test/") -> dict[str, float]:
+    """``metrics`` with :data:`LEAD_METRICS` first (MAE in m/s, then SSIM), the rest after."""
+    lead = [f"{prefix}{k}" for k in LEAD_METRICS if f"{prefix}{k}" in metrics]
+    return {k: metrics[k] for k in [*lead, *(k for k in metrics if k not in lead)]}
+
 
 class Stat:
     """Mean and sample standard deviation (``n - 1``) of one metric over a group's runs."""

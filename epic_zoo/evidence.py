@@ -1,0 +1,180 @@
+"""What a run records beside its test metrics, so that a number can be judged.
+
+- the input-free ``mean-map`` baseline scored on the run's own test split, and
+  whether the model beats it (:func:`mean_map_baseline`, :func:`baseline_evidence`);
+- where the data came from (:func:`data_provenance`);
+- the learning curve: validation metrics against samples seen, read back from
+  the CSV logs of every start of a resumed run (:func:`read_learning_curve`,
+  :func:`save_learning_curve`, :func:`best_epoch_row`);
+- the learning-rate schedule planned and completed, and what cut it short
+  (:func:`schedule_record`).
+
+:func:`epic_zoo.run.train` writes them to ``results.json``; ``compare`` and the
+hub's run-folder reader read them back.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from epic_zoo.data.datamodule import FWIDataModule
+from epic_zoo.data.transforms import VELOCITY_SCALE_MS
+from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap, learns
+from epic_zoo.plots import learning_curve_figure, save_figure
+from epic_zoo.run_layout import CURVE_FILE
+from epic_zoo.tasks.inversion import VelocityTask
+
+
+def velocities(loader: Iterable[Mapping[str, torch.Tensor]]) -> Iterator[torch.Tensor]:
+    """The ``velocity`` tensors ``[B, 1, 70, 70]`` of a loader's batches."""
+    for batch in loader:
+        yield batch["velocity"]
+
+
+def data_provenance(datamodule: FWIDataModule, seed: int | None = None) -> dict[str, Any]:
+    """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
+    return {
+        "dataset": datamodule.dataset_name,
+        "profile": datamodule.profile.name,
+        "data_seed": int(getattr(datamodule, "seed", 0)),
+        "time_stride": datamodule.time_stride,
+        "source": "openfwi" if getattr(datamodule, "openfwi_root", None) else "synthetic",
+        **({"seed": int(seed)} if seed is not None else {}),
+    }
+
+
+def mean_map_baseline(datamodule: FWIDataModule) -> dict[str, float]:
+    """The ``mean-map`` baseline's MAE on the run's test split (normalised and m/s).
+
+    The map is the mean of the training split's velocities, as
+    :class:`epic_zoo.models.MeanMap` fits it; scored on the same test samples
+    the model is tested on.
+    """
+    baseline = MeanMap(time_samples=datamodule.time_samples).fit(
+        velocities(datamodule.train_dataloader())
+    )
+    total, count = 0.0, 0
+    for velocity in velocities(datamodule.test_dataloader()):
+        total += float((velocity - baseline.velocity).abs().sum())
+        count += velocity.numel()
+    mae = total / max(count, 1)
+    return {"mae": mae, "mae_ms": mae * VELOCITY_SCALE_MS}
+
+
+def baseline_evidence(
+    metrics: Mapping[str, float], baseline: Mapping[str, float]
+) -> dict[str, Any]:
+    """The mean-map comparison stored as ``results.json``'s ``baseline`` (``{}`` without test MAE).
+
+    ``mean_map_mae`` (normalised) and ``mean_map_mae_ms``, the run's test MAE
+    as a multiple of it (``mae_ratio_to_mean_map``) and the verdict
+    (``learns``: :func:`epic_zoo.models.learns`) with its rule.
+    """
+    if not baseline or "test/mae" not in metrics:
+        return {}
+    ratio = metrics["test/mae"] / baseline["mae"] if baseline["mae"] else float("nan")
+    return {
+        "mean_map_mae": baseline["mae"],
+        "mean_map_mae_ms": baseline["mae_ms"],
+        "mae_ratio_to_mean_map": ratio,
+        "learns": learns(metrics["test/mae"], baseline["mae"]),
+        "learns_rule": f"test MAE <= {LEARNS_RATIO} x mean-map MAE on the same test data",
+    }
+
+
+def read_learning_curve(run_dir: Path, samples_per_epoch: int) -> list[dict[str, float]]:
+    """Validation metrics per epoch from the CSV logs (all versions, a resumed run included).
+
+    Each row: ``epoch``, ``samples_seen`` (``(epoch + 1) x samples_per_epoch``),
+    ``step`` and every ``val/...`` metric logged at that epoch; later versions
+    win where a resumed run repeated an epoch.
+    """
+    rows: dict[int, dict[str, float]] = {}
+    for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if not row.get("val/mae") or not row.get("epoch"):
+                    continue
+                epoch = int(float(row["epoch"]))
+                entry = {
+                    "epoch": epoch,
+                    "samples_seen": (epoch + 1) * int(samples_per_epoch),
+                    "step": int(float(row.get("step") or 0)),
+                }
+                entry.update(
+                    {
+                        k: float(v)
+                        for k, v in row.items()
+                        if k.startswith("val/") and v not in ("", None)
+                    }
+                )
+                rows[epoch] = entry
+    return [rows[e] for e in sorted(rows)]
+
+
+def save_learning_curve(
+    run_dir: Path, curve: list[dict[str, float]], title: str, mean_map_mae_ms: float | None
+) -> Path | None:
+    """Write ``learning_curve.csv`` and ``learning_curve.png`` (val MAE in m/s vs samples seen)."""
+    if not curve:
+        return None
+    keys = list(dict.fromkeys(k for row in curve for k in row))
+    with (run_dir / f"{CURVE_FILE}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(curve)
+    fig = learning_curve_figure(
+        {
+            title: [
+                (r["samples_seen"], r.get("val/mae_ms", r["val/mae"] * VELOCITY_SCALE_MS))
+                for r in curve
+            ]
+        },
+        mean_map_mae_ms=mean_map_mae_ms,
+        title=title,
+    )
+    return save_figure(fig, run_dir / f"{CURVE_FILE}.png")
+
+
+def schedule_record(trainer: pl.Trainer, task: VelocityTask, stopped_early: bool) -> dict[str, Any]:
+    """Planned and completed optimiser steps, and what (if anything) cut the run short."""
+    planned = trainer.estimated_stepping_batches if trainer.num_training_batches else 0
+    planned = int(planned) if math.isfinite(planned) else None
+    done = int(trainer.global_step)
+    cut = None
+    if planned is not None and done < planned:
+        timer = next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+        if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+            cut = "time cap (trainer.max_time)"
+        elif stopped_early:
+            cut = "early stopping"
+        else:
+            cut = "stopped before the planned steps"
+    return {
+        "scheduler": task.hparams.get("scheduler"),
+        "lr": task.hparams.get("lr"),
+        "warmup_steps": task.hparams.get("warmup_steps"),
+        "warmup_fraction": task.hparams.get("warmup_fraction"),
+        "planned_steps": planned,
+        "steps": done,
+        "complete": cut is None,
+        "cut_short_by": cut,
+    }
+
+
+def best_epoch_row(
+    curve: Sequence[Mapping[str, float]], monitor: str, mode: str
+) -> Mapping[str, float] | None:
+    """The learning-curve row of the selected checkpoint: best ``monitor`` (first of ties)."""
+    rows = [r for r in curve if isinstance(r.get(monitor), (int, float))]
+    if not rows:
+        return None
+    pick = min if mode == "min" else max
+    return pick(rows, key=lambda r: r[monitor])
