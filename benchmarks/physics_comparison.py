@@ -89,8 +89,9 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from epic_zoo.data.datamodule import FWIDataModule  # noqa: E402
+from epic_zoo.data.generate import ensure_data  # noqa: E402
 from epic_zoo.data.profiles import Profile  # noqa: E402
-from epic_zoo.data.store import H5Split, ensure_data, profile_root  # noqa: E402
+from epic_zoo.data.store import H5Split, profile_root  # noqa: E402
 from epic_zoo.evaluate import evaluate_model, load_model  # noqa: E402
 from epic_zoo.provenance import cpu_name, git_commit  # noqa: E402
 from epic_zoo.run import (  # noqa: E402

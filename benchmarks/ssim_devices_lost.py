@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from epic_zoo.data.store import H5Split, ensure_data
+from epic_zoo.data.generate import ensure_data
+from epic_zoo.data.store import H5Split
 from epic_zoo.deploy.export import export_bundle, load_source_model
 from epic_zoo.deploy.testbed import ssim_vs_devices_lost
 

@@ -51,7 +51,7 @@ def _generate(args: tuple[str, Profile, str | None, str, int]) -> str:
     import torch
 
     torch.set_num_threads(1)
-    from epic_zoo.data.store import ensure_data
+    from epic_zoo.data.generate import ensure_data
 
     ensure_data(dataset, profile=profile, root=root, seed=seed, device=device, progress=False)
     return dataset

@@ -387,7 +387,7 @@ def regenerated_test_metrics(
             regenerated data would differ) or from imported OpenFWI files.
     """
     from epic_zoo.data.families import GENERATOR_VERSION
-    from epic_zoo.data.store import generate_split
+    from epic_zoo.data.generate import generate_split
 
     if data.get("data_source", "synthetic") != "synthetic":
         raise ValueError(

@@ -17,7 +17,7 @@ match the observed ones. Three uses:
 
 Time sampling: stored records keep every ``data_time_stride``-th ms of the
 1 ms simulation, sample ``j`` holding simulation sample ``j * data_time_stride``
-(:func:`epic_zoo.data.store.generate_split`). Simulations here always run at
+(:func:`epic_zoo.data.generate.generate_split`). Simulations here always run at
 the full 1 ms step (the grid is not stable at coarser steps) and are
 decimated the same way before comparing. The cost is set by the number of
 maps times shots times simulated steps ``nt``; comparing fewer of the

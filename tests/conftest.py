@@ -3,7 +3,7 @@
 - ``tiny_data_root``: a cache root where ``ensure_data("flatvel-a", "tiny",
   root)`` has generated train/val/test (16/8/8 samples, time stride 4 ->
   records ``[5, 250, 70]``). Pass it as ``root=`` to
-  :func:`~epic_zoo.data.store.ensure_data` or
+  :func:`~epic_zoo.data.generate.ensure_data` or
   :class:`~epic_zoo.data.datamodule.FWIDataModule` with ``profile="tiny"``:
   nothing is regenerated.
 - ``tiny_dataset_dir``: the dataset folder inside it (``train/``, ``val/``,
@@ -76,7 +76,7 @@ def write_openfwi_files() -> Callable[..., list[tuple[Path, Path]]]:
 
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from epic_zoo.data.store import ensure_data
+    from epic_zoo.data.generate import ensure_data
 
     root = tmp_path_factory.mktemp("epic_zoo_data")
     ensure_data("flatvel-a", "tiny", root, seed=0, progress=False)

@@ -57,7 +57,8 @@ def test_source(settings: Settings, dataset: str) -> ShardedArrays:
 
     Raises :class:`BenchError` if it is missing or holds no sample.
     """
-    from epic_zoo.data.store import DataError, ensure_data
+    from epic_zoo.data.generate import ensure_data
+    from epic_zoo.data.store import DataError
 
     info = get_dataset(dataset)
     try:

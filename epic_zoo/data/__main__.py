@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from epic_zoo.data.store import generate_split
+    from epic_zoo.data.generate import generate_split
 
     profile = get_profile(args.profile) if args.profile else None
     opts = {

@@ -1,6 +1,6 @@
 """Torch dataset and Lightning DataModule for FWI samples.
 
-Sources: the synthetic HDF5 store (:func:`epic_zoo.data.store.ensure_data`
+Sources: the synthetic HDF5 store (:func:`epic_zoo.data.generate.ensure_data`
 generates what is missing) or a folder of real OpenFWI ``.npy`` files
 (:class:`epic_zoo.data.openfwi.OpenFWIFolder`, read in place).
 Items are normalised as in OpenFWI's training code (:mod:`epic_zoo.data.transforms`).
@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epic_zoo.data.catalog import get_dataset
+from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
 from epic_zoo.data.profiles import get_profile
@@ -28,7 +29,6 @@ from epic_zoo.data.store import (
     H5Split,
     ShardedArrays,
     check_arrays,
-    ensure_data,
     profile_root,
     regenerate_command,
     split_count,

@@ -308,7 +308,7 @@ def import_openfwi(
     in ``src``. Records are kept every ``time_stride`` ms and stored as
     ``dtype``; every sample is validated (shape, finite, velocity range) and
     an error names the source file. Resumable like
-    :func:`epic_zoo.data.store.generate_split`. Returns ``{out}/{dataset}``.
+    :func:`epic_zoo.data.generate.generate_split`. Returns ``{out}/{dataset}``.
     """
     info = get_dataset(dataset)
     if dtype not in DTYPES:

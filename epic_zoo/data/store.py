@@ -18,8 +18,9 @@ time_stride, dt in s, nt, dtype, geometry json, normalisation stats
 Writing is atomic: a shard is written to ``shard-xxxxx.h5.tmp``, fsynced and
 renamed, so a file with the final name is always whole. Sample ``i`` of a
 split is a pure function of ``(dataset, seed, split, i)``
-(:func:`epic_zoo.data.families.generate_velocity`), so generation resumes
-without redoing finished shards, and cluster jobs can generate disjoint shard
+(:func:`epic_zoo.data.families.generate_velocity`), so generation
+(:mod:`epic_zoo.data.generate`) resumes without redoing finished shards
+(:func:`check_resumable`), and cluster jobs can generate disjoint shard
 ranges of the same split (``shards=(start, end)``).
 
 :class:`H5Split` reads a split (or one shard file) as one index, opening
@@ -30,23 +31,18 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import shlex
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
 
 from epic_zoo.data.catalog import DatasetInfo, get_dataset
 from epic_zoo.data.geometry import (
     DT,
-    NT,
     NUM_RECEIVERS,
     NUM_SOURCES,
     OPENFWI_GEOMETRY,
@@ -124,7 +120,7 @@ def split_count(info: DatasetInfo, profile: Profile, split: str) -> int:
 
 
 def profile_root(root: str | os.PathLike | None, profile: str | Profile, seed: int) -> Path:
-    """Store root used by :func:`ensure_data`: ``{root}/{profile}-seed{seed}``.
+    """Store root used by :func:`epic_zoo.data.generate.ensure_data`: ``{root}/{profile}-seed{seed}``.
 
     Profiles differ in dtype, stride and shard size, so each gets its own
     folder under the cache root; the seed is part of the name because it
@@ -520,58 +516,7 @@ class H5Split(ShardedArrays):
         super().close()
 
 
-# --------------------------------------------------------------------------- generation
-
-
-@dataclass(frozen=True)
-class _ShardJob:
-    """Everything a worker needs to make one shard (picklable)."""
-
-    path: Path
-    attrs: dict[str, Any]
-    device: str | None
-
-
-def _make_shard(job: _ShardJob) -> int:
-    """Generate, simulate, decimate and write one shard; returns its sample count."""
-    from epic_zoo.data import families, forward
-
-    a = job.attrs
-    first, count = int(a["first_index"]), int(a["count"])
-    velocity = families.generate_velocity(
-        a["dataset"], range(first, first + count), seed=int(a["seed"]), split=a["split"]
-    )
-    seismic = np.asarray(forward.simulate(velocity, backend=a["backend"], device=job.device))
-    # every simulated time sample, also those the stride drops: NaN there means the
-    # simulation diverged, and the kept samples cannot be trusted either
-    check_arrays(
-        seismic,
-        np.asarray(velocity, dtype=np.float32),
-        what=f"{job.path} (simulated, before time decimation)",
-        fix=f"The forward model ({a['backend']}) failed; nothing was written.",
-        first_index=first,
-    )
-    seismic = np.ascontiguousarray(seismic[:, :, :: int(a["time_stride"]), :])
-    write_shard(job.path, seismic, velocity, a)
-    return count
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _parse_shards(shards: tuple[int, int] | None, num_shards: int) -> range:
-    if shards is None:
-        return range(num_shards)
-    start, end = int(shards[0]), int(shards[1])
-    if not 0 <= start < end <= num_shards:
-        raise ValueError(
-            f"shard range {start}:{end} is not inside 0:{num_shards} "
-            f"(this split has {num_shards} shards)"
-        )
-    return range(start, end)
+# --------------------------------------------------------------------------- resuming a split
 
 
 def check_resumable(split_dir: Path, attrs: dict[str, Any], shard_ids: Sequence[int]) -> list[int]:
@@ -639,146 +584,3 @@ def split_attrs(
         "num_shards": math.ceil(total / shard_size),
         "source_files": source_files,
     }
-
-
-def generate_split(
-    dataset: str,
-    split: str,
-    num: int,
-    root: str | os.PathLike,
-    *,
-    seed: int = 0,
-    time_stride: int = 1,
-    dtype: str = "float32",
-    shard_size: int = 100,
-    workers: int = 1,
-    device: str | None = None,
-    progress: bool = True,
-    shards: tuple[int, int] | None = None,
-    backend: str = "deepwave",
-) -> Path:
-    """Generate ``num`` samples of ``dataset``/``split`` into ``{root}/{dataset}/{split}``.
-
-    Velocity maps come from :func:`epic_zoo.data.families.generate_velocity`
-    (sample ``i`` depends only on ``(dataset, seed, split, i)``), records from
-    :func:`epic_zoo.data.forward.simulate` (``backend``, ``device``), kept every
-    ``time_stride`` ms and stored as ``dtype``. Resumable: finished shards are
-    kept, missing ones made. ``shards=(start, end)`` makes only shards
-    ``start..end-1`` (for splitting the work over cluster jobs). Each process
-    simulates with one torch thread (the 70 x 70 grid gains little from more,
-    and oversubscribed cores slow deepwave down many times); ``workers > 1``
-    makes shards in that many parallel processes.
-
-    Returns the split folder.
-    """
-    info = get_dataset(dataset)
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if int(num) < 1:
-        raise ValueError(f"num={num}: generate at least one sample")
-    if not 1 <= int(time_stride) <= NT:
-        raise ValueError(f"time_stride={time_stride} must be between 1 and {NT}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r}; use one of {', '.join(DTYPES)}")
-    if int(shard_size) < 1:
-        raise ValueError(f"shard_size={shard_size} must be at least 1")
-    if int(workers) < 1:
-        raise ValueError(f"workers={workers} must be at least 1")
-    from epic_zoo.data.families import GENERATOR_VERSION
-
-    num, shard_size, time_stride = int(num), int(shard_size), int(time_stride)
-    num_shards = math.ceil(num / shard_size)
-    split_dir = resolve_root(root) / info.name / split
-    check_writable(split_dir, "the output folder (--out)")
-    base = split_attrs(
-        info,
-        split,
-        source="synthetic",
-        seed=int(seed),
-        generator_version=GENERATOR_VERSION,
-        backend=backend,
-        time_stride=time_stride,
-        dtype=dtype,
-        total=num,
-        shard_size=shard_size,
-    )
-    wanted = _parse_shards(shards, num_shards)
-    todo = check_resumable(split_dir, base, wanted)
-    if not todo:
-        return split_dir
-    jobs = []
-    for k in todo:
-        first = k * shard_size
-        count = min(shard_size, num - first)
-        attrs = dict(base, shard_index=k, first_index=first, count=count)
-        jobs.append(_ShardJob(split_dir / shard_name(k), attrs, device))
-    total = sum(int(j.attrs["count"]) for j in jobs)
-    done = len(wanted) - len(todo)
-    print(
-        f"epic_zoo: generating {total} {info.name} {split} samples into {split_dir} "
-        f"({len(todo)} shards to make, {done} already there)",
-        file=sys.stderr,
-        flush=True,
-    )
-    with tqdm(total=total, unit="sample", desc=f"{info.name}/{split}", disable=not progress) as bar:
-        if workers == 1 or len(jobs) == 1:
-            import torch
-
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                for job in jobs:
-                    bar.update(_make_shard(job))
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            method = (
-                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            )
-            ctx = multiprocessing.get_context(method)
-            with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-                for count in pool.imap_unordered(_make_shard, jobs):
-                    bar.update(count)
-    return split_dir
-
-
-def ensure_data(
-    dataset: str,
-    profile: str | Profile = "lite",
-    root: str | os.PathLike | None = None,
-    seed: int = 0,
-    *,
-    workers: int = 1,
-    device: str | None = None,
-    progress: bool = True,
-) -> Path:
-    """Make sure the train/val/test splits of ``profile`` exist; generate what is missing.
-
-    Data live in ``{root}/{profile}-seed{seed}/{dataset}/{split}`` where ``root``
-    is the argument, else ``$EPIC_ZOO_DATA``, else ``~/.cache/epic_zoo/data``.
-    Prints where the data are and what it generates. Returns the dataset folder
-    (holding ``train/``, ``val/`` and ``test/``).
-    """
-    info = get_dataset(dataset)
-    prof = get_profile(profile)
-    store_root = profile_root(root, prof, seed)
-    print(
-        f"epic_zoo: {info.name} data (profile {prof.name}, seed {seed}) in {store_root / info.name}",
-        file=sys.stderr,
-        flush=True,
-    )
-    for split in SPLITS:
-        generate_split(
-            info.name,
-            split,
-            split_count(info, prof, split),
-            store_root,
-            seed=seed,
-            time_stride=prof.time_stride,
-            dtype=prof.dtype,
-            shard_size=prof.shard_size,
-            workers=workers,
-            device=device,
-            progress=progress,
-        )
-    return store_root / info.name

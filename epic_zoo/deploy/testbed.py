@@ -358,7 +358,8 @@ def run_testbed(
 ) -> dict[str, Any]:
     """Run every (model, link) deployment, print a table, write the report if ``out`` is given."""
     from epic_zoo import hub
-    from epic_zoo.data.store import H5Split, ensure_data
+    from epic_zoo.data.generate import ensure_data
+    from epic_zoo.data.store import H5Split
 
     torch.set_num_threads(1)
     for name in links:

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 from epic_zoo.data import store
+from epic_zoo.data.generate import ensure_data, generate_split
 from epic_zoo.data.geometry import OPENFWI_GEOMETRY
 from epic_zoo.data.store import (
     DataError,
     H5Split,
     check_arrays,
-    ensure_data,
-    generate_split,
     shard_name,
     write_shard,
 )
