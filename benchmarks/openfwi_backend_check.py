@@ -85,10 +85,11 @@ def simulate_folder(
 def load(spec: str):
     """The model behind ``spec``, its recorded test metrics and training-split size."""
     from epic_zoo.evaluate import load_model
+    from epic_zoo.run_layout import RESULTS_FILE
 
     model = load_model(spec)
     recorded = {}
-    results = Path(spec) / "results.json"
+    results = Path(spec) / RESULTS_FILE
     if results.is_file():
         summary = json.loads(results.read_text())
         recorded = {k.removeprefix("test/"): v for k, v in summary["metrics"].items()}

@@ -52,20 +52,20 @@ from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
     NT,
-    NUM_SOURCES,
     V_MAX,
     V_MIN,
     receiver_split,
 )
 from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
+from epic_zoo.data.timeaxis import config_time_stride
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
+from epic_zoo.hardware.payload import raw_payload_bytes
 from epic_zoo.metrics import inversion_metrics
+from epic_zoo.tables import LEAD_METRICS
 
-METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
-"""Metrics :func:`evaluate_model` reports (see the module docstring for scales)."""
-RAW_BYTES_PER_VALUE: int = 4
-"""A raw record travels as float32."""
+METRIC_KEYS: tuple[str, ...] = LEAD_METRICS
+"""Metrics :func:`evaluate_model` reports, in table order (see the module docstring for scales)."""
 PHYSICS_LIMIT: int = 8
 """Default number of samples (the first ones) the misfit and the refinement cover."""
 REFINE_METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "mae", "misfit")
@@ -76,18 +76,17 @@ def model_time_stride(model: nn.Module) -> int:
     """Time decimation the model was trained with (ms between its input samples).
 
     From ``model.pretrained_cfg["time_stride"]`` when loaded from the Hub
-    format, else ``NT // model.config["time_samples"]``.
+    format, else from ``model.config["time_samples"]`` by
+    :func:`epic_zoo.data.timeaxis.config_time_stride` (``ValueError`` where
+    several strides keep that many samples).
     """
-    cfg = getattr(model, "pretrained_cfg", None)
-    if isinstance(cfg, dict) and "time_stride" in cfg:
-        return int(cfg["time_stride"])
-    time_samples = int(getattr(model, "config", {}).get("time_samples", NT))
-    if NT % time_samples:
-        raise ValueError(
-            f"model takes time_samples={time_samples}, not {NT} divided by a whole stride; "
-            "pass data decimated to match"
-        )
-    return NT // time_samples
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return config_time_stride(
+        {
+            "time_stride": cfg.get("time_stride"),
+            "time_samples": getattr(model, "config", {}).get("time_samples", NT),
+        }
+    )
 
 
 def payload_info(model: nn.Module) -> dict[str, Any]:
@@ -95,7 +94,9 @@ def payload_info(model: nn.Module) -> dict[str, Any]:
 
     Distributed models send ``model.payload_bytes()`` (quantised latent,
     header and checksum included). Centralised models send each device's raw
-    float32 records ``[5, T, n_k]``, the largest device's count reported.
+    float32 records ``[5, T, n_k]``
+    (:func:`epic_zoo.hardware.payload.raw_payload_bytes`), the largest
+    device's count reported.
 
     Returns:
         ``{"payload_bytes_per_device", "raw_bytes_per_device", "payload_kind"}``
@@ -103,9 +104,9 @@ def payload_info(model: nn.Module) -> dict[str, Any]:
     """
     config = getattr(model, "config", {})
     time_samples = int(config.get("time_samples", NT))
-    num_devices = int(config.get("num_devices", 5))
+    num_devices = int(config.get("num_devices", DEFAULT_NUM_DEVICES))
     receivers = max(len(r) for r in receiver_split(num_devices))
-    raw = NUM_SOURCES * time_samples * receivers * RAW_BYTES_PER_VALUE
+    raw = raw_payload_bytes(time_samples, receivers, "float32")
     if hasattr(model, "payload_bytes"):
         return {
             "payload_bytes_per_device": int(model.payload_bytes()),
@@ -123,6 +124,13 @@ def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
     return data
 
 
+def _stride_hint(model: nn.Module) -> str:
+    try:
+        return str(model_time_stride(model))
+    except ValueError:
+        return "S"
+
+
 def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
     expected = getattr(model, "config", {}).get("time_samples")
     got = getattr(dataset, "time_samples", None)
@@ -130,7 +138,7 @@ def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
         raise ValueError(
             f"the model takes {expected} time samples per record, the data give {got}; "
             "evaluate on data with the model's time stride (`python -m epic_zoo.data generate "
-            f"--time-stride {NT // int(expected)}`) or on 1 ms data it can decimate"
+            f"--time-stride {_stride_hint(model)}`) or on 1 ms data it can decimate"
         )
 
 

@@ -33,7 +33,6 @@ see :mod:`epic_zoo.models.codec`).
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import zlib
@@ -51,9 +50,11 @@ from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, receiver_spli
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.records import pack_records
 from epic_zoo.hardware.payload import is_distributed
+from epic_zoo.hub.files import file_sha256
 from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
+from epic_zoo.provenance import utc_now
 
 FORMAT: str = "epic_zoo.deploy"
 FORMAT_VERSION: int = 1
@@ -65,14 +66,6 @@ FULL_MODEL_FILE: str = "model.safetensors"
 
 class BundleError(ValueError):
     """A deployment bundle that is missing, of another format, or whose files do not match it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -233,10 +226,10 @@ def export_bundle(
             [model.payload_bytes(k) for k in range(num_devices)] if distributed else None
         ),
         "files": files,
-        "sha256": {rel: _sha256(out / rel) for rel in [files["central"], *files["devices"]]},
+        "sha256": {rel: file_sha256(out / rel) for rel in [files["central"], *files["devices"]]},
         "epic_zoo_version": epic_zoo.__version__,
         "torch_version": torch.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_now(),
     }
     text = json.dumps(manifest, indent=2) + "\n"
     for folder in [
@@ -268,7 +261,7 @@ def _bundle_file(bundle: Path, manifest: dict, rel: str) -> Path:
     """Find ``rel`` under the bundle root or, in a part folder, by its base name; check its sha256."""
     for path in (bundle / rel, bundle / Path(rel).name):
         if path.is_file():
-            if _sha256(path) != manifest["sha256"][rel]:
+            if file_sha256(path) != manifest["sha256"][rel]:
                 raise BundleError(
                     f"{path} does not match the manifest's sha256: re-copy the bundle"
                 )

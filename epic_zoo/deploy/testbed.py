@@ -28,7 +28,6 @@ Written to ``--out``: ``testbed.md`` (table and conditions), ``testbed.json``
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import platform
@@ -51,6 +50,7 @@ from epic_zoo.deploy.export import CentralDecoder, EdgeEncoder, export_bundle, l
 from epic_zoo.deploy.security import provision
 from epic_zoo.deploy.transport import MqttLink, Topics
 from epic_zoo.hardware.profiles import ComputeProfile, get_link
+from epic_zoo.provenance import cpu_name, git_commit, utc_now
 
 AGREEMENT: float = 0.20
 """The issue's target: simulator within 20 % of the measured p50."""
@@ -65,20 +65,6 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 class Operator:
@@ -452,18 +438,10 @@ def _row_line(row: dict[str, Any]) -> str:
 
 
 def _conditions(split: Path, records: np.ndarray) -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git_commit() or "unknown (not a git checkout)",
-        "host": f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+        "date": utc_now(),
+        "commit": git_commit(short=True) or "unknown (not a git checkout)",
+        "host": f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
         "load_average_1m": os.getloadavg()[0],
         "python": platform.python_version(),
         "torch": torch.__version__,

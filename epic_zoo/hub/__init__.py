@@ -76,8 +76,6 @@ from epic_zoo.hub.resolve import download_repo, resolve_pretrained
 from epic_zoo.hub.runs import RESULTS_FILE, find_run_checkpoint, read_results, run_inputs
 from epic_zoo.provenance import git_commit
 
-_git_commit = git_commit  # older name, used by callers outside the package
-
 _UPPER: dict[str, str] = {
     "load_model": "loader",
     "load_hub_folder": "loader",
