@@ -231,3 +231,23 @@ def test_recorded_check_reproduces_on_regenerated_data(
         evaluate.regenerated_test_metrics(
             tiny_epic(), "flatvel-a", {**data, "generator_version": "0"}, 3, tmp_path / "regen"
         )
+
+
+def test_model_time_stride_follows_the_time_axis() -> None:
+    """Strides that do not divide 1000 (3 ms -> 334 samples) come from the one time-axis map."""
+    model = ZeroVelocity()
+    model.config["time_samples"] = 334
+    assert evaluate.model_time_stride(model) == 3
+    model.config["time_samples"] = 5  # kept by every stride from 200 to 249 ms
+    with pytest.raises(ValueError, match="pass the stored time_stride"):
+        evaluate.model_time_stride(model)
+    model.pretrained_cfg = {"time_stride": 223}
+    assert evaluate.model_time_stride(model) == 223
+
+
+def test_raw_payload_is_the_hardware_arithmetic() -> None:
+    from epic_zoo.hardware.payload import raw_payload_bytes
+
+    info = evaluate.payload_info(ZeroVelocity())
+    assert info["payload_kind"] == "raw"
+    assert info["raw_bytes_per_device"] == raw_payload_bytes(250, 14) == 4 * 5 * 250 * 14
