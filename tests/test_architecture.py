@@ -1,7 +1,9 @@
-"""The package's shape: CLIs that do not import each other, a library layer free of both.
+"""The package's shape: no import cycle, CLIs that do not import each other, layers kept apart.
 
-Module-level import cycles are checked by ``tests/test_import_cycles.py``;
-here the graph also counts imports deferred into functions.
+The one home for import-graph checks: cycles at import time (importing
+``a.b.c`` also runs the packages ``a`` and ``a.b``) and cycles that count
+imports deferred into functions; the hub's lower layer never reaching the
+models; a library layer free of CLIs and Lightning.
 
 Read from the source with :mod:`ast` (nothing is imported), so a violation is
 reported by module and line. DESIGN.md: "A library layer (metrics, plots,
@@ -103,10 +105,24 @@ def _imports(module: str, *, top_level_only: bool) -> Iterator[tuple[str, int]]:
                     yield target, node.lineno
 
 
+def _with_packages(module: str, targets: set[str]) -> set[str]:
+    """``targets`` plus the packages importing them runs, except ``module``'s own (already running)."""
+    own = {module.rsplit(".", k)[0] for k in range(module.count(".") + 1)}
+    found = set(targets)
+    for target in targets:
+        while "." in target:
+            target = target.rpartition(".")[0]
+            found.add(target)
+    return found - own
+
+
 def _graph(top_level_only: bool) -> dict[str, set[str]]:
-    return {
-        m: {t for t, _ in _imports(m, top_level_only=top_level_only) if t != m} for m in MODULES
-    }
+    """``{module: epic_zoo modules it imports}``; at top level, with the packages that runs."""
+    graph = {}
+    for m in MODULES:
+        targets = {t for t, _ in _imports(m, top_level_only=top_level_only)}
+        graph[m] = (_with_packages(m, targets) if top_level_only else targets) - {m}
+    return graph
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -152,12 +168,43 @@ def test_the_graph_sees_known_imports() -> None:
     graph = _graph(top_level_only=True)
     assert "epic_zoo.data.geometry" in graph["epic_zoo.data.timeaxis"]
     assert "epic_zoo.metrics" in graph["epic_zoo.tasks.inversion"]
+    assert "epic_zoo.hub" in graph["epic_zoo.models.builder"]  # importing hub.files runs hub/
+    assert "epic_zoo.models" not in graph["epic_zoo.models.builder"]  # its own package
+    assert "epic_zoo.models.factory" in _graph(top_level_only=False)["epic_zoo.hub.loader"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_at_import_time() -> None:
+    cycles = _cycles(_graph(top_level_only=True))
+    assert not cycles, f"import cycles among module-level imports: {cycles}"
 
 
 def test_no_import_cycle_counting_deferred_imports() -> None:
     cycles = _cycles(_graph(top_level_only=False))
     assert not cycles, f"import cycles through function-level imports: {cycles}"
+
+
+HUB_LOWER_LAYER: tuple[str, ...] = tuple(
+    f"epic_zoo.hub.{m}"
+    for m in ("errors", "files", "registry", "folder", "card", "resolve", "runs", "spec")
+)
+"""The hub modules that resolve files and never build a model (timm's ``_hub``)."""
+
+
+@pytest.mark.parametrize("module", ["epic_zoo.hub", *HUB_LOWER_LAYER])
+def test_hub_lower_layer_never_imports_models(module: str) -> None:
+    upper = (
+        "epic_zoo.models",
+        "epic_zoo.hub.loader",
+        "epic_zoo.hub.export",
+        "epic_zoo.hub.publish",
+    )
+    bad = {
+        (t, line)
+        for t, line in _imports(module, top_level_only=False)
+        if t.startswith(upper) or t == "epic_zoo.hub.cli"
+    }
+    assert not bad, f"{module} imports a model-building module: {sorted(bad)}"
 
 
 @pytest.mark.parametrize("module", LIBRARY_LAYER)
