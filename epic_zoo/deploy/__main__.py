@@ -46,6 +46,11 @@ class CliError(Exception):
     """An input problem with its fix, printed as one line."""
 
 
+def _names(text: str) -> list[str]:
+    """A comma-separated option as a list (``"a, b,"`` -> ``["a", "b"]``)."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 def _writable_file(path: Path | None, flag: str) -> None:
     """Fail now, not after the work, if ``path`` cannot be written (its folder is created)."""
     if path is None:
@@ -269,16 +274,16 @@ def cmd_testbed(args: argparse.Namespace) -> int:
 
     run_testbed(
         devices=args.devices,
-        links=[s.strip() for s in args.link.split(",") if s.strip()],
+        links=_names(args.link),
         samples=args.samples,
-        models=[s.strip() for s in args.models.split(",") if s.strip()],
+        models=_names(args.models),
         dataset=args.dataset,
         data=args.data,
         weights=args.weights,
         deadline_s=args.deadline,
         out=args.out,
         workdir=args.workdir,
-        ssim_datasets=[s.strip() for s in args.ssim_datasets.split(",") if s.strip()],
+        ssim_datasets=_names(args.ssim_datasets),
     )
     return 0
 

@@ -55,24 +55,15 @@ class WeightsSource:
 
 
 def pretrained_source(
-    name: str,
-    *,
-    registry: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
+    name: str, *, registry: str | Path | None = None, **options: Any
 ) -> WeightsSource:
-    """The verified folder of a pretrained name (committed copy -> HF cache -> Hub)."""
+    """The verified folder of a pretrained name (committed copy -> HF cache -> Hub).
+
+    ``options`` (``cache_dir``, ``local_files_only``, ``endpoint``, ``token``)
+    as :func:`epic_zoo.hub.resolve.resolve_pretrained`.
+    """
     info = get_pretrained_info(name, registry)
-    folder, source = resolve_pretrained(
-        name,
-        registry=registry,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        endpoint=endpoint,
-        token=token,
-    )
+    folder, source = resolve_pretrained(name, registry=registry, **options)
     return WeightsSource(
         spec=name,
         kind="pretrained",

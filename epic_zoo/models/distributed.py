@@ -85,6 +85,17 @@ class DistributedModel(nn.Module, HubMixin):
         for k, idx in enumerate(self.receiver_split):
             self.register_buffer(f"_receivers_{k}", torch.as_tensor(idx), persistent=False)
 
+    def _config(self, name: str, **kwargs) -> dict:
+        """``model.config``: ``name``, the shared constructor arguments, then ``kwargs``."""
+        return {
+            "name": name,
+            "time_samples": self.time_samples,
+            "num_devices": self.num_devices,
+            "bits": self.codec_bits,
+            "device_dropout": self.device_dropout,
+            **kwargs,
+        }
+
     # ----------------------------------------------------------------- contract
     def encoder_module(self, device_index: int) -> nn.Module:
         """The module device ``k`` runs (weights included) before the codec."""
@@ -300,15 +311,9 @@ class SplitInversionNet(DistributedModel):
         super().__init__(time_samples, num_devices, bits, device_dropout)
         self.codec_scale = float(activation_clip)
         self.net = InversionNet(time_samples=time_samples, dims=dims)
-        self.config = {
-            "name": "split",
-            "time_samples": self.time_samples,
-            "num_devices": self.num_devices,
-            "bits": self.codec_bits,
-            "device_dropout": self.device_dropout,
-            "dims": list(self.net.config["dims"]),
-            "activation_clip": self.codec_scale,
-        }
+        self.config = self._config(
+            "split", dims=list(self.net.config["dims"]), activation_clip=self.codec_scale
+        )
 
     def encoder_module(self, device_index: int) -> nn.Module:
         self._check_device(device_index)
@@ -408,16 +413,12 @@ class FederatedInversionNet(DistributedModel):
             offset[: len(idx)] = torch.as_tensor(idx, dtype=torch.float32) / (NX - 1) * 2.0 - 1.0
             self.register_buffer(f"_offset_{k}", offset, persistent=False)
         self.fedavg_()
-        self.config = {
-            "name": "federated",
-            "time_samples": self.time_samples,
-            "num_devices": self.num_devices,
-            "bits": self.codec_bits,
-            "device_dropout": self.device_dropout,
-            "dims": list(self.local_models[0].config["dims"]),
-            "fedavg_every": self.fedavg_every,
-            "norm": norm,
-        }
+        self.config = self._config(
+            "federated",
+            dims=list(self.local_models[0].config["dims"]),
+            fedavg_every=self.fedavg_every,
+            norm=norm,
+        )
 
     def encoder_module(self, device_index: int) -> nn.Module:
         return self.local_models[self._check_device(device_index)]
