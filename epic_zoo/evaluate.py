@@ -80,13 +80,9 @@ def model_time_stride(model: nn.Module) -> int:
     :func:`epic_zoo.data.timeaxis.config_time_stride` (``ValueError`` where
     several strides keep that many samples).
     """
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return config_time_stride(
-        {
-            "time_stride": cfg.get("time_stride"),
-            "time_samples": getattr(model, "config", {}).get("time_samples", NT),
-        }
-    )
+    stride = (getattr(model, "pretrained_cfg", None) or {}).get("time_stride")
+    samples = getattr(model, "config", {}).get("time_samples", NT)
+    return config_time_stride({"time_stride": stride, "time_samples": samples})
 
 
 def payload_info(model: nn.Module) -> dict[str, Any]:
@@ -124,21 +120,18 @@ def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
     return data
 
 
-def _stride_hint(model: nn.Module) -> str:
-    try:
-        return str(model_time_stride(model))
-    except ValueError:
-        return "S"
-
-
 def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
     expected = getattr(model, "config", {}).get("time_samples")
     got = getattr(dataset, "time_samples", None)
     if expected is not None and got is not None and int(expected) != int(got):
+        try:
+            stride = str(model_time_stride(model))
+        except ValueError:  # a count several strides keep
+            stride = "S"
         raise ValueError(
             f"the model takes {expected} time samples per record, the data give {got}; "
             "evaluate on data with the model's time stride (`python -m epic_zoo.data generate "
-            f"--time-stride {_stride_hint(model)}`) or on 1 ms data it can decimate"
+            f"--time-stride {stride}`) or on 1 ms data it can decimate"
         )
 
 
