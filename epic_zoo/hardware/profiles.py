@@ -30,6 +30,33 @@ def _check_values(obj: object, positive: tuple[str, ...], non_negative: tuple[st
             )
 
 
+# Byte rates of the codec work (no FLOPs) on one core. Anchor: lzbench 1.8 README
+# (inikep/lzbench, one core of an Intel Core i7-8700K, silesia.tar): zlib 1.2.11 -6
+# compresses 35 MB/s and decompresses 407 MB/s; memcpy 10362 MB/s. Assumption: one
+# server core (Xeon Gold 6248, up to 3.9 GHz) runs them as fast.
+_DEFLATE_BPS, _INFLATE_BPS, _COPY_BPS = 35e6, 407e6, 10.362e9
+# Assumption: one Cortex-A72 core of a Raspberry Pi 4 (1.5 GHz, 3-wide) runs this
+# integer/memory code 5x slower than one i7-8700K core (up to 4.7 GHz: 3.1x the
+# clock, and a wider core). No public zlib figure for the Pi 4 was found.
+_RPI4_BYTE_SLOWDOWN = 5.0
+
+
+@dataclass(frozen=True)
+class CodecWork:
+    """Bytes one side's payload codec handles for one sample: the work that has no FLOPs.
+
+    Attributes:
+        copy_bytes: bytes read while slicing, casting (float32 -> float16),
+            quantising, packing or parsing.
+        deflate_bytes: bytes zlib compresses (its input).
+        inflate_bytes: bytes zlib restores (its output).
+    """
+
+    copy_bytes: int = 0
+    deflate_bytes: int = 0
+    inflate_bytes: int = 0
+
+
 @dataclass(frozen=True)
 class ComputeProfile:
     """A processor running the network at batch 1.
@@ -44,6 +71,10 @@ class ComputeProfile:
             ``active_power_w * compute time``).
         call_overhead_s: fixed time per inference that FLOPs do not explain
             (kernel launches, host-device copies), s.
+        copy_bytes_per_s, deflate_bytes_per_s, inflate_bytes_per_s: one
+            core's rates for the payload codec's work (:class:`CodecWork`),
+            bytes/s; the FLOP-count estimate charges codec work at these
+            rates (defaults: a server core, see the constants' sources).
     """
 
     name: str
@@ -51,15 +82,36 @@ class ComputeProfile:
     effective_flops: float
     active_power_w: float
     call_overhead_s: float = 0.0
+    copy_bytes_per_s: float = _COPY_BPS
+    deflate_bytes_per_s: float = _DEFLATE_BPS
+    inflate_bytes_per_s: float = _INFLATE_BPS
 
     def __post_init__(self) -> None:
-        _check_values(self, ("effective_flops", "active_power_w"), ("call_overhead_s",))
+        _check_values(
+            self,
+            (
+                "effective_flops",
+                "active_power_w",
+                "copy_bytes_per_s",
+                "deflate_bytes_per_s",
+                "inflate_bytes_per_s",
+            ),
+            ("call_overhead_s",),
+        )
 
     def flops_seconds(self, flops: float) -> float:
         """Time to run ``flops`` FLOP (>= 0) on this processor, s."""
         if flops < 0:
             raise ValueError(f"flops={flops} must be >= 0")
         return self.call_overhead_s + flops / self.effective_flops
+
+    def codec_seconds(self, work: CodecWork) -> float:
+        """Time of the codec work ``work`` on one core of this processor, s."""
+        return (
+            work.copy_bytes / self.copy_bytes_per_s
+            + work.deflate_bytes / self.deflate_bytes_per_s
+            + work.inflate_bytes / self.inflate_bytes_per_s
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -217,6 +269,9 @@ DEVICES: dict[str, ComputeProfile] = {
             # Pi Dramble power benchmarks (pidramble.com/wiki/benchmarks/power-consumption):
             # Pi 4 B under `stress --cpu 4`: 1280 mA at 5 V = 6.4 W.
             active_power_w=6.4,
+            copy_bytes_per_s=_COPY_BPS / _RPI4_BYTE_SLOWDOWN,
+            deflate_bytes_per_s=_DEFLATE_BPS / _RPI4_BYTE_SLOWDOWN,
+            inflate_bytes_per_s=_INFLATE_BPS / _RPI4_BYTE_SLOWDOWN,
         ),
         ComputeProfile(
             "rpi5",
@@ -224,6 +279,10 @@ DEVICES: dict[str, ComputeProfile] = {
             effective_flops=_RPI4_FLOPS * _RPI5_OVER_RPI4,
             # geerlingguy/top500-benchmark README: Raspberry Pi 5 at 11 W during HPL.
             active_power_w=11.0,
+            # assumption: the Pi 5's HPL ratio holds for the codec work too
+            copy_bytes_per_s=_COPY_BPS / _RPI4_BYTE_SLOWDOWN * _RPI5_OVER_RPI4,
+            deflate_bytes_per_s=_DEFLATE_BPS / _RPI4_BYTE_SLOWDOWN * _RPI5_OVER_RPI4,
+            inflate_bytes_per_s=_INFLATE_BPS / _RPI4_BYTE_SLOWDOWN * _RPI5_OVER_RPI4,
         ),
     )
 }

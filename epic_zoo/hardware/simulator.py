@@ -24,20 +24,20 @@ a battery pays.
 
 Compute time comes from two sources, reported side by side:
 
-- ``"measured"``: the network timed on this machine at batch 1, one torch
-  thread pinned to one core, every architecture interleaved with the others
-  and with a reference conv stack in rounds (:mod:`~epic_zoo.hardware.timing`);
-  each call's fastest round is a multiple of the probe's fastest round,
-  times the probe's FLOPs, divided by ``profile.effective_flops`` (on a
-  shared machine noise only adds time, so fastest rounds are the steadiest;
-  the interquartile spread of the per-round multiples is kept as
-  ``timing_spread``). Not bit-stable: report it with its spread.
-- ``"flops"``: FLOPs counted by :class:`torch.utils.flop_counter.FlopCounterMode`
-  (autograd on, attention unfused) divided by ``profile.effective_flops``.
-  Deterministic.
-
-Work that has no FLOP count (packing bytes, float16 conversion, zlib) is
-timed and scaled in both.
+- ``"measured"``: the network and its payload codec (packing, float16
+  conversion, zlib) timed on this machine at batch 1, one torch thread pinned
+  to one core, in thread CPU time, every call interleaved with the others in
+  rounds with a reference conv stack (the probe) run before each
+  (:mod:`~epic_zoo.hardware.timing`); the median over rounds of each call's
+  time as a multiple of the probe's, times the probe's FLOPs, divided by
+  ``profile.effective_flops`` (the interquartile spread of the per-round
+  multiples is kept as ``timing_spread``). Not bit-stable: steady to a few
+  per cent between runs; report it with its spread.
+- ``"flops"``: network FLOPs counted by
+  :class:`torch.utils.flop_counter.FlopCounterMode` (autograd on, attention
+  unfused) divided by ``profile.effective_flops``, plus the codec's bytes
+  (:class:`~epic_zoo.hardware.profiles.CodecWork`) at the profile's byte
+  rates. Nothing in it is timed: bit-for-bit the same on every run.
 
 LTE-like links add the radio's state machine (:class:`LinkProfile` fields
 ``promotion_s``, ``tail_s``, ``inference_interval_s``): an idle radio first
@@ -62,12 +62,12 @@ from epic_zoo.hardware.payload import (
     model_receivers,
     pack_latents,
     raw_format_name,
+    raw_payload_bytes,
     raw_payloads,
     records_from_payloads,
 )
-from epic_zoo.hardware.profiles import ComputeProfile, LinkProfile
+from epic_zoo.hardware.profiles import CodecWork, ComputeProfile, LinkProfile
 from epic_zoo.hardware.timing import (
-    PROBE,
     count_flops,
     host_reference_flops,
     pinned,
@@ -125,11 +125,14 @@ class ModelCost:
         encoder_params: parameters one device holds (0 for raw senders).
         params: parameters of the whole model.
         host_flops: this machine's reference speed while the timings were
-            taken (probe FLOPs / fastest probe round), FLOP/s.
+            taken (probe FLOPs / median probe CPU time), FLOP/s.
         timing_spread: largest interquartile spread (relative) of the
             network timings, as probe multiples (0 = steady).
         raw_format: raw baseline format (``f32``, ``f16``, ``f32-zlib``,
             ``f16-zlib``); empty for distributed models.
+        device_codec_work: bytes the largest device's codec handles
+            (the ``"flops"`` source charges them at the profile's byte rates).
+        central_codec_work: bytes the centre's codec handles (every payload).
     """
 
     name: str
@@ -146,6 +149,8 @@ class ModelCost:
     host_flops: float
     timing_spread: float = 0.0
     raw_format: str = ""
+    device_codec_work: CodecWork = CodecWork()
+    central_codec_work: CodecWork = CodecWork()
 
     @property
     def num_devices(self) -> int:
@@ -153,6 +158,15 @@ class ModelCost:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCost:
+        """Inverse of :meth:`as_dict` (after a JSON round trip: lists back to tuples)."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        for key in ("device_codec_work", "central_codec_work"):
+            if key in fields:
+                fields[key] = CodecWork(**fields[key])
+        return cls(**fields)
 
 
 def _params(module: nn.Module) -> int:
@@ -189,6 +203,9 @@ def _plan(
         with torch.inference_mode():
             latents = encode_latents(model, seismic)
         payloads = [device[0] for device in pack_latents(model, latents)]
+        # the device quantises and packs its float32 latent; the centre parses every payload
+        device_work = CodecWork(copy_bytes=4 * latents[big].numel())
+        central_work = CodecWork(copy_bytes=sum(len(p) for p in payloads))
         flops = tuple(count_flops(lambda k=k, x=x: model.encode(k, x)) for k, x in enumerate(parts))
         central_flops = count_flops(lambda: model.decode(latents, None))
         calls = {
@@ -217,6 +234,8 @@ def _plan(
                     params=params,
                     host_flops=host_flops,
                     timing_spread=max(s1, s2),
+                    device_codec_work=device_work,
+                    central_codec_work=central_work,
                 )
             ]
 
@@ -226,6 +245,8 @@ def _plan(
     central_flops = count_flops(lambda: model(seismic))
     calls: dict[str, Callable[[], object]] = {f"{key}/forward": lambda: model(seismic)}
     sent: dict[str, list[bytes]] = {}
+    work: dict[str, tuple[CodecWork, CodecWork]] = {}
+    float32 = [raw_payload_bytes(time_samples, len(idx)) for idx in receivers]
     for precision, compressed in formats:
         fmt = raw_format_name(precision, compressed)
 
@@ -235,6 +256,13 @@ def _plan(
 
         payloads = serialise()
         sent[fmt] = [p[0] for p in payloads]
+        # device: read its float32 records (slice, cast), zlib the cast bytes;
+        # centre: zlib-restore and read back every device's cast bytes
+        plain = [raw_payload_bytes(time_samples, len(idx), precision) for idx in receivers]
+        work[fmt] = (
+            CodecWork(copy_bytes=max(float32), deflate_bytes=max(plain) if compressed else 0),
+            CodecWork(copy_bytes=sum(plain), inflate_bytes=sum(plain) if compressed else 0),
+        )
         calls[f"{key}/serialise-{fmt}"] = serialise
         calls[f"{key}/parse-{fmt}"] = (
             lambda payloads=payloads, precision=precision, compressed=compressed: (
@@ -260,6 +288,8 @@ def _plan(
                 host_flops=host_flops,
                 timing_spread=spread,
                 raw_format=fmt,
+                device_codec_work=work[fmt][0],
+                central_codec_work=work[fmt][1],
             )
             for fmt, payloads in sent.items()
         ]
@@ -296,16 +326,16 @@ def measure_costs(
             raise ValueError(f"duplicate cost key {key!r}")
         plans[key] = _plan(key, model.eval(), seismic, seismic_raw, formats)
     probe, probe_flops = reference_probe()
-    calls = {PROBE: probe}
+    calls = {}
     for plan in plans.values():
         calls.update(plan.calls)
     with pinned(cpu):
-        times = time_interleaved(calls, warmup=warmup, repeats=repeats)
-    probe_s = float(np.min(times[PROBE]))
+        timings = time_interleaved(calls, probe, warmup=warmup, repeats=repeats)
+    probe_s = timings.probe_seconds()
 
     def time_of(call: str) -> tuple[float, float]:
-        rel = probe_relative(times, call)
-        return rel.fastest * probe_s, rel.spread
+        rel = probe_relative(timings, call)
+        return rel.median * probe_s, rel.spread
 
     return {key: plan.build(time_of, probe_flops / probe_s) for key, plan in plans.items()}
 
@@ -420,21 +450,27 @@ def compute_seconds(
     profile: ComputeProfile,
     source: str,
     host_flops: float,
+    codec_work: CodecWork | None = None,
 ) -> float:
-    """Time of one network call plus its codec work on ``profile``, s (see the module docstring)."""
+    """Time of one network call plus its codec work on ``profile``, s (see the module docstring).
+
+    ``"measured"`` scales the host times ``host_s`` and ``codec_host_s`` by
+    ``host_flops / profile.effective_flops``; ``"flops"`` uses ``flops`` and
+    ``codec_work`` only (nothing timed; ``None``: no codec work).
+    """
     if source not in SOURCES:
         raise ValueError(f"unknown compute-time source {source!r}; use one of {SOURCES}")
     if host_flops <= 0:
         raise ValueError(f"host_flops={host_flops} must be > 0")
     scale = host_flops / profile.effective_flops
-    codec = codec_host_s * scale
+    if source == "measured":
+        codec = codec_host_s * scale
+        network = host_s * scale + profile.call_overhead_s
+    else:
+        codec = profile.codec_seconds(codec_work or CodecWork())
+        network = profile.flops_seconds(flops)
     if flops == 0 and host_s == 0:
         return codec  # nothing but serialising: no network call, no call overhead
-    network = (
-        host_s * scale + profile.call_overhead_s
-        if source == "measured"
-        else profile.flops_seconds(flops)
-    )
     return network + codec
 
 
@@ -455,7 +491,9 @@ def simulate(
     """
     host_flops = cost.host_flops
     device_s = [
-        compute_seconds(f, h, cost.device_codec_host_s, device, source, host_flops)
+        compute_seconds(
+            f, h, cost.device_codec_host_s, device, source, host_flops, cost.device_codec_work
+        )
         for f, h in zip(cost.device_flops, cost.device_host_s, strict=True)
     ]
     central_s = compute_seconds(
@@ -465,6 +503,7 @@ def simulate(
         central,
         source,
         host_flops,
+        cost.central_codec_work,
     )
     airtimes = [link.airtime_s(int(n)) for n in cost.payload_bytes]
     if link.shared_medium:

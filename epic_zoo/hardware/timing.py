@@ -1,11 +1,19 @@
 """Timing and FLOP counting on this machine, made to survive a busy host.
 
 - :func:`time_interleaved` times several calls in rounds (each call once per
-  round, the order rotating), so that a change in the host's load during the
-  run slows every call alike; a reference conv stack (:func:`reference_probe`)
-  runs in every round, and each call's time is expressed per round as a
-  multiple of the probe's (:func:`probe_relative`).
-- :func:`pinned` runs a block with one torch thread on one CPU core.
+  round, the order rotating) and runs a reference conv stack (the *probe*,
+  :func:`reference_probe`) right before every call. Each call's time is then
+  read per round as a multiple of the probe run just before it
+  (:func:`probe_relative`), so a change in the host's speed during the run
+  slows both alike and cancels.
+- Times are the calling thread's **CPU time** (``time.thread_time``), not wall
+  time: while another process holds the core, the thread is not running and
+  its clock stops. On a shared machine that removes preemption, the largest
+  noise in wall times; what is left (caches, memory bandwidth shared with
+  other processes) is much smaller and symmetric, so the **median** over
+  rounds is the estimate, with the interquartile spread beside it.
+- :func:`pinned` runs a block with one torch thread on one CPU core: one
+  thread does all the work, so its CPU time is the work's.
 - :func:`count_flops` counts with autograd enabled and scaled dot-product
   attention forced to its math backend: in inference mode
   ``nn.TransformerEncoderLayer`` / ``nn.MultiheadAttention`` take a fused
@@ -13,9 +21,9 @@
   :class:`~torch.utils.flop_counter.FlopCounterMode` does not see (about a
   fifth of EPIC's decoder).
 
-Stable figures: FLOP counts (deterministic). Less stable: wall times, even as
-probe multiples from the fastest rounds (they still move with cache and
-frequency effects); their per-round spread is reported beside them.
+Stable figures: FLOP counts (deterministic). Measured: CPU times as probe
+multiples (steady to a few per cent between runs on this 2-core machine,
+not bit-stable); their per-round spread is reported beside them.
 """
 
 from __future__ import annotations
@@ -32,8 +40,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-PROBE: str = "__probe__"
-"""Key of the reference probe in :func:`time_interleaved`'s results."""
+CLOCK: Callable[[], float] = time.thread_time
+"""Clock of :func:`time_interleaved`: CPU seconds of the calling thread."""
+CLOCK_NAME: str = "thread CPU time"
 
 
 @contextmanager
@@ -74,9 +83,15 @@ def default_cpu() -> int | None:
 
 
 def time_call(
-    fn: Callable[[], object], *, warmup: int = 2, repeats: int = 5, threads: int = 1
+    fn: Callable[[], object],
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    threads: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
-    """Median wall time of ``fn()`` in s, after ``warmup`` untimed calls, with ``threads`` torch threads."""
+    """Median time of ``fn()`` in s (wall by default), after ``warmup`` untimed calls, with
+    ``threads`` torch threads."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats={repeats} must be >= 1 and warmup={warmup} >= 0")
     with torch_threads(threads), torch.inference_mode():
@@ -84,35 +99,61 @@ def time_call(
             fn()
         times = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     return statistics.median(times)
 
 
-def time_interleaved(
-    calls: Mapping[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 15
-) -> dict[str, list[float]]:
-    """Wall times in s of every call, ``repeats`` rounds of one call each, order rotating.
+@dataclass(frozen=True)
+class Timings:
+    """What :func:`time_interleaved` measured, CPU seconds per round.
 
-    Each call runs ``warmup`` times untimed first. Run it inside :func:`pinned`.
-    Returns ``{key: [time of round 0, round 1, ...]}``.
+    Attributes:
+        calls: ``{key: [time of round 0, round 1, ...]}``.
+        probes: ``{key: [...]}``, the probe's time right before each of those calls.
+    """
+
+    calls: dict[str, list[float]]
+    probes: dict[str, list[float]]
+
+    def probe_seconds(self) -> float:
+        """Median of every probe run, s: this machine's speed on the probe during the timings."""
+        return float(np.median(np.concatenate([np.asarray(v) for v in self.probes.values()])))
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], object]],
+    probe: Callable[[], object],
+    *,
+    warmup: int = 2,
+    repeats: int = 60,
+    clock: Callable[[], float] = CLOCK,
+) -> Timings:
+    """Time every call once per round, ``repeats`` rounds, order rotating, ``probe`` before each.
+
+    Every call and the probe first run ``warmup`` times untimed. Run it inside
+    :func:`pinned` (one thread: the thread's CPU time is the work's).
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats={repeats} must be >= 1 and warmup={warmup} >= 0")
     keys = list(calls)
-    times: dict[str, list[float]] = {k: [] for k in keys}
+    out = Timings({k: [] for k in keys}, {k: [] for k in keys})
     with torch.inference_mode():
-        for key in keys:
+        for fn in (probe, *calls.values()):
             for _ in range(warmup):
-                calls[key]()
+                fn()
         for r in range(repeats):
             shift = r % len(keys)
             for key in keys[shift:] + keys[:shift]:
-                start = time.perf_counter()
+                start = clock()
+                probe()
+                middle = clock()
                 calls[key]()
-                times[key].append(time.perf_counter() - start)
-    return times
+                end = clock()
+                out.probes[key].append(middle - start)
+                out.calls[key].append(end - middle)
+    return out
 
 
 @dataclass(frozen=True)
@@ -120,27 +161,22 @@ class Relative:
     """A call's time as a multiple of the probe's, over the rounds of :func:`time_interleaved`.
 
     Attributes:
-        fastest: the call's fastest round over the probe's fastest round. On a
-            shared machine the noise is additive (preemption, cache eviction),
-            so the fastest rounds are the steadiest estimate (timeit's
-            convention); this is the figure the simulator uses.
-        median: median over rounds of ``t_call / t_probe`` (same round).
+        median: median over rounds of ``t_call / t_probe`` (the probe run just
+            before the call): the figure the simulator uses.
         spread: interquartile range of that per-round ratio divided by its
-            median (0 = steady): how loaded the machine was.
+            median (0 = steady): how disturbed the timings were.
     """
 
-    fastest: float
     median: float
     spread: float
 
 
-def probe_relative(times: Mapping[str, list[float]], key: str) -> Relative:
-    """``times[key]`` relative to the probe: fastest over fastest, and per round."""
-    call, probe = np.asarray(times[key]), np.asarray(times[PROBE])
-    ratio = call / probe
+def probe_relative(timings: Timings, key: str) -> Relative:
+    """``timings.calls[key]`` per round relative to the probe run before it."""
+    ratio = np.asarray(timings.calls[key]) / np.asarray(timings.probes[key])
     q25, med, q75 = np.percentile(ratio, [25, 50, 75])
     spread = float((q75 - q25) / med) if med > 0 else 0.0
-    return Relative(float(call.min() / probe.min()), float(med), spread)
+    return Relative(float(med), spread)
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -161,7 +197,12 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def reference_probe() -> tuple[Callable[[], object], int]:
-    """Small conv stack (16 -> 64 channels, 64x64 -> 32x32) at batch 1: ``(call, FLOPs)``."""
+    """Small conv stack (16 -> 64 channels, 64x64 -> 32x32) at batch 1: ``(call, FLOPs)``.
+
+    Small convs at batch 1 are what the device profiles' ``effective_flops``
+    describe (:mod:`epic_zoo.hardware.profiles`), so this probe's speed is the
+    host's counterpart of that figure.
+    """
     gen = torch.Generator().manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(16, 32, 3, padding=1),
@@ -181,6 +222,6 @@ def reference_probe() -> tuple[Callable[[], object], int]:
 
 
 def host_reference_flops(repeats: int = 9) -> float:
-    """FLOP/s this machine sustains now on small convs at batch 1 and 1 thread."""
+    """FLOP/s this machine sustains now on the probe (batch 1, 1 thread, CPU time)."""
     call, flops = reference_probe()
-    return flops / time_call(call, warmup=3, repeats=repeats)
+    return flops / time_call(call, warmup=3, repeats=repeats, clock=CLOCK)

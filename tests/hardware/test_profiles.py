@@ -11,6 +11,7 @@ from epic_zoo.hardware.profiles import (
     CENTRALS,
     DEVICES,
     LINKS,
+    CodecWork,
     ComputeProfile,
     LinkProfile,
     get_central,
@@ -87,7 +88,9 @@ def test_link_rejects_nan_and_headers_filling_the_mtu() -> None:
         toy_link(transport_header_bytes=1000)
 
 
-@pytest.mark.parametrize("field", ["effective_flops", "active_power_w"])
+@pytest.mark.parametrize(
+    "field", ["effective_flops", "active_power_w", "deflate_bytes_per_s", "copy_bytes_per_s"]
+)
 def test_compute_profile_rejects_non_positive_values(field: str) -> None:
     with pytest.raises(ValueError, match=rf"ComputeProfile 'rpi4': {field}=0"):
         dataclasses.replace(DEVICES["rpi4"], **{field: 0.0})
@@ -115,6 +118,21 @@ def test_compute_profile_flop_time() -> None:
     assert gpu.flops_seconds(0) == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="flops"):
         gpu.flops_seconds(-1)
+
+
+def test_compute_profile_codec_time() -> None:
+    cpu = dataclasses.replace(
+        CENTRALS["server-cpu"],
+        copy_bytes_per_s=1e9,
+        deflate_bytes_per_s=1e7,
+        inflate_bytes_per_s=1e8,
+    )
+    work = CodecWork(copy_bytes=2_000_000, deflate_bytes=50_000, inflate_bytes=300_000)
+    assert cpu.codec_seconds(work) == pytest.approx(2e-3 + 5e-3 + 3e-3)
+    assert cpu.codec_seconds(CodecWork()) == 0.0
+    # a Pi core is slower than a server core at every codec step
+    pi = DEVICES["rpi4"]
+    assert pi.codec_seconds(work) > CENTRALS["server-cpu"].codec_seconds(work)
 
 
 def test_wifi_goodput_is_that_of_a_single_stream_2_4_ghz_link() -> None:

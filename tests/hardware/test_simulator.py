@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import zlib
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from epic_zoo.hardware import payload as pl
-from epic_zoo.hardware.profiles import CENTRALS, DEVICES, LINKS
+from epic_zoo.hardware.profiles import CENTRALS, DEVICES, LINKS, CodecWork
 from epic_zoo.hardware.simulator import (
     ModelCost,
     compute_seconds,
@@ -26,8 +27,8 @@ from epic_zoo.hardware.simulator import (
     transfer_time,
 )
 from epic_zoo.hardware.timing import (
-    PROBE,
     Relative,
+    Timings,
     default_cpu,
     pinned,
     probe_relative,
@@ -62,6 +63,8 @@ def cost(**overrides) -> ModelCost:
         encoder_params=10,
         params=100,
         host_flops=2e10,
+        device_codec_work=CodecWork(copy_bytes=4000),
+        central_codec_work=CodecWork(copy_bytes=6000),
     )
     fields.update(overrides)
     return ModelCost(**fields)
@@ -79,16 +82,25 @@ def test_transfer_time_sums_on_a_shared_medium_and_overlaps_on_separate_links() 
 
 
 def test_compute_seconds_from_both_sources() -> None:
-    rpi = dataclasses.replace(DEVICES["rpi4"], effective_flops=1e10, call_overhead_s=1e-3)
-    host = 4e10  # this machine 4x faster than the device
-    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "flops", host) == pytest.approx(
-        1e-3 + 2e8 / 1e10 + 4e-4
+    rpi = dataclasses.replace(
+        DEVICES["rpi4"], effective_flops=1e10, call_overhead_s=1e-3, deflate_bytes_per_s=1e7
     )
-    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "measured", host) == pytest.approx(
+    host = 4e10  # this machine 4x faster than the device
+    work = CodecWork(deflate_bytes=20_000)  # 2 ms of zlib on the device
+    # FLOP-based: FLOPs and codec bytes only; the host timings play no part
+    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "flops", host, work) == pytest.approx(
+        1e-3 + 2e8 / 1e10 + 2e-3
+    )
+    assert compute_seconds(2e8, 9.0, 9.0, rpi, "flops", 1.0, work) == compute_seconds(
+        2e8, 5e-3, 1e-4, rpi, "flops", host, work
+    )
+    # measured: host network and codec times scaled by the speed ratio
+    assert compute_seconds(2e8, 5e-3, 1e-4, rpi, "measured", host, work) == pytest.approx(
         5e-3 * 4 + 1e-3 + 4e-4
     )
     # a raw sender only serialises: no network call, no call overhead
-    assert compute_seconds(0, 0.0, 1e-4, rpi, "flops", host) == pytest.approx(4e-4)
+    assert compute_seconds(0, 0.0, 1e-4, rpi, "flops", host, work) == pytest.approx(2e-3)
+    assert compute_seconds(0, 0.0, 1e-4, rpi, "measured", host, work) == pytest.approx(4e-4)
     with pytest.raises(ValueError, match="unknown compute-time source"):
         compute_seconds(1, 1.0, 0.0, rpi, "guess", host)
 
@@ -100,11 +112,17 @@ def test_simulate_breakdown_by_hand(source: str) -> None:
     host = c.host_flops
     est = simulate(c, link, device, central, source=source)
     dev = [
-        compute_seconds(f, h, c.device_codec_host_s, device, source, host)
+        compute_seconds(f, h, c.device_codec_host_s, device, source, host, c.device_codec_work)
         for f, h in zip(c.device_flops, c.device_host_s, strict=True)
     ]
     cen = compute_seconds(
-        c.central_flops, c.central_host_s, c.central_codec_host_s, central, source, host
+        c.central_flops,
+        c.central_host_s,
+        c.central_codec_host_s,
+        central,
+        source,
+        host,
+        c.central_codec_work,
     )
     air = [link.airtime_s(n) for n in c.payload_bytes]
     assert est.device_compute_s == pytest.approx(max(dev))
@@ -269,8 +287,28 @@ def test_interleaved_costs_of_several_models_share_one_probe(records) -> None:
     f32, f16 = costs["inversionnet"][:2]
     assert sum(f16.payload_bytes) * 2 == sum(f32.payload_bytes)
     assert f16.central_host_s == f32.central_host_s  # one forward timing, shared
+    # codec work: a device reads its float32 records (14 receivers) and zlibs the cast bytes;
+    # the centre restores and reads every device's cast bytes
+    f16_zlib = costs["inversionnet"][3]
+    assert f32.device_codec_work == CodecWork(copy_bytes=4 * 5 * T * 14)
+    assert f16_zlib.device_codec_work == CodecWork(4 * 5 * T * 14, deflate_bytes=2 * 5 * T * 14)
+    assert f16_zlib.central_codec_work == CodecWork(2 * 5 * T * 70, inflate_bytes=2 * 5 * T * 70)
+    assert epic.central_codec_work.copy_bytes == sum(epic.payload_bytes)
+    assert epic.device_codec_work.deflate_bytes == 0 < epic.device_codec_work.copy_bytes
+    assert ModelCost.from_dict(json.loads(json.dumps(f16_zlib.as_dict()))) == f16_zlib
     with pytest.raises(ValueError, match="duplicate"):
         measure_costs(entries + entries[:1], repeats=1, warmup=0)
+
+
+def test_flop_based_estimates_are_the_same_on_every_run(records) -> None:
+    """Nothing timed enters the FLOP-based figures: two timings give identical estimates."""
+    seismic, raw = records
+    entries = [(n, zoo_model(n), seismic[:1], raw[:1]) for n in ("epic", "inversionnet")]
+    first, second = (measure_costs(entries, repeats=1, warmup=0) for _ in range(2))
+    hardware = (LINKS["wifi-ac"], DEVICES["rpi4"], CENTRALS["server-cpu"])
+    for key in first:
+        for a, b in zip(first[key], second[key], strict=True):
+            assert simulate(a, *hardware, source="flops") == simulate(b, *hardware, source="flops")
 
 
 def test_flops_are_counted_with_attention_unfused() -> None:
@@ -285,16 +323,33 @@ def test_flops_are_counted_with_attention_unfused() -> None:
     assert fused.get_total_flops() < counted
 
 
-def test_interleaved_timing_rotates_and_relates_to_the_probe() -> None:
+def test_interleaved_timing_rotates_and_runs_the_probe_before_every_call() -> None:
     order: list[str] = []
-    calls = {PROBE: lambda: order.append("p"), "a": lambda: order.append("a")}
-    times = time_interleaved(calls, warmup=0, repeats=4)
-    assert order == ["p", "a", "a", "p", "p", "a", "a", "p"]
-    assert all(len(v) == 4 for v in times.values())
-    fake = {PROBE: [1.0, 2.0, 1.0, 2.0], "a": [3.0, 6.0, 3.0, 6.0]}
-    assert probe_relative(fake, "a") == Relative(3.0, 3.0, 0.0)  # a load change cancels
-    noisy = {PROBE: [1.0, 1.0, 5.0, 1.0], "a": [2.0, 9.0, 2.0, 2.0]}  # preempted rounds
-    assert probe_relative(noisy, "a").fastest == 2.0
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    timings = time_interleaved(calls, lambda: order.append("p"), warmup=1, repeats=2)
+    assert order == ["p", "a", "b"] + ["p", "a", "p", "b"] + ["p", "b", "p", "a"]
+    assert all(len(v) == 2 for v in (*timings.calls.values(), *timings.probes.values()))
+    with pytest.raises(ValueError, match="repeats"):
+        time_interleaved(calls, lambda: None, repeats=0)
+
+
+def test_times_relative_to_the_probe_cancel_a_load_change() -> None:
+    steady = Timings({"a": [3.0, 6.0, 3.0, 6.0]}, {"a": [1.0, 2.0, 1.0, 2.0]})
+    assert probe_relative(steady, "a") == Relative(3.0, 0.0)  # the host halved its speed twice
+    noisy = Timings({"a": [2.0, 2.0, 9.0, 2.0, 2.0]}, {"a": [1.0, 1.0, 1.0, 1.0, 1.0]})
+    rel = probe_relative(noisy, "a")
+    assert rel.median == 2.0 and rel.spread == 0.0  # one disturbed round moves neither
+    assert noisy.probe_seconds() == 1.0
+
+
+def test_timings_are_the_threads_cpu_time() -> None:
+    import time
+
+    def sleep() -> None:  # waiting (as when another process holds the core) costs no CPU time
+        time.sleep(0.05)
+
+    timings = time_interleaved({"sleep": sleep}, lambda: None, warmup=0, repeats=2)
+    assert max(timings.calls["sleep"]) < 0.04
     with pinned(default_cpu()):
         assert torch.get_num_threads() == 1
 
