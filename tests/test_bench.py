@@ -49,7 +49,8 @@ def test_one_row_per_model_dataset_and_link(rows: list[dict], sweep: Path) -> No
     assert len(rows) == len(keys)
     table = (sweep / bench.MD_NAME).read_text()
     assert all(f"| {m} | flatvel-a | wifi-ac |" in table for m in models)
-    assert "Not stable" in table  # the output says which figures are stable
+    # the output says which figures are stable and which are measured
+    assert "Stable (bit-for-bit" in table and "Measured (steady" in table
     assert (sweep / "plots" / "latency_per_link.png").is_file()
     assert (sweep / "plots" / "energy_per_link.png").is_file()
     # no fidelity without weights: empty metric cells, no fidelity plot
@@ -148,6 +149,7 @@ def test_conditions_are_recorded(rows: list[dict]) -> None:
     assert r["torch_version"] == torch.__version__
     assert r["data_profile"] == "tiny" and r["test_samples_profile"] == 8
     assert r["timing_threads"] == 1 and r["host_gflops_1thread"] > 0 and r["timing_rounds"] == 1
+    assert r["timing_clock"] == "thread CPU time"
     assert r["commit"] and r["cpu"] and r["device_profile"] == "rpi4"
     for r in rows:  # each row's timings are scaled by the host speed measured with them
         assert r["device_speed_ratio"] == pytest.approx(1e-9 * 10e9 / r["host_gflops_1thread"])

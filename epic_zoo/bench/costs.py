@@ -20,6 +20,8 @@ from torch import nn
 from epic_zoo.hardware.simulator import ModelCost, measure_costs
 
 COSTS_NAME: str = "costs.json"
+COSTS_VERSION: int = 2
+"""Layout of ``costs.json`` (2: CPU-time timings against a probe run before every call, codec work)."""
 
 
 def cost_key(model: nn.Module) -> str:
@@ -44,15 +46,13 @@ def load_costs(out: Path) -> dict[str, list[ModelCost]]:
     if not path.is_file():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("version") != COSTS_VERSION:
+        return {}
     try:
         return {
-            key: [
-                ModelCost(**{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
-                for c in costs
-            ]
-            for key, costs in data.items()
+            key: [ModelCost.from_dict(c) for c in costs] for key, costs in data["costs"].items()
         }
-    except TypeError:
+    except (TypeError, KeyError):
         return {}
 
 
@@ -70,7 +70,10 @@ def ensure_costs(
     if missing:
         entries = [(k, todo[k].model, todo[k].seismic, todo[k].raw) for k in missing]
         costs.update(measure_costs(entries, warmup=warmup, repeats=repeats, cpu=cpu))
-        data = {k: [c.as_dict() for c in v] for k, v in costs.items()}
+        data = {
+            "version": COSTS_VERSION,
+            "costs": {k: [c.as_dict() for c in v] for k, v in costs.items()},
+        }
         (out / COSTS_NAME).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return costs
 

@@ -17,18 +17,20 @@ import torch
 import epic_zoo
 from epic_zoo.bench.settings import Hardware, Settings
 from epic_zoo.data.profiles import get_profile
+from epic_zoo.hardware.timing import CLOCK_NAME
 from epic_zoo.provenance import cpu_name, git_commit
 
 CSV_NAME, MD_NAME, RUN_NAME = "bench.csv", "bench.md", "run.json"
 
 STABILITY_NOTE: str = (
-    "Stable (bit-for-bit on rerun): payload bytes, FLOPs. Nearly stable: every `flops` latency "
-    "/ energy "
-    "and its ratios (the codec work inside them is timed: packing, float16, zlib). Not stable: "
-    "`measured` figures come from wall times on this shared machine, taken interleaved in "
-    "rounds, each call's fastest round relative to a reference probe's fastest round; "
-    "`timing_spread` is the interquartile spread of the per-round ratio (the `±` below). "
-    "zlib sizes depend on the data. `benchmarks/bench_stability.py` compares two runs."
+    "Stable (bit-for-bit on rerun with the same test data): payload bytes, FLOPs, and every "
+    "`flops` latency / energy and its ratios (network FLOPs at the profile's FLOP/s plus the "
+    "codec's bytes at its byte rates; nothing timed). Measured (steady to a few per cent, not "
+    "bit-stable): every `measured` figure, from this machine's thread CPU time at one pinned "
+    "thread, each call timed in interleaved rounds right after a reference probe, the median "
+    "of its per-round probe multiples scaled by the probe's FLOP/s to the profile; "
+    "`timing_spread` is the interquartile spread of those multiples (the `±` below). "
+    "`benchmarks/bench_stability.py` compares two runs."
 )
 
 
@@ -53,6 +55,7 @@ def conditions(settings: Settings, hardware: Hardware) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "timing_threads": 1,
+        "timing_clock": CLOCK_NAME,
         "timing_rounds": settings.repeats,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -158,8 +161,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     lines += [
         f"Conditions: {data}, weights `{c['fidelity_source']}`; devices `{c['device_profile']}`, "
         f"centre `{c['central_profile']}`; commit `{c['commit']}`, torch {c['torch_version']}, "
-        f"{c['cpu']} ({c['cpu_count']} cores; timing at 1 pinned thread, {c['timing_rounds']} "
-        f"interleaved rounds; reference probe {c['host_gflops_1thread']:.1f} GFLOP/s).",
+        f"{c['cpu']} ({c['cpu_count']} cores; timing in {c.get('timing_clock') or 'wall time'} "
+        f"at 1 pinned thread, {c['timing_rounds']} interleaved rounds; reference probe "
+        f"{c['host_gflops_1thread']:.1f} GFLOP/s).",
         "",
         "Ratios (`x`) are centralised InversionNet divided by the model (> 1: the model is "
         "faster / spends less), against the strongest of InversionNet's raw baselines (float32, "

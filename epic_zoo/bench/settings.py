@@ -49,6 +49,8 @@ DEFAULT_LINKS: tuple[str, ...] = (
 BASELINE: str = "inversionnet"
 """Centralised model every ratio is taken against (in each of its raw formats)."""
 FIDELITY_SOURCES: tuple[str, ...] = ("auto", "none", "checkpoints", "pretrained")
+TIMING_ROUNDS: int = 60
+"""Default timing rounds (a round of every architecture takes ~0.3-0.6 s on this 2-core host)."""
 PHYSICS_LIMIT: int = 8
 """Default number of test samples (the first ones) of the ``--misfit`` column."""
 
@@ -116,9 +118,13 @@ class Settings:
     )
     batch_size: int = dataclasses.field(default=16, metadata=_opt("evaluation batch size"))
     repeats: int = dataclasses.field(
-        default=15, metadata=_opt("timing rounds (every architecture once per round; median)")
+        default=TIMING_ROUNDS,
+        metadata=_opt(
+            "timing rounds: every call once per round, right after a probe run; "
+            "median of the per-round probe multiples"
+        ),
     )
-    warmup: int = dataclasses.field(default=2, metadata=_opt("untimed calls before timing"))
+    warmup: int = dataclasses.field(default=3, metadata=_opt("untimed calls before timing"))
     pin_cpu: int | None = dataclasses.field(
         default=None,
         metadata=_opt("core the timing thread is pinned to (default: the highest allowed)"),
