@@ -53,6 +53,16 @@ def gaps(a: dict, b: dict, keys: list, column: str) -> list[tuple[float, tuple[s
     return [(gap(float(a[k][column]), float(b[k][column])), k) for k in keys]
 
 
+def worst_row(found: list[tuple[float, tuple[str, ...]]]) -> str:
+    """The row with the largest gap: ``-`` if none differs, ``every row`` if all differ alike."""
+    largest = max(found)
+    if largest[0] == 0:
+        return "-"
+    if all(g == largest[0] for g, _ in found):
+        return "every row"
+    return " / ".join(largest[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         within = worst[0] <= args.tolerance
         if column.startswith("latency"):
             ok &= within
-        where = " / ".join(worst[1]) if worst[0] > 0 else "-"
+        where = worst_row(found)
         print(
             f"| `{column}` | {kind} | {100 * statistics.median(g for g, _ in found):.2f} % "
             f"| {100 * worst[0]:.2f} % | {where} | {'yes' if within else 'no'} |"
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for column in ABSOLUTE:
         found = gaps(a, b, keys, column)
         worst = max(found)
-        where = " / ".join(worst[1]) if worst[0] > 0 else "-"
+        where = worst_row(found)
         print(
             f"| `{column}` | {100 * statistics.median(g for g, _ in found):.2f} % "
             f"| {100 * worst[0]:.2f} % | {where} |"

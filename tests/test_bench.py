@@ -378,3 +378,31 @@ def test_wandb_logging_finishes_its_run(rows: list[dict], sweep: Path, monkeypat
     plots = sorted((sweep / "plots").glob("*.png"))
     bench.sweep.log_wandb(rows, plots, bench.Settings(profile="tiny"), sweep, "epic_zoo-test")
     assert wandb.run is None
+
+
+def test_stability_check_of_two_runs(sweep: Path, tmp_path: Path, capsys) -> None:
+    """benchmarks/bench_stability.py: a run against itself passes; a 20 % latency gap fails."""
+    import csv
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_stability.py"
+    spec = importlib.util.spec_from_file_location("bench_stability", script)
+    stability = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stability)
+    first = sweep / bench.CSV_NAME
+    assert stability.main([str(first), str(first)]) == 0
+    assert "| `latency_x_flops` | stable | 0.00 % | 0.00 % | - | yes |" in capsys.readouterr().out
+    with first.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["latency_x_measured"] = str(1.2 * float(rows[0]["latency_x_measured"]))
+    second = tmp_path / "run2" / bench.CSV_NAME
+    second.parent.mkdir()
+    with second.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert stability.main([str(first), str(second)]) == 1
+    out = capsys.readouterr().out
+    worst = " / ".join((rows[0]["model"], rows[0]["dataset"], rows[0]["link"]))
+    assert f"| `latency_x_measured` | measured | 0.00 % | 18.18 % | {worst} | no |" in out
+    assert stability.main([str(first), str(tmp_path / "missing.csv")]) == 2
