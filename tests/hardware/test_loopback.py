@@ -3,10 +3,13 @@
 A spawned sender process opens one TCP connection per end device and paces
 every packet through a token bucket that charges what the packet costs on the
 emulated link (:mod:`epic_zoo.hardware.shaping`); the test process receives
-and times the transfer. The measured time must agree with
-:func:`epic_zoo.hardware.simulator.transfer_time` within :data:`TOLERANCE`
-(loopback adds ~0.1 ms of its own; the rest is scheduling noise on a busy
-machine). Each case moves a few hundred ms of link time.
+and times the transfer. Every byte must arrive, and the transfer may not beat
+:func:`epic_zoo.hardware.simulator.transfer_time` (the bucket starts empty, so
+a shaper that paces correctly never does; a busy machine only slows it down,
+so this holds under any load). Agreement both ways within :data:`TOLERANCE`
+(loopback adds ~0.1 ms of its own; the rest is scheduling noise) needs an idle
+machine: that test is marked slow. Each case moves a few hundred ms of link
+time.
 """
 
 from __future__ import annotations
@@ -54,11 +57,17 @@ def shaped_transfer(payloads: list[bytes], link: LinkProfile) -> tuple[list[byte
     return received, seconds
 
 
-def check_agreement(payloads: list[bytes], link: LinkProfile) -> list[bytes]:
+def check_agreement(
+    payloads: list[bytes], link: LinkProfile, *, both_ways: bool = False
+) -> list[bytes]:
+    """Shape ``payloads`` over ``link``: every byte arrives, never faster than the model
+    (``both_ways``: also not slower, within :data:`TOLERANCE`; needs an idle machine)."""
     received, measured = shaped_transfer(payloads, link)
     assert sorted(received) == sorted(payloads)  # every byte arrived, per connection
     modelled = transfer_time([len(p) for p in payloads], link)
-    assert measured == pytest.approx(modelled, rel=TOLERANCE), (measured, modelled)
+    assert measured >= (1 - TOLERANCE) * modelled, (measured, modelled)
+    if both_ways:
+        assert measured == pytest.approx(modelled, rel=TOLERANCE), (measured, modelled)
     return received
 
 
@@ -98,6 +107,18 @@ def test_epic_payloads_on_a_slow_shared_link(raw_records: np.ndarray) -> None:
     rebuilt = pl.decode_payloads(model, [[by_device[k]] for k in range(model.num_devices)])
     with torch.inference_mode():
         assert torch.equal(rebuilt, model(seismic))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "bandwidth_bps"), [("wifi-n", 8e6), ("4g-sporadic", 2e6)])
+def test_shaped_transfer_agrees_with_the_model_on_an_idle_machine(
+    raw_records: np.ndarray, name: str, bandwidth_bps: float
+) -> None:
+    # the two raw-record cases above (~0.4 s and ~0.3 s of link time), timed both ways
+    link = dataclasses.replace(LINKS[name], name=f"{name}-slow", bandwidth_bps=bandwidth_bps)
+    receivers = pl.model_receivers(create_model("inversionnet", time_samples=T))
+    payloads = [device[0] for device in pl.raw_payloads(raw_records, receivers)]
+    check_agreement(payloads, link, both_ways=True)
 
 
 def test_packet_charges_add_up_to_the_airtime() -> None:
