@@ -10,10 +10,15 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
   wall time of every run; the seed table;
 - ``{out}/summary.json``: the same rows;
 - ``{out}/runs/{seed}/{recipe}/{dataset}/``: each run's ``results.json``,
-  ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed).
+  ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed);
+- with ``--pretrained ROOT`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
+  and the OpenFWI-recipe checks ``ROOT/backend/{dataset}.json`` written by
+  ``benchmarks/openfwi_backend_check.py``): a table of the pretrained EPIC beside
+  the mean map and the headline EPIC run, with each weight's check on fresh maps
+  simulated by the recipe port; its records go to ``{out}/runs/pretrained/``.
 
     python benchmarks/fidelity_sweep.py runs/zoo --seed-runs runs/zoo_seed1 \\
-        --out benchmarks/results/fidelity
+        --pretrained runs/pretrained --out benchmarks/results/fidelity
 
 Seed spread: for a (model, dataset) trained with two seeds, ``|a - b|``. A
 difference between two models on a dataset counts as a win where it exceeds
@@ -95,6 +100,71 @@ def copy_records(root: Path, out: Path, label: str) -> None:
                 shutil.copyfile(src, dest / name)
 
 
+def read_backend_checks(root: Path) -> dict[str, dict]:
+    """``{dataset: row}`` of the OpenFWI-recipe checks under ``root/backend/``."""
+    rows = {}
+    for path in sorted((root / "backend").glob("*.json")):
+        for row in json.loads(path.read_text()):
+            row["model"] = Path(row["model"]).name  # no machine path in the copied rows
+            rows[row["dataset"]] = row
+    return rows
+
+
+def pretrained_section(
+    pretrained: dict[tuple[str, str], dict], headline: dict[tuple[str, str], dict], checks: dict
+) -> tuple[list[str], list[dict]]:
+    """Markdown lines and rows: the pretrained EPIC beside the mean map and the headline run."""
+    lines = [
+        "## Pretrained EPIC (the zoo's weights)",
+        "",
+        "Same test maps as the headline sweep; budget and wall time per run below. "
+        "Cells: test MAE in m/s (ratio to the mean map, learns). The OpenFWI-recipe check "
+        "simulates fresh maps of the dataset's family with the exact recipe port; it passes "
+        "where the MAE there is within 25 % of the test-split MAE. Backend effect: port vs "
+        "deepwave records of the same fresh maps; map draw: deepwave on the fresh maps vs the "
+        "test split.",
+        "",
+        "| dataset | mean map (m/s) | headline EPIC | pretrained EPIC | SSIM | samples seen | "
+        "recipe-port MAE (maps) | change | backend effect | map draw | within 25 % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for dataset in DATASET_NAMES:
+        if ("epic", dataset) not in pretrained:
+            continue
+        p = row_of(pretrained[("epic", dataset)])
+        h = headline.get(("epic", dataset))
+        check = checks.get(dataset)
+        cells = [
+            dataset,
+            f"{p['mean_map_mae_ms']:.1f}",
+            f"{row_of(h)['mae_ms']:.1f} ({row_of(h)['ratio']:.2f}x)" if h else "not run",
+            *fmt_model(p),
+            str(p["samples_seen"]),
+        ]
+        if check:
+            cells += [
+                f"{check['mae_ms']:.1f} ({check['maps']})",
+                f"{check['relative_change'] * 100:+.0f} %",
+                f"{check['backend_effect'] * 100:+.0f} %",
+                f"{check['map_draw_effect'] * 100:+.0f} %",
+                "yes" if check["within_tolerance"] else "**no**",
+            ]
+        else:
+            cells += ["not run", "", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+        rows.append({"dataset": dataset, "model": "epic (pretrained)", **p, "openfwi_check": check})
+    learned = [r for r in rows if r["learns"]]
+    a_sets = [r for r in learned if r["dataset"].endswith("-a")]
+    lines += [
+        "",
+        f"Pretrained EPIC learns on {len(learned)} of {len(rows)} datasets "
+        f"({len(a_sets)} A, {len(learned) - len(a_sets)} B).",
+        "",
+    ]
+    return lines, rows
+
+
 def spreads(
     seed0: dict[tuple[str, str], dict], others: list[dict[tuple[str, str], dict]]
 ) -> dict[tuple[str, str], dict[str, float]]:
@@ -148,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", type=Path, help="the seed-0 sweep: {runs}/{recipe}/{dataset}")
     parser.add_argument("--seed-runs", type=Path, nargs="*", default=[], help="other seeds' sweeps")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables and records")
+    parser.add_argument(
+        "--pretrained", type=Path, help="the pretrained zoo's runs: ROOT/epic_lite/{dataset}"
+    )
     args = parser.parse_args(argv)
 
     seed0 = read_sweep(args.runs)
@@ -158,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     copy_records(args.runs, args.out, "seed0")
     for k, path in enumerate(args.seed_runs, start=1):
         copy_records(path, args.out, f"seed{k}")
+    pretrained = read_sweep(args.pretrained) if args.pretrained else {}
+    if args.pretrained:
+        copy_records(args.pretrained, args.out, "pretrained")
 
     rows, lines = [], []
     lines += [
@@ -259,13 +335,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         lines.append("")
 
+    if pretrained:
+        section, pretrained_rows = pretrained_section(
+            pretrained, seed0, read_backend_checks(args.pretrained)
+        )
+        lines += section
+        rows += pretrained_rows
+
     lines += [
         "## Budget and wall time per run",
         "",
         "| seed | model | dataset | samples seen | steps | complete | lr | wall time (min) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for label, sweep in [("0", seed0)] + [(str(k), o) for k, o in enumerate(others, start=1)]:
+    sweeps = [("0", seed0)] + [(str(k), o) for k, o in enumerate(others, start=1)]
+    for label, sweep in sweeps + ([("0 (pretrained)", pretrained)] if pretrained else []):
         for (model, dataset), result in sorted(sweep.items()):
             r = row_of(result)
             if model == "mean_map":

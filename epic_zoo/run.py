@@ -71,6 +71,7 @@ from epic_zoo.evidence import (
 )
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
+from epic_zoo.provenance import git_commit
 from epic_zoo.run_layout import CHECKPOINT_DIR, LAST_CHECKPOINT, RESULTS_FILE
 from epic_zoo.tables import format_table, ordered_metrics
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
@@ -589,6 +590,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "wall_time_s": round(time.time() - started, 1),
             "torch": torch.__version__,
             "lightning": pl.__version__,
+            "commit": git_commit() or "unknown",
             "config": config,
         }
         if trainer.is_global_zero:

@@ -70,3 +70,35 @@ def test_wins_count_only_beyond_the_seed_spread(tmp_path: Path) -> None:
     copied = out / "runs" / "seed0" / "epic_lite" / "flatvel-a"
     assert str(tmp_path) not in (copied / "results.json").read_text()
     assert str(tmp_path) not in (copied / "learning_curve.csv").read_text()
+
+
+def test_pretrained_table_stands_beside_the_headline_and_the_recipe_check(tmp_path: Path) -> None:
+    zoo, pretrained, out = tmp_path / "zoo", tmp_path / "pretrained", tmp_path / "out"
+    _run(zoo, "epic_lite", "flatvel-b", 300.0, 0.55)
+    _run(pretrained, "epic_lite", "flatvel-b", 220.0, 0.62)
+    _run(pretrained, "epic_lite", "style-b", 260.0, 0.50)  # 0.65x: does not learn
+    check = {
+        "dataset": "flatvel-b",
+        "model": str(pretrained / "epic_lite" / "flatvel-b"),
+        "maps": 48,
+        "mae_ms": 286.0,
+        "relative_change": 0.3,
+        "backend_effect": 0.1,
+        "map_draw_effect": 0.18,
+        "within_tolerance": False,
+    }
+    (pretrained / "backend").mkdir()
+    (pretrained / "backend" / "flatvel-b.json").write_text(json.dumps([check]))
+    assert _script().main([str(zoo), "--pretrained", str(pretrained), "--out", str(out)]) == 0
+
+    table = (out / "summary.md").read_text()
+    assert (
+        "| flatvel-b | 400.0 | 300.0 (0.75x) | 220.0 (0.55x, yes) | 0.620 | 10000 | "
+        "286.0 (48) | +30 % | +10 % | +18 % | **no** |" in table
+    )
+    assert "| style-b | 400.0 | not run | 260.0 (0.65x, **no**) |" in table
+    assert "Pretrained EPIC learns on 1 of 2 datasets (0 A, 1 B)." in table
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    (row,) = [r for r in rows if r.get("model") == "epic (pretrained)" and r["dataset"] == "flatvel-b"]
+    assert row["openfwi_check"]["model"] == "flatvel-b"
+    assert (out / "runs" / "pretrained" / "epic_lite" / "style-b" / "results.json").is_file()

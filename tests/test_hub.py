@@ -542,6 +542,7 @@ def test_cli_exports_a_run_folder_and_registers_it(
     results = json.loads((run / "results.json").read_text())
     results["baseline"] = {"mean_map_mae": 0.25, "mae_ratio_to_mean_map": 1.2, "learns": False}
     results["seed"] = 3
+    results["commit"] = "6d40103"  # the checkout that trained it, not the exporter's
     (run / "results.json").write_text(json.dumps(results))
     out = env.checkpoints / "epic.flatvel-a"
     argv = ["export", str(run), "--out", str(out), "--register", "--repo-id", REPO]
@@ -555,6 +556,7 @@ def test_cli_exports_a_run_folder_and_registers_it(
     assert config["record"]["seed"] == 3 and config["record"]["source_checkpoint"].startswith(
         "best"
     )
+    assert config["record"]["commit"] == "6d40103"
     model, meta = hub.load_model(NAME)
     assert meta["source"] == "local"
     with torch.no_grad():

@@ -167,6 +167,9 @@ def test_schedule_and_learning_curve_are_recorded(tiny_data_root, tmp_path):
     assert schedule["complete"] and schedule["cut_short_by"] is None
     assert [row["epoch"] for row in summary["learning_curve"]] == [0, 1]
     assert summary["learning_curve"][-1]["samples_seen"] == 2 * 16
+    from epic_zoo.provenance import git_commit
+
+    assert summary["commit"] == (git_commit() or "unknown")  # the code that trained it
     assert (tmp_path / "learning_curve.png").is_file() and (
         tmp_path / "learning_curve.csv"
     ).is_file()

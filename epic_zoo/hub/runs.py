@@ -100,7 +100,7 @@ def run_inputs(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
     ``results.json`` (written by :func:`epic_zoo.run.train`) gives the best
     checkpoint's name, the test metrics, the recipe, epochs, wall time, seed,
     samples seen, the schedule and the input-free ``baseline`` (mean-map MAE on
-    the same test data); ``metrics.json`` and ``record.json``, when present, add
+    the same test data) and the ``commit`` that trained it; ``metrics.json`` and ``record.json``, when present, add
     to / override them.
     """
     run_dir = Path(run_dir)
@@ -119,6 +119,7 @@ def run_inputs(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
         "schedule": results.get("schedule"),
         "checkpoint_monitor": results.get("checkpoint_monitor"),
         "baseline": results.get("baseline") or None,
+        "commit": results.get("commit"),  # the checkout that trained it (else the exporter's)
     }
     record = {k: v for k, v in record.items() if v is not None}
     for folder in {checkpoint.parent, run_dir}:
