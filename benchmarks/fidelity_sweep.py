@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES
+from epic_zoo.evidence import read_learning_curve
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.run_layout import RESULTS_FILE
 
@@ -54,6 +55,11 @@ def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
     runs = {}
     for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
         result = json.loads(path.read_text())
+        curve = read_learning_curve(path.parent, result.get("samples_per_epoch") or 0)
+        if curve:  # the logs hold the training MAE too (older results.json lack it)
+            result["last_epoch"] = {
+                k: curve[-1].get(k) for k in ("epoch", "train/mae_ms", "val/mae_ms")
+            }
         runs[(base_name(path.parent.parent.name), path.parent.name)] = result
     return runs
 
@@ -73,6 +79,8 @@ def row_of(result: dict) -> dict:
         "lr": (result.get("schedule") or {}).get("lr"),
         "wall_time_s": result.get("wall_time_s"),
         "seed": result.get("seed"),
+        "last_train_mae_ms": (result.get("last_epoch") or {}).get("train/mae_ms"),
+        "last_val_mae_ms": (result.get("last_epoch") or {}).get("val/mae_ms"),
     }
 
 
@@ -345,8 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "## Budget and wall time per run",
         "",
-        "| seed | model | dataset | samples seen | steps | complete | lr | wall time (min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "Last epoch: the training MAE (epoch mean, train mode: dropout, batch statistics) beside "
+        "the validation MAE (eval mode); train close to val means the model under-fits (more "
+        "budget or capacity would help), train far below val means it over-fits its maps.",
+        "",
+        "| seed | model | dataset | samples seen | steps | complete | lr | wall time (min) | "
+        "last epoch: train / val MAE (m/s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     sweeps = [("0", seed0)] + [(str(k), o) for k, o in enumerate(others, start=1)]
     for label, sweep in sweeps + ([("0 (pretrained)", pretrained)] if pretrained else []):
@@ -354,9 +367,14 @@ def main(argv: list[str] | None = None) -> int:
             r = row_of(result)
             if model == "mean_map":
                 continue
+            fit = (
+                f"{r['last_train_mae_ms']:.1f} / {r['last_val_mae_ms']:.1f}"
+                if r["last_train_mae_ms"] and r["last_val_mae_ms"]
+                else "-"
+            )
             lines.append(
                 f"| {label} | {model} | {dataset} | {r['samples_seen']} | {r['steps']} | "
-                f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f} |"
+                f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f} | {fit} |"
             )
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(

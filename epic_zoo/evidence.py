@@ -90,33 +90,45 @@ def baseline_evidence(
 
 
 def read_learning_curve(run_dir: Path, samples_per_epoch: int) -> list[dict[str, float]]:
-    """Validation metrics per epoch from the CSV logs (all versions, a resumed run included).
+    """Validation and training metrics per epoch from the CSV logs (all versions, resumes included).
 
     Each row: ``epoch``, ``samples_seen`` (``(epoch + 1) x samples_per_epoch``),
-    ``step`` and every ``val/...`` metric logged at that epoch; later versions
-    win where a resumed run repeated an epoch.
+    ``step``, every ``val/...`` metric logged at that epoch and the epoch means
+    of the ``train/...`` metrics (train mode: dropout on, batch statistics), so
+    a reader can tell under-fitting (train MAE near val MAE) from over-fitting.
+    Later versions win where a resumed run repeated an epoch; epochs without a
+    validation pass are left out.
     """
-    rows: dict[int, dict[str, float]] = {}
+    val: dict[int, dict[str, float]] = {}
+    train: dict[int, dict[str, float]] = {}
     for path in sorted((run_dir / "csv").glob("version_*/metrics.csv")):
         with path.open(newline="") as handle:
             for row in csv.DictReader(handle):
-                if not row.get("val/mae") or not row.get("epoch"):
+                if not row.get("epoch"):
                     continue
                 epoch = int(float(row["epoch"]))
-                entry = {
-                    "epoch": epoch,
-                    "samples_seen": (epoch + 1) * int(samples_per_epoch),
-                    "step": int(float(row.get("step") or 0)),
-                }
-                entry.update(
-                    {
-                        k: float(v)
-                        for k, v in row.items()
-                        if k.startswith("val/") and v not in ("", None)
+                if row.get("val/mae"):
+                    entry = {
+                        "epoch": epoch,
+                        "samples_seen": (epoch + 1) * int(samples_per_epoch),
+                        "step": int(float(row.get("step") or 0)),
                     }
-                )
-                rows[epoch] = entry
-    return [rows[e] for e in sorted(rows)]
+                    entry.update(
+                        {
+                            k: float(v)
+                            for k, v in row.items()
+                            if k.startswith("val/") and v not in ("", None)
+                        }
+                    )
+                    val[epoch] = entry
+                epoch_means = {
+                    k: float(v)
+                    for k, v in row.items()
+                    if k.startswith("train/") and not k.endswith("_step") and v not in ("", None)
+                }
+                if epoch_means:
+                    train[epoch] = epoch_means
+    return [{**val[e], **train.get(e, {})} for e in sorted(val)]
 
 
 def save_learning_curve(
@@ -130,13 +142,17 @@ def save_learning_curve(
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(curve)
+    curves = {
+        f"{title} (validation, eval mode)": [
+            (r["samples_seen"], r.get("val/mae_ms", r["val/mae"] * VELOCITY_SCALE_MS))
+            for r in curve
+        ],
+        "training (epoch mean, train mode)": [
+            (r["samples_seen"], r["train/mae_ms"]) for r in curve if "train/mae_ms" in r
+        ],
+    }
     fig = learning_curve_figure(
-        {
-            title: [
-                (r["samples_seen"], r.get("val/mae_ms", r["val/mae"] * VELOCITY_SCALE_MS))
-                for r in curve
-            ]
-        },
+        curves,
         mean_map_mae_ms=mean_map_mae_ms,
         title=title,
     )

@@ -84,10 +84,11 @@ def learning_curve_figure(
     mean_map_mae_ms: float | None = None,
     title: str = "",
 ) -> Figure:
-    """Validation MAE (m/s) against training samples seen, one line per run.
+    """MAE (m/s) against training samples seen, one line per curve.
 
     Args:
-        curves: ``{label: [(samples_seen, val_mae_ms), ...]}``.
+        curves: ``{label: [(samples_seen, mae_ms), ...]}`` (validation MAE per
+            run; a run's training MAE may sit beside it); empty curves are skipped.
         mean_map_mae_ms: the input-free mean-map MAE on the same data, drawn
             as a dashed line with the "learns" threshold (0.6 x) beside it.
         title: figure title.
@@ -110,7 +111,7 @@ def learning_curve_figure(
             label=f"learns threshold ({LEARNS_RATIO} x mean map)",
         )
     ax.set_xlabel("training samples seen")
-    ax.set_ylabel("validation MAE (m/s)")
+    ax.set_ylabel("MAE (m/s)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
