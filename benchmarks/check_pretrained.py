@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows, failed = [], 0
     print(
-        f"{'name':28s} {'n':>5s} {'ssim rec':>9s} {'ssim now':>9s} {'mae rec':>8s} {'mae now':>8s}  status"
+        f"{'name':22s} {'n':>5s} {'MAE m/s rec':>11s} {'now':>7s} {'mean map':>8s} "
+        f"{'SSIM rec':>8s} {'now':>6s}  status"
     )
     for name in names:
         try:
@@ -71,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         rec, now = result["recorded"], result["measured"]
         status = "ok" if not result["failures"] else "FAIL " + "; ".join(result["failures"])
         failed += bool(result["failures"])
+        mean_map = entries[name].baseline.get("mean_map_mae_ms")
         print(
-            f"{name:28s} {result['num']:5d} {rec.get('ssim', float('nan')):9.4f} {now['ssim']:9.4f} "
-            f"{rec.get('mae', float('nan')):8.4f} {now['mae']:8.4f}  {status}"
+            f"{name:22s} {result['num']:5d} {rec.get('mae_ms', float('nan')):11.1f} "
+            f"{now.get('mae_ms', float('nan')):7.1f} "
+            f"{f'{mean_map:.1f}' if mean_map and not args.quick else '-':>8s} "
+            f"{rec.get('ssim_openfwi', rec.get('ssim', float('nan'))):8.3f} "
+            f"{now.get('ssim_openfwi', now.get('ssim', float('nan'))):6.3f}  {status}"
         )
         rows.append(result)
     if args.json:

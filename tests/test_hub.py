@@ -490,7 +490,8 @@ def test_cli_list_and_pull(
     publish_and_register(fake_hub, folder, env.registry)
     assert hub.main(["list"]) == 0
     assert re.search(
-        r"epic.flatvel-a\s+flatvel-a\s+0.4800\s+0.2000\s+\d+.*hub", capsys.readouterr().out
+        r"epic.flatvel-a\s+flatvel-a\s+300.0\s+-\s+-\s+-\s+0.480\s+-\s+\d+.*hub",
+        capsys.readouterr().out,
     )
     assert hub.main(["pull", NAME]) == 0
     assert "downloaded, sha256 verified" in capsys.readouterr().out
@@ -557,7 +558,30 @@ def test_cli_exports_a_run_folder_and_registers_it(
         "best"
     )
     assert config["record"]["commit"] == "6d40103"
+    assert entry.training["commit"] == "6d40103" and entry.training["epochs"] == 1
     model, meta = hub.load_model(NAME)
     assert meta["source"] == "local"
     with torch.no_grad():
         torch.testing.assert_close(model(tiny_run.x), tiny_run.expected)
+
+
+def test_card_leads_with_mae_beside_the_mean_map_and_the_budget() -> None:
+    from epic_zoo.hub.card import headline_lines
+
+    record = {
+        "test": 200,
+        "samples_seen": 30000,
+        "schedule": {"steps": 1875},
+        "checkpoint_monitor": "val/mae",
+        "baseline": {"mean_map_mae_ms": 632.0, "mae_ratio_to_mean_map": 0.434, "learns": True},
+    }
+    (line, blank) = headline_lines({"mae_ms": 274.2, "ssim_openfwi": 0.613}, record)
+    assert blank == ""
+    assert line == (
+        "Test MAE **274.2 m/s**, 0.43 x the input-free mean map (632.0 m/s on the same 200 test "
+        "maps): learns (rule: MAE <= 0.6 x mean map); SSIM (OpenFWI) 0.613. Budget: 30,000 "
+        "training samples seen (1,875 optimiser steps), checkpoint chosen by val/mae."
+    )
+    record["baseline"] = {"mean_map_mae_ms": 400.0, "mae_ratio_to_mean_map": 0.7, "learns": False}
+    assert "**does not learn**" in headline_lines({"mae_ms": 280.0}, record)[0]
+    assert headline_lines({"mae": 0.2}, record) == []  # no m/s figure recorded: no lead line

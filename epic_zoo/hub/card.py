@@ -70,6 +70,35 @@ def eval_results(config: Mapping[str, Any]) -> list[EvalResult]:
     ]
 
 
+def headline_lines(metrics: Mapping[str, float], record: Mapping[str, Any]) -> list[str]:
+    """The lead sentence: test MAE in m/s beside the mean map, then SSIM and the budget."""
+    if "mae_ms" not in metrics:
+        return []
+    base = record.get("baseline") or {}
+    text = f"Test MAE **{metrics['mae_ms']:.1f} m/s**"
+    if base.get("mean_map_mae_ms"):
+        verdict = "learns" if base.get("learns") else "**does not learn**"
+        text += (
+            f", {base['mae_ratio_to_mean_map']:.2f} x the input-free mean map "
+            f"({base['mean_map_mae_ms']:.1f} m/s on the same {record.get('test', '')} test maps): "
+            f"{verdict} (rule: MAE <= 0.6 x mean map)"
+        )
+    if "ssim_openfwi" in metrics:
+        text += f"; SSIM (OpenFWI) {metrics['ssim_openfwi']:.3f}"
+    steps = (record.get("schedule") or {}).get("steps")
+    if record.get("samples_seen"):
+        text += (
+            f". Budget: {record['samples_seen']:,} training samples seen"
+            + (f" ({steps:,} optimiser steps)" if steps else "")
+            + (
+                f", checkpoint chosen by {record['checkpoint_monitor']}"
+                if record.get("checkpoint_monitor")
+                else ""
+            )
+        )
+    return [text + ".", ""]
+
+
 def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
     """Model card (``README.md``) with Hub YAML metadata and the training record."""
     dataset = config["dataset"]
@@ -120,6 +149,7 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
         "",
         "## Test metrics",
         "",
+        *headline_lines(metrics, record),
         "MAE/RMSE on the [-1, 1] scale (`_ms`: m/s); SSIM on maps rescaled to [0, 1] "
         "(`ssim_openfwi`: OpenFWI's zero-padded window, `ssim`: torchmetrics). "
         "The same numbers are in the `model-index` metadata above.",

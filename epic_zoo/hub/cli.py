@@ -22,6 +22,7 @@ from pathlib import Path
 
 from huggingface_hub.errors import HfHubHTTPError
 
+from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.hub.card import card_text
 from epic_zoo.hub.errors import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
 from epic_zoo.hub.export import export_any
@@ -54,21 +55,32 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"no pretrained weights match {args.filter!r} in {registry_path}")
         return 0
     header = (
-        f"{'name':28s} {'dataset':13s} {'ssim_openfwi':>12s} {'mae':>7s} {'payload B':>10s} "
-        f"{'MB':>7s}  where"
+        f"{'name':22s} {'dataset':13s} {'MAE m/s':>8s} {'mean map':>9s} {'x mean':>7s} "
+        f"{'learns':>6s} {'SSIM':>6s} {'samples':>8s} {'payload B':>9s} {'MB':>5s}  where"
     )
     print(header)
     print("-" * len(header))
     for name in names:
         info = entries[name]
-        ssim = info.metrics.get("ssim_openfwi", float("nan"))
-        mae = info.metrics.get("mae", float("nan"))
+        ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
+        mae_ms = info.metrics.get("mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS)
+        base = info.baseline or {}
+        mean_map = base.get("mean_map_mae_ms")
+        ratio = base.get("mae_ratio_to_mean_map")
+        learns = {True: "yes", False: "no"}.get(base.get("learns"), "-")
+        seen = info.training.get("samples_seen")
         payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
         size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
         print(
-            f"{name:28s} {info.dataset:13s} {ssim:12.4f} {mae:7.4f} {payload:>10s} {size:>7s}  "
+            f"{name:22s} {info.dataset:13s} {mae_ms:8.1f} "
+            f"{f'{mean_map:.1f}' if mean_map else '-':>9s} {f'{ratio:.2f}' if ratio else '-':>7s} "
+            f"{learns:>6s} {ssim:6.3f} {str(seen) if seen else '-':>8s} {payload:>9s} {size:>5s}  "
             f"{_where(info, registry_path)}" + ("  SUPERSEDED" if info.superseded else "")
         )
+    print(
+        "MAE: recorded test MAE; mean map: the input-free baseline on the same test maps; "
+        "learns: MAE <= 0.6 x mean map; SSIM: OpenFWI's; samples: training samples seen"
+    )
     if any(entries[n].superseded for n in names):
         print(
             "SUPERSEDED weights stay loadable but must not be used for results "

@@ -103,7 +103,8 @@ def register(
 
     ``local=True`` records ``folder`` relative to the registry's folder (it must
     lie inside it: the committed copy). Metrics, data profile, parameters and
-    payload, the mean-map ``baseline`` and ``superseded`` come from
+    payload, the mean-map ``baseline``, the ``training`` budget and commit and
+    ``superseded`` come from
     ``config.json``; ``files`` records the sha256 of ``config.json`` and
     ``model.safetensors``; ``check`` is kept from an older entry with the same
     hashes.
@@ -138,6 +139,17 @@ def register(
     )
     data = {k: record[k] for k in data_keys if k in record}
     data.setdefault("time_stride", config["time_stride"])
+    schedule = record.get("schedule") or {}
+    training = {
+        "samples_seen": record.get("samples_seen"),
+        "epochs": record.get("run_epochs", record.get("epochs")),
+        "steps": schedule.get("steps", record.get("global_step")),
+        "lr": schedule.get("lr"),
+        "batch_size": record.get("batch_size"),
+        "checkpoint_monitor": record.get("checkpoint_monitor"),
+        "wall_time_s": record.get("wall_time_s"),
+        "commit": record.get("commit"),
+    }
     entry = PretrainedInfo(
         name=config["name"],
         architecture=config["architecture"],
@@ -160,6 +172,7 @@ def register(
         recipe=record.get("recipe"),
         files=hashes,
         baseline=dict(record.get("baseline") or {}),
+        training={k: v for k, v in training.items() if v is not None},
         superseded=record.get("superseded"),
     )
     entries[entry.name] = entry

@@ -64,6 +64,9 @@ class PretrainedInfo:
             ``model.safetensors``); every copy is checked against all of them.
         baseline: the ``mean-map`` (input-free) baseline on the same test data
             (``mean_map_mae``, ``mae_ratio_to_mean_map``, ``learns``), when recorded.
+        training: the budget and provenance of the run (``samples_seen``,
+            ``epochs``, ``steps``, ``lr``, ``batch_size``, ``checkpoint_monitor``,
+            ``wall_time_s``, ``commit`` of the code that trained it), when recorded.
         superseded: why these weights must not be used for results (they stay
             loadable, with a warning), or ``None``.
     """
@@ -85,6 +88,7 @@ class PretrainedInfo:
     recipe: str | None = None
     files: dict[str, str] = dataclasses.field(default_factory=dict)
     baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
     superseded: str | None = None
 
     def expected_hashes(self) -> dict[str, str]:
