@@ -7,7 +7,8 @@
   the CSV logs of every start of a resumed run (:func:`read_learning_curve`,
   :func:`save_learning_curve`, :func:`best_epoch_row`);
 - the learning-rate schedule planned and completed, and what cut it short
-  (:func:`schedule_record`).
+  (:func:`schedule_record`);
+- the wall time summed over every start of a resumed run (:class:`WallClock`).
 
 :func:`epic_zoo.run.train` writes them to ``results.json``; ``compare`` and the
 hub's run-folder reader read them back.
@@ -16,7 +17,9 @@ hub's run-folder reader read them back.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,47 @@ from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap, learns
 from epic_zoo.plots import learning_curve_figure, save_figure
-from epic_zoo.run_layout import CURVE_FILE
+from epic_zoo.provenance import utc_now
+from epic_zoo.run_layout import CURVE_FILE, WALL_FILE
 from epic_zoo.tasks.inversion import VelocityTask
+
+
+class WallClock(pl.Callback):
+    """Wall time of a run summed over its starts (a killed run resumed from ``last.ckpt``).
+
+    Each start is one segment in ``{run_dir}/wall_time.json``; the current
+    segment's elapsed time is written at every epoch end, so a killed start
+    keeps the time of the epochs it finished (the unfinished epoch, which the
+    resume repeats, is not counted). A fresh (not resumed) run starts a new file.
+    """
+
+    def __init__(self, run_dir: Path, started: float, resumed: bool) -> None:
+        self.path = Path(run_dir) / WALL_FILE
+        self.started = started
+        prior: list[dict[str, Any]] = []
+        if resumed and self.path.is_file():
+            try:
+                prior = list(json.loads(self.path.read_text())["segments"])
+            except (ValueError, KeyError, TypeError):
+                prior = []  # an unreadable record loses only the earlier starts' time
+        self.segments = prior + [{"started": utc_now(), "elapsed_s": 0.0}]
+
+    def update(self) -> None:
+        """Record the current start's elapsed time."""
+        self.segments[-1]["elapsed_s"] = round(time.time() - self.started, 1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"segments": self.segments}, indent=2) + "\n")
+        tmp.replace(self.path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.update()
+
+    def total_s(self) -> float:
+        """Seconds over every start, the current one up to now."""
+        self.update()
+        return round(sum(float(s["elapsed_s"]) for s in self.segments), 1)
 
 
 def velocities(loader: Iterable[Mapping[str, torch.Tensor]]) -> Iterator[torch.Tensor]:

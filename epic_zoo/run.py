@@ -68,6 +68,7 @@ from epic_zoo.evidence import (
     save_learning_curve,
     schedule_record,
     velocities,
+    WallClock,
 )
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
@@ -437,8 +438,10 @@ class EpochSeed(Callback):
             seed_epoch(self.seed, trainer.current_epoch)
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    """Best checkpoint (by ``checkpoint.monitor``), ``last.ckpt`` every epoch, LR monitor, epoch seeding, early stopping.
+def build_callbacks(
+    cfg: DictConfig, run_dir: Path, clock: WallClock | None = None
+) -> list[Callback]:
+    """Best checkpoint (by ``checkpoint.monitor``), ``last.ckpt`` every epoch, LR monitor, epoch seeding, wall clock, early stopping.
 
     ``last.ckpt`` has its own callback because Lightning's ``save_last`` only
     refreshes it in epochs that also saved a top-k checkpoint; it comes after
@@ -463,6 +466,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         LearningRateMonitor(logging_interval="epoch"),
         EpochSeed(cfg.seed),
     ]
+    if clock is not None:
+        callbacks.append(clock)
     stop = cfg.early_stopping
     if stop.enabled:
         callbacks.append(
@@ -517,11 +522,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     config = run_config(cfg, model_kwargs)
     loggers = build_loggers(cfg, run_dir, config)
+    clock = WallClock(run_dir, started, resumed=ckpt_path is not None)
     trainer = pl.Trainer(
         **to_plain(cfg.trainer),
         default_root_dir=run_dir,
         logger=loggers,
-        callbacks=build_callbacks(cfg, run_dir),
+        callbacks=build_callbacks(cfg, run_dir, clock),
     )
     try:
         input_free = bool(getattr(task.model, "input_free", False))
@@ -587,7 +593,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "checkpoint": str(best or (last if last.is_file() else "")),
             "metrics": metrics,
             "learning_curve": curve,
-            "wall_time_s": round(time.time() - started, 1),
+            "wall_time_s": (
+                clock.total_s() if trainer.is_global_zero else round(time.time() - started, 1)
+            ),
+            "wall_time_starts": len(clock.segments),
             "torch": torch.__version__,
             "lightning": pl.__version__,
             "commit": git_commit() or "unknown",

@@ -6,6 +6,7 @@ A run folder (``run_dir`` of :func:`epic_zoo.run.train`) holds::
     checkpoints/last.ckpt        resumable state (CHECKPOINT_DIR, LAST_CHECKPOINT)
     checkpoints/epoch=...ckpt    best checkpoint by validation MAE
     learning_curve.csv / .png    per-epoch curves (CURVE_FILE)
+    wall_time.json               training wall time of every start of a resumed run (WALL_FILE)
 
 Plain constants, no imports: the runner, ``compare``, the hub's run-folder
 reader and the benchmark scripts all take them from here.
@@ -21,3 +22,5 @@ LAST_CHECKPOINT: str = "last.ckpt"
 """The latest checkpoint, from which a stopped run resumes."""
 CURVE_FILE: str = "learning_curve"
 """Stem of the learning curve files in a run folder (``.csv`` and ``.png``)."""
+WALL_FILE: str = "wall_time.json"
+"""Wall time per start of the run, refreshed at every epoch end (a resumed run adds a start)."""

@@ -258,7 +258,8 @@ def resumed_runs(tiny_data_root, tmp_path_factory):
         straight = train(_tiny_config("epic_lite", tiny_data_root, root / "straight", *extra))
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(
-                "epic_zoo.run.build_callbacks", lambda cfg, d: [*build_callbacks(cfg, d), _Kill()]
+                "epic_zoo.run.build_callbacks",
+                lambda cfg, d, clock=None: [*build_callbacks(cfg, d, clock), _Kill()],
             )
             with pytest.raises(RuntimeError, match="simulated kill"):
                 train(_tiny_config("epic_lite", tiny_data_root, root / "killed", *extra))
@@ -282,6 +283,11 @@ def test_killed_run_resumes_to_the_same_result(resumed_runs):
     # The second start logged into its own CSV version.
     versions = sorted(p.name for p in (Path(resumed["run_dir"]) / "csv").iterdir())
     assert versions == ["version_0", "version_1"]
+    # The wall time covers both starts: the killed one kept its finished epoch 0.
+    segments = json.loads((Path(resumed["run_dir"]) / "wall_time.json").read_text())["segments"]
+    assert straight["wall_time_starts"] == 1 and resumed["wall_time_starts"] == len(segments) == 2
+    assert segments[0]["elapsed_s"] > 0
+    assert resumed["wall_time_s"] == pytest.approx(sum(s["elapsed_s"] for s in segments), abs=0.2)
 
 
 def test_resume_refuses_another_model(resumed_runs, tiny_data_root):
