@@ -60,6 +60,9 @@ def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
             result["last_epoch"] = {
                 k: curve[-1].get(k) for k in ("epoch", "train/mae_ms", "val/mae_ms")
             }
+        starts = len(list((path.parent / "csv").glob("version_*")))
+        if starts > 1 and "wall_time_starts" not in result:
+            result["wall_time_last_start_only"] = True  # resumed before WallClock existed
         runs[(base_name(path.parent.parent.name), path.parent.name)] = result
     return runs
 
@@ -79,6 +82,7 @@ def row_of(result: dict) -> dict:
         "lr": (result.get("schedule") or {}).get("lr"),
         "wall_time_s": result.get("wall_time_s"),
         "seed": result.get("seed"),
+        "wall_time_last_start_only": bool(result.get("wall_time_last_start_only")),
         "last_train_mae_ms": (result.get("last_epoch") or {}).get("train/mae_ms"),
         "last_val_mae_ms": (result.get("last_epoch") or {}).get("val/mae_ms"),
     }
@@ -374,8 +378,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             lines.append(
                 f"| {label} | {model} | {dataset} | {r['samples_seen']} | {r['steps']} | "
-                f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f} | {fit} |"
+                f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f}"
+                f"{' *' if r['wall_time_last_start_only'] else ''} | {fit} |"
             )
+    if any(row_of(r)["wall_time_last_start_only"] for _, sw in sweeps for r in sw.values()):
+        lines += [
+            "",
+            "\\* resumed after a stop, recorded before runs summed the wall time of every start: "
+            "the time shown is the last start's only.",
+        ]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(
         json.dumps({"rows": rows, "relative_spread": rel}, indent=2) + "\n"
