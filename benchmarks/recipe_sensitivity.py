@@ -34,7 +34,9 @@ from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.evaluate import as_dataset, load_model
 
 
-def tensors(folder: Path, dataset: str, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def tensors(
+    folder: Path, dataset: str, model: torch.nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised ``(seismic, velocity)`` of an OpenFWI-layout folder, at the model's stride."""
     data = as_dataset(OpenFWIFolder(folder, dataset, split=None), model)
     items = [data[i] for i in range(len(data))]

@@ -60,6 +60,7 @@ from omegaconf import DictConfig, OmegaConf
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.evidence import (
+    WallClock,
     baseline_evidence,
     best_epoch_row,
     data_provenance,
@@ -68,7 +69,6 @@ from epic_zoo.evidence import (
     save_learning_curve,
     schedule_record,
     velocities,
-    WallClock,
 )
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO

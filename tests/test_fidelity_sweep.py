@@ -99,6 +99,8 @@ def test_pretrained_table_stands_beside_the_headline_and_the_recipe_check(tmp_pa
     assert "| style-b | 400.0 | not run | 260.0 (0.65x, **no**) |" in table
     assert "Pretrained EPIC learns on 1 of 2 datasets (0 A, 1 B)." in table
     rows = json.loads((out / "summary.json").read_text())["rows"]
-    (row,) = [r for r in rows if r.get("model") == "epic (pretrained)" and r["dataset"] == "flatvel-b"]
+    (row,) = [
+        r for r in rows if r.get("model") == "epic (pretrained)" and r["dataset"] == "flatvel-b"
+    ]
     assert row["openfwi_check"]["model"] == "flatvel-b"
     assert (out / "runs" / "pretrained" / "epic_lite" / "style-b" / "results.json").is_file()

@@ -168,7 +168,9 @@ def test_schedule_and_learning_curve_are_recorded(tiny_data_root, tmp_path):
     assert [row["epoch"] for row in summary["learning_curve"]] == [0, 1]
     assert summary["learning_curve"][-1]["samples_seen"] == 2 * 16
     # the training MAE sits beside the validation MAE (under- vs over-fitting)
-    assert all(row["train/mae_ms"] > 0 and row["val/mae_ms"] > 0 for row in summary["learning_curve"])
+    assert all(
+        row["train/mae_ms"] > 0 and row["val/mae_ms"] > 0 for row in summary["learning_curve"]
+    )
     from epic_zoo.provenance import git_commit
 
     assert summary["commit"] == (git_commit() or "unknown")  # the code that trained it

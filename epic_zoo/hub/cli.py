@@ -63,7 +63,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         info = entries[name]
         ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
-        mae_ms = info.metrics.get("mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS)
+        mae_ms = info.metrics.get(
+            "mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS
+        )
         base = info.baseline or {}
         mean_map = base.get("mean_map_mae_ms")
         ratio = base.get("mae_ratio_to_mean_map")
