@@ -578,6 +578,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "profile": dataclasses.asdict(datamodule.profile),
                 "time_stride": datamodule.time_stride,
                 "batch_size": datamodule.batch_size,
+                "recipe_residuals": dict(datamodule.recipe_residuals),
             },
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),

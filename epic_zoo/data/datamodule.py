@@ -4,12 +4,14 @@ Sources: the synthetic HDF5 store (:func:`epic_zoo.data.generate.ensure_data`
 generates what is missing) or a folder of real OpenFWI ``.npy`` files
 (:class:`epic_zoo.data.openfwi.OpenFWIFolder`, read in place).
 Items are normalised as in OpenFWI's training code (:mod:`epic_zoo.data.transforms`).
+Opt-in augmentation of training batches: recipe-boundary residuals
+(:mod:`epic_zoo.data.residuals`, ``recipe_residuals`` below).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
 from epic_zoo.data.profiles import get_profile
+from epic_zoo.data.residuals import add_recipe_residuals, ensure_recipe_residuals
 from epic_zoo.data.store import (
     SPLITS,
     DataError,
@@ -38,6 +41,51 @@ from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+RECIPE_RESIDUALS_DEFAULTS: dict[str, Any] = {"p": 0.0, "num": 48, "scale": [0.5, 1.5]}
+"""``recipe_residuals`` of :class:`FWIDataModule` (and ``recipes/data/synthetic.yaml``): off."""
+
+
+def check_recipe_residuals(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validated ``recipe_residuals`` options (defaults filled in) as a plain dict.
+
+    Raises ``ValueError`` with one line naming the option and the fix.
+    """
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(RECIPE_RESIDUALS_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"data.recipe_residuals has unknown key(s) {', '.join(unknown)}; "
+            f"use only {', '.join(RECIPE_RESIDUALS_DEFAULTS)}"
+        )
+    out = {**RECIPE_RESIDUALS_DEFAULTS, **given}
+    try:
+        p = float(out["p"])
+    except (TypeError, ValueError):
+        p = float("nan")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(
+            f"data.recipe_residuals.p={out['p']} must be a probability in [0, 1]; "
+            "e.g. data.recipe_residuals.p=0.5 (0 turns the augmentation off)"
+        )
+    num = out["num"]
+    if isinstance(num, bool) or not isinstance(num, int | np.integer) or num < 1:
+        raise ValueError(
+            f"data.recipe_residuals.num={num} must be a whole number of maps >= 1; "
+            "e.g. data.recipe_residuals.num=48"
+        )
+    scale = out["scale"]
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        lo, hi = float("nan"), float("nan")
+    if not 0.0 <= lo <= hi:
+        raise ValueError(
+            f"data.recipe_residuals.scale={scale} must be [low, high] with 0 <= low <= high; "
+            "e.g. data.recipe_residuals.scale=[0.5,1.5]"
+        )
+    return {"p": p, "num": int(num), "scale": [lo, hi]}
 
 
 def decimation_factor(stored_stride: int, time_stride: int | None) -> int:
@@ -174,6 +222,17 @@ class FWIDataModule(L.LightningDataModule):
             ``False`` raises instead, with the command that makes it.
         val_fraction: share of OpenFWI train files held out for validation.
         limit: use at most this many samples per split (quick runs).
+        recipe_residuals: opt-in augmentation of training batches (default
+            off): ``{"p": 0.0, "num": 48, "scale": [0.5, 1.5]}``. With ``p > 0``
+            the templates of the last ``num`` training maps
+            (:func:`~epic_zoo.data.residuals.ensure_recipe_residuals`, ~5 s per
+            map once, cached in the dataset folder) are made in
+            :meth:`prepare_data`, and each training sample gets, with
+            probability ``p``, one random template times ``U(scale)``
+            (:meth:`on_after_batch_transfer`, in the main process, drawn from
+            torch's global RNG, which the runner seeds per epoch). Validation
+            and test batches, and batches read from the loaders outside a
+            Trainer, are never changed. Synthetic data only.
     """
 
     def __init__(
@@ -190,6 +249,7 @@ class FWIDataModule(L.LightningDataModule):
         generate: bool = True,
         val_fraction: float = 0.1,
         limit: int | None = None,
+        recipe_residuals: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.info = get_dataset(dataset)
@@ -204,6 +264,14 @@ class FWIDataModule(L.LightningDataModule):
         self.generate = bool(generate)
         self.val_fraction = float(val_fraction)
         self.limit = None if limit is None else int(limit)
+        self.recipe_residuals = check_recipe_residuals(recipe_residuals)
+        if self.recipe_residuals["p"] > 0 and self.openfwi_root is not None:
+            raise ValueError(
+                "data.recipe_residuals.p>0 augments synthetic (deepwave) data, but data.openfwi_root "
+                "holds real OpenFWI records, which already carry the recipe's boundary; "
+                "set data.recipe_residuals.p=0"
+            )
+        self._residuals: torch.Tensor | None = None
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
         if self.openfwi_root is None:  # the stored stride must divide the requested one
@@ -222,6 +290,7 @@ class FWIDataModule(L.LightningDataModule):
                 "seed": self.seed,
                 "val_fraction": self.val_fraction,
                 "limit": self.limit,
+                "recipe_residuals": dict(self.recipe_residuals),
             }
         )
         self.train_dataset: FWIDataset | None = None
@@ -250,6 +319,16 @@ class FWIDataModule(L.LightningDataModule):
         """Generate missing synthetic splits (no-op for OpenFWI data or ``generate=False``)."""
         if self.openfwi_root is None and self.generate:
             ensure_data(self.info.name, self.profile, self.root, self.seed)
+        if self.recipe_residuals["p"] > 0 and (self._dataset_dir() / "train").exists():
+            self._residuals_path()
+
+    def _residuals_path(self) -> Path:
+        return ensure_recipe_residuals(
+            self._dataset_dir() / "train",
+            self.info.name,
+            self.recipe_residuals["num"],
+            self.time_stride,
+        )
 
     def _limit(self, n: int) -> np.ndarray:
         return np.arange(n if self.limit is None else min(n, self.limit))
@@ -284,6 +363,8 @@ class FWIDataModule(L.LightningDataModule):
             self.train_dataset, self.val_dataset, self.test_dataset = (
                 self._synthetic_split(s) for s in SPLITS
             )
+            if self.recipe_residuals["p"] > 0:
+                self._residuals = torch.from_numpy(np.load(self._residuals_path()))
             return
         train = OpenFWIFolder(self.openfwi_root, self.info.name, "train")
         n_val = max(1, round(self.val_fraction * len(train)))
@@ -317,6 +398,28 @@ class FWIDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    @property
+    def residual_templates(self) -> torch.Tensor | None:
+        """Recipe-residual templates ``[num, 5, T, 70]`` (normalised scale) after :meth:`setup`; ``None`` when off."""
+        return self._residuals
+
+    def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A training batch with recipe residuals added to ``"seismic"`` (``p = 0``: the batch itself)."""
+        if self._residuals is None:
+            return batch
+        opts = self.recipe_residuals
+        if self._residuals.device != batch["seismic"].device:
+            self._residuals = self._residuals.to(batch["seismic"].device)
+        seismic = add_recipe_residuals(batch["seismic"], self._residuals, opts["p"], opts["scale"])
+        return {**batch, "seismic": seismic}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning hook: recipe residuals on training batches only (on the batch's device)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and isinstance(batch, dict):
+            return self.augment(batch)
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)
