@@ -88,9 +88,7 @@ def data_provenance(datamodule: FWIDataModule, seed: int | None = None) -> dict[
         "data_seed": int(getattr(datamodule, "seed", 0)),
         "time_stride": datamodule.time_stride,
         "source": "openfwi" if getattr(datamodule, "openfwi_root", None) else "synthetic",
-        "recipe_residuals": dict(
-            getattr(datamodule, "recipe_residuals", None) or {"p": 0.0}
-        ),
+        "recipe_residuals": dict(getattr(datamodule, "recipe_residuals", None) or {"p": 0.0}),
         **({"seed": int(seed)} if seed is not None else {}),
     }
 

@@ -46,7 +46,9 @@ def residual_cache_name(num: int, time_stride: int) -> str:
     return f"recipe_residuals-n{int(num)}-stride{int(time_stride)}.npy"
 
 
-def recipe_residuals(velocity: np.ndarray | torch.Tensor, dataset: str, time_stride: int) -> np.ndarray:
+def recipe_residuals(
+    velocity: np.ndarray | torch.Tensor, dataset: str, time_stride: int
+) -> np.ndarray:
     """Recipe-boundary residual templates of velocity maps.
 
     Args:

@@ -92,7 +92,9 @@ def test_p0_leaves_training_batches_bit_identical(residual_root):
     off = _module(residual_root, p=0.0, num=NUM)
     assert off.residual_templates is None
     off.trainer = SimpleNamespace(training=True)
-    for a, b in zip(_batches(before.train_dataloader()), _batches(off.train_dataloader()), strict=True):
+    for a, b in zip(
+        _batches(before.train_dataloader()), _batches(off.train_dataloader()), strict=True
+    ):
         b = off.on_after_batch_transfer(b, 0)
         assert torch.equal(a["seismic"], b["seismic"]) and torch.equal(a["index"], b["index"])
     assert off.hparams["recipe_residuals"] == {"p": 0.0, "num": NUM, "scale": [0.5, 1.5]}
