@@ -11,11 +11,12 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
 - ``{out}/summary.json``: the same rows;
 - ``{out}/runs/{seed}/{recipe}/{dataset}/``: each run's ``results.json``,
   ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed);
-- with ``--pretrained ROOT`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
+- with ``--pretrained ROOT [ROOT ...]`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
   and the OpenFWI-recipe checks ``ROOT/backend/{dataset}.json`` written by
-  ``benchmarks/openfwi_backend_check.py``): a table of the pretrained EPIC beside
-  the mean map and the headline EPIC run, with each weight's check on fresh maps
-  simulated by the recipe port; its records go to ``{out}/runs/pretrained/``.
+  ``benchmarks/openfwi_backend_check.py``; where several roots hold a dataset, the
+  last one wins): a table of the pretrained EPIC beside the mean map and the
+  headline EPIC run, with its recipe-residual setting and each weight's check on
+  fresh maps simulated by the recipe port; its records go to ``{out}/runs/pretrained/``.
 
     python benchmarks/fidelity_sweep.py runs/zoo --seed-runs runs/zoo_seed1 \\
         --pretrained runs/pretrained --out benchmarks/results/fidelity
@@ -70,8 +71,10 @@ def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
 def row_of(result: dict) -> dict:
     """The numbers one table cell needs from a run's ``results.json``."""
     metrics, baseline = result["metrics"], result.get("baseline") or {}
+    residuals = (result.get("data") or {}).get("recipe_residuals") or {}
     return {
         "mae_ms": metrics["test/mae_ms"],
+        "recipe_residuals_p": residuals.get("p", 0),
         "ssim_openfwi": metrics.get("test/ssim_openfwi"),
         "mean_map_mae_ms": baseline.get("mean_map_mae_ms"),
         "ratio": baseline.get("mae_ratio_to_mean_map"),
@@ -137,8 +140,9 @@ def pretrained_section(
         "test split.",
         "",
         "| dataset | mean map (m/s) | headline EPIC | pretrained EPIC | SSIM | samples seen | "
-        "recipe-port MAE (maps) | change | backend effect | map draw | within 25 % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "recipe residuals p | recipe-port MAE (maps) | change | backend effect | map draw | "
+        "within 25 % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = []
     for dataset in DATASET_NAMES:
@@ -153,6 +157,7 @@ def pretrained_section(
             f"{row_of(h)['mae_ms']:.1f} ({row_of(h)['ratio']:.2f}x)" if h else "not run",
             *fmt_model(p),
             str(p["samples_seen"]),
+            f"{p['recipe_residuals_p']:g}",
         ]
         if check:
             cells += [
@@ -231,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-runs", type=Path, nargs="*", default=[], help="other seeds' sweeps")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables and records")
     parser.add_argument(
-        "--pretrained", type=Path, help="the pretrained zoo's runs: ROOT/epic_lite/{dataset}"
+        "--pretrained",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="the pretrained zoo's runs: ROOT/epic_lite/{dataset}; the last root holding a dataset wins",
     )
     args = parser.parse_args(argv)
 
@@ -243,9 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     copy_records(args.runs, args.out, "seed0")
     for k, path in enumerate(args.seed_runs, start=1):
         copy_records(path, args.out, f"seed{k}")
-    pretrained = read_sweep(args.pretrained) if args.pretrained else {}
+    pretrained, checks = {}, {}
     if args.pretrained:
-        copy_records(args.pretrained, args.out, "pretrained")
+        shutil.rmtree(args.out / "runs" / "pretrained", ignore_errors=True)
+    for root in args.pretrained:  # later roots win per dataset
+        pretrained.update(read_sweep(root))
+        checks.update(read_backend_checks(root))
+        copy_records(root, args.out, "pretrained")
 
     rows, lines = [], []
     lines += [
@@ -348,9 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("")
 
     if pretrained:
-        section, pretrained_rows = pretrained_section(
-            pretrained, seed0, read_backend_checks(args.pretrained)
-        )
+        section, pretrained_rows = pretrained_section(pretrained, seed0, checks)
         lines += section
         rows += pretrained_rows
 

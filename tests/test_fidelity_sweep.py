@@ -18,7 +18,9 @@ def _script():
     return module
 
 
-def _run(root: Path, recipe: str, dataset: str, mae: float, ssim: float, seed: int = 0) -> None:
+def _run(
+    root: Path, recipe: str, dataset: str, mae: float, ssim: float, seed: int = 0, p: float = 0.0
+) -> None:
     run = root / recipe / dataset
     run.mkdir(parents=True)
     mean_map = 400.0
@@ -27,6 +29,7 @@ def _run(root: Path, recipe: str, dataset: str, mae: float, ssim: float, seed: i
             {
                 "run_dir": str(run.resolve()),
                 "seed": seed,
+                "data": {"recipe_residuals": {"p": p, "num": 48}},
                 "samples_seen": 10000,
                 "schedule": {"steps": 630, "complete": True, "lr": 3e-3},
                 "wall_time_s": 600.0,
@@ -89,18 +92,37 @@ def test_pretrained_table_stands_beside_the_headline_and_the_recipe_check(tmp_pa
     }
     (pretrained / "backend").mkdir()
     (pretrained / "backend" / "flatvel-b.json").write_text(json.dumps([check]))
-    assert _script().main([str(zoo), "--pretrained", str(pretrained), "--out", str(out)]) == 0
+    # A later root re-made style-a and style-b with the recipe residuals: its runs win.
+    remade = tmp_path / "pretrained_rr"
+    _run(pretrained, "epic_lite", "style-a", 200.0, 0.70)
+    _run(remade, "epic_lite", "style-a", 210.0, 0.71, p=0.5)
+    _run(remade, "epic_lite", "style-b", 230.0, 0.52, p=0.5)
+    (remade / "backend").mkdir()
+    (remade / "backend" / "style-a.json").write_text(
+        json.dumps([{**check, "dataset": "style-a", "mae_ms": 240.0, "relative_change": 0.14,
+                     "within_tolerance": True}])
+    )  # fmt: skip
+    argv = [str(zoo), "--pretrained", str(pretrained), str(remade), "--out", str(out)]
+    assert _script().main(argv) == 0
 
     table = (out / "summary.md").read_text()
     assert (
-        "| flatvel-b | 400.0 | 300.0 (0.75x) | 220.0 (0.55x, yes) | 0.620 | 10000 | "
+        "| flatvel-b | 400.0 | 300.0 (0.75x) | 220.0 (0.55x, yes) | 0.620 | 10000 | 0 | "
         "286.0 (48) | +30 % | +10 % | +18 % | **no** |" in table
     )
-    assert "| style-b | 400.0 | not run | 260.0 (0.65x, **no**) |" in table
-    assert "Pretrained EPIC learns on 1 of 2 datasets (0 A, 1 B)." in table
+    assert (
+        "| style-a | 400.0 | not run | 210.0 (0.53x, yes) | 0.710 | 10000 | 0.5 | "
+        "240.0 (48) | +14 % |" in table
+    )
+    assert (
+        "| style-b | 400.0 | not run | 230.0 (0.57x, yes) | 0.520 | 10000 | 0.5 | not run |"
+        in table
+    )
+    assert "Pretrained EPIC learns on 3 of 3 datasets (1 A, 2 B)." in table
     rows = json.loads((out / "summary.json").read_text())["rows"]
     (row,) = [
         r for r in rows if r.get("model") == "epic (pretrained)" and r["dataset"] == "flatvel-b"
     ]
     assert row["openfwi_check"]["model"] == "flatvel-b"
-    assert (out / "runs" / "pretrained" / "epic_lite" / "style-b" / "results.json").is_file()
+    copied = out / "runs" / "pretrained" / "epic_lite" / "style-b" / "results.json"
+    assert json.loads(copied.read_text())["metrics"]["test/mae_ms"] == 230.0
