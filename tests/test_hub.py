@@ -585,3 +585,16 @@ def test_card_leads_with_mae_beside_the_mean_map_and_the_budget() -> None:
     record["baseline"] = {"mean_map_mae_ms": 400.0, "mae_ratio_to_mean_map": 0.7, "learns": False}
     assert "**does not learn**" in headline_lines({"mae_ms": 280.0}, record)[0]
     assert headline_lines({"mae": 0.2}, record) == []  # no m/s figure recorded: no lead line
+    record["recipe_residuals"] = {"p": 0.5, "num": 48}
+    assert "on a fraction 0.5 of the training batches" in headline_lines({"mae_ms": 1.0}, record)[0]
+    assert "48 training maps" in headline_lines({"mae_ms": 1.0}, record)[0]
+
+
+def test_data_record_keeps_the_recipe_residual_setting() -> None:
+    from epic_zoo.hub.runs import data_record
+
+    dm = {"dataset": "style-a", "profile": "tiny", "seed": 0, "time_stride": 4, "limit": None}
+    residuals = {"p": 0.5, "num": 48, "scale": [0.5, 1.5]}
+    assert data_record({**dm, "recipe_residuals": residuals})["recipe_residuals"] == residuals
+    assert "recipe_residuals" not in data_record({**dm, "recipe_residuals": {"p": 0.0}})
+    assert "recipe_residuals" not in data_record(dm)

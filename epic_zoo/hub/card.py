@@ -96,6 +96,14 @@ def headline_lines(metrics: Mapping[str, float], record: Mapping[str, Any]) -> l
                 else ""
             )
         )
+    residuals = record.get("recipe_residuals") or {}
+    if residuals.get("p"):
+        text += (
+            f". Trained with recipe residuals (`epic_zoo.data.residuals`): on a fraction "
+            f"{residuals['p']:g} of the training batches, records gain the difference between "
+            f"OpenFWI-recipe and deepwave records of {residuals.get('num', '?')} training maps, "
+            "to keep the weights accurate on records simulated by the exact recipe"
+        )
     return [text + ".", ""]
 
 

@@ -136,6 +136,7 @@ def register(
         "dtype",
         "generator_version",
         "seed",
+        "recipe_residuals",
     )
     data = {k: record[k] for k in data_keys if k in record}
     data.setdefault("time_stride", config["time_stride"])

@@ -37,7 +37,8 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
 
     Profile, seed, time stride and sample limit as saved; split sizes and dtype
     from the profile (``limit`` applied); the generator version of this
-    checkout (synthetic data only).
+    checkout (synthetic data only); the recipe-residual augmentation
+    (:mod:`epic_zoo.data.residuals`) where it was on.
     """
     from epic_zoo.data.families import GENERATOR_VERSION
     from epic_zoo.data.profiles import get_profile
@@ -46,6 +47,9 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
     if not out:
         return out
     out["data_source"] = "openfwi" if dm.get("openfwi_root") else "synthetic"
+    residuals = dm.get("recipe_residuals") or {}
+    if residuals.get("p"):
+        out["recipe_residuals"] = dict(residuals)
     if "profile" in dm and out["data_source"] == "synthetic":
         profile = get_profile(dm["profile"])
         limit = dm.get("limit")
