@@ -111,12 +111,19 @@ def test_create_model_accepts_folders_and_hf_hub_ids(tmp_path: Path) -> None:
         create_model("hf-hub:org/not-cached")
 
 
-def test_superseded_weights_warn_and_are_marked(capsys: pytest.CaptureFixture[str]) -> None:
+def test_superseded_weights_warn_and_are_marked(
+    zoo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    why = "trained before the BatchNorm fix; re-train"
+    _edit_config(zoo, record__superseded=why)
+    entry = hub.read_registry(zoo.parent / hub.REGISTRY_NAME)[NAME]
+    hub.register(zoo, registry=zoo.parent / hub.REGISTRY_NAME, repo_id=entry.repo_id)
+    assert hub.read_registry(zoo.parent / hub.REGISTRY_NAME)[NAME].superseded == why
     warnings.simplefilter("always", loader.SupersededWeightsWarning)
     with pytest.warns(loader.SupersededWeightsWarning, match="superseded"):
         model, meta = hub.load_model(NAME)
-    assert meta["superseded"] and meta["kind"] == "pretrained" and meta["dataset"] == "flatvel-a"
-    assert hub.read_registry(REPO_REGISTRY)[NAME].superseded
+    assert meta["superseded"] == why and meta["kind"] == "pretrained"
+    assert meta["dataset"] == "flatvel-a"
     assert hub_cli.main(["list"]) == 0
     assert "SUPERSEDED" in capsys.readouterr().out
 
