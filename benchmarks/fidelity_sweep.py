@@ -177,6 +177,12 @@ def pretrained_section(
         "",
         f"Pretrained EPIC learns on {len(learned)} of {len(rows)} datasets "
         f"({len(a_sets)} A, {len(learned) - len(a_sets)} B).",
+    ]
+    checked = [r["openfwi_check"] for r in rows if r["openfwi_check"]]
+    passed = [c for c in checked if c["within_tolerance"]]
+    lines += [
+        f"Recipe-port check: {len(passed)} of {len(checked)} checked weights within 25 % "
+        f"({len(rows) - len(checked)} not checked).",
         "",
     ]
     return lines, rows

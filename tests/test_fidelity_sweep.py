@@ -119,6 +119,7 @@ def test_pretrained_table_stands_beside_the_headline_and_the_recipe_check(tmp_pa
         in table
     )
     assert "Pretrained EPIC learns on 3 of 3 datasets (1 A, 2 B)." in table
+    assert "Recipe-port check: 1 of 2 checked weights within 25 % (1 not checked)." in table
     rows = json.loads((out / "summary.json").read_text())["rows"]
     (row,) = [
         r for r in rows if r.get("model") == "epic (pretrained)" and r["dataset"] == "flatvel-b"
