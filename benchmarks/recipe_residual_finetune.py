@@ -18,8 +18,10 @@ and deepwave records of the same fresh maps (``benchmarks/openfwi_backend_check.
         --model runs/pretrained/epic_lite/style-a --residuals res.npy --p 0.5 --epochs 4 \\
         --check openfwi-check/
 
-Data come from ``$EPIC_ZOO_DATA/lite2k-seed0/{dataset}``. A prototype: the
-recipe does not use it yet.
+Data come from ``$EPIC_ZOO_DATA/lite2k-seed0/{dataset}``. The experiment that
+led to the training option ``data.recipe_residuals`` (same templates, same
+augmentation, :mod:`epic_zoo.data.residuals`); the pretrained zoo uses that
+option from the start instead of fine-tuning.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.openfwi import OpenFWIFolder
-from epic_zoo.data.residuals import recipe_residuals
+from epic_zoo.data.residuals import add_recipe_residuals, recipe_residuals
 from epic_zoo.data.store import H5Split
 from epic_zoo.evaluate import evaluate_model, load_model
 
@@ -86,11 +88,7 @@ def finetune(d: str, run: str, res_path: str, p: float, epochs: int, check: str)
         m.train()
         for batch in loader:
             x, y = batch["seismic"], batch["velocity"]
-            if p > 0:
-                pick = torch.rand(len(x)) < p
-                j = torch.randint(len(res), (len(x),))
-                scale = torch.empty(len(x)).uniform_(0.5, 1.5)
-                x = x + (pick.float() * scale)[:, None, None, None] * res[j]
+            x = add_recipe_residuals(x, res, p, scale=(0.5, 1.5))  # the recipe's augmentation
             loss = (m(x) - y).abs().mean()
             opt.zero_grad()
             loss.backward()
