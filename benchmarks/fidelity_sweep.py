@@ -16,10 +16,16 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
   ``benchmarks/openfwi_backend_check.py``; where several roots hold a dataset, the
   last one wins): a table of the pretrained EPIC beside the mean map and the
   headline EPIC run, with its recipe-residual setting and each weight's check on
-  fresh maps simulated by the recipe port; its records go to ``{out}/runs/pretrained/``.
+  fresh maps simulated by the recipe port; its records go to ``{out}/runs/pretrained/``
+  (the checks to ``{out}/runs/pretrained/backend/``);
+- with ``--carried FILE`` (a previous ``summary.json``): the runs it lists that no root
+  holds are kept in the tables, marked where their per-run records were not kept.
+  ``summary.json`` lists every run under ``runs``, so the committed folder can be
+  read back: its ``runs/seed0``, ``runs/seed1`` and ``runs/pretrained`` are sweep roots too.
 
     python benchmarks/fidelity_sweep.py runs/zoo --seed-runs runs/zoo_seed1 \\
-        --pretrained runs/pretrained --out benchmarks/results/fidelity
+        --pretrained runs/pretrained --out benchmarks/results/fidelity \\
+        --carried benchmarks/results/fidelity/summary.json
 
 Seed spread: for a (model, dataset) trained with two seeds, ``|a - b|``. A
 difference between two models on a dataset counts as a win where it exceeds
@@ -57,6 +63,7 @@ def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
     for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
         result = json.loads(path.read_text())
         curve = read_learning_curve(path.parent, result.get("samples_per_epoch") or 0)
+        curve = curve or result.get("learning_curve") or []  # a copied record has no CSV logs
         if curve:  # the logs hold the training MAE too (older results.json lack it)
             result["last_epoch"] = {
                 k: curve[-1].get(k) for k in ("epoch", "train/mae_ms", "val/mae_ms")
@@ -64,12 +71,15 @@ def read_sweep(root: Path) -> dict[tuple[str, str], dict]:
         starts = len(list((path.parent / "csv").glob("version_*")))
         if starts > 1 and "wall_time_starts" not in result:
             result["wall_time_last_start_only"] = True  # resumed before WallClock existed
+        result["records_dir"] = f"{path.parent.parent.name}/{path.parent.name}"
         runs[(base_name(path.parent.parent.name), path.parent.name)] = result
     return runs
 
 
 def row_of(result: dict) -> dict:
-    """The numbers one table cell needs from a run's ``results.json``."""
+    """The numbers one table cell needs from a run's ``results.json`` (or a carried row)."""
+    if "carried" in result:
+        return result["carried"]
     metrics, baseline = result["metrics"], result.get("baseline") or {}
     residuals = (result.get("data") or {}).get("recipe_residuals") or {}
     return {
@@ -96,6 +106,8 @@ def copy_records(root: Path, out: Path, label: str) -> None:
     for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
         run = path.parent
         dest = out / "runs" / label / run.parent.name / run.name
+        if dest.resolve() == run.resolve():  # reading the committed records back
+            continue
         dest.mkdir(parents=True, exist_ok=True)
         for name in COPIED:
             src = run / name
@@ -123,6 +135,45 @@ def read_backend_checks(root: Path) -> dict[str, dict]:
             row["model"] = Path(row["model"]).name  # no machine path in the copied rows
             rows[row["dataset"]] = row
     return rows
+
+
+def write_backend_checks(checks: dict[str, dict], out: Path) -> None:
+    """The checks in use, one ``{dataset}.json`` each, beside the pretrained records."""
+    folder = out / "runs" / "pretrained" / "backend"
+    folder.mkdir(parents=True, exist_ok=True)
+    for dataset, row in checks.items():
+        (folder / f"{dataset}.json").write_text(json.dumps([row], indent=2) + "\n")
+
+
+def read_carried(path: Path) -> tuple[str, dict[str, dict[tuple[str, str], dict]], dict]:
+    """``(source, {sweep label: {(model, dataset): {"carried": row}}}, {dataset: check})``.
+
+    ``path`` is a previous ``summary.json`` (its ``runs`` list); ``source`` says where its
+    numbers come from.
+    """
+    data = json.loads(path.read_text())
+    if "runs" not in data:
+        raise SystemExit(
+            f"fidelity_sweep: {path} has no 'runs' list; pass a summary.json that does"
+        )
+    sweeps: dict[str, dict[tuple[str, str], dict]] = {}
+    checks = {}
+    for run in data["runs"]:
+        row = {k: v for k, v in run.items() if k not in ("sweep", "model", "dataset")}
+        sweeps.setdefault(run["sweep"], {})[(run["model"], run["dataset"])] = {"carried": row}
+        if run.get("openfwi_check"):
+            checks[run["dataset"]] = run["openfwi_check"]
+    return data.get("source") or str(path), sweeps, checks
+
+
+def merge_carried(sweep: dict, carried: dict) -> dict:
+    """``sweep`` plus the carried runs it does not hold (records read today win)."""
+    return {**carried, **sweep}
+
+
+def unkept(result: dict | None) -> str:
+    """``" †"`` for a carried run whose per-run records were not kept, else ``""``."""
+    return " †" if result and "carried" in result and not result["carried"].get("records") else ""
 
 
 def pretrained_section(
@@ -154,8 +205,8 @@ def pretrained_section(
         cells = [
             dataset,
             f"{p['mean_map_mae_ms']:.1f}",
-            f"{row_of(h)['mae_ms']:.1f} ({row_of(h)['ratio']:.2f}x)" if h else "not run",
-            *fmt_model(p),
+            f"{row_of(h)['mae_ms']:.1f} ({row_of(h)['ratio']:.2f}x){unkept(h)}" if h else "not run",
+            *fmt_model(p, unkept(pretrained[("epic", dataset)])),
             str(p["samples_seen"]),
             f"{p['recipe_residuals_p']:g}",
         ]
@@ -197,10 +248,18 @@ def spreads(
         values = [row_of(result)] + [row_of(o[key]) for o in others if key in o]
         if len(values) < 2:
             continue
-        out[key] = {
-            metric: max(v[metric] for v in values) - min(v[metric] for v in values)
-            for metric in ("mae_ms", "ssim_openfwi")
-        }
+        out[key] = {}
+        for metric in ("mae_ms", "ssim_openfwi"):
+            got = [v[metric] for v in values if v.get(metric) is not None]
+            recorded = [
+                v["spread_recorded"][metric]
+                for v in values
+                if (v.get("spread_recorded") or {}).get(metric) is not None
+            ]
+            if len(got) == len(values):
+                out[key][metric] = max(got) - min(got)
+            elif recorded:  # a carried run whose value was not kept, only the spread
+                out[key][metric] = max(recorded)
     return out
 
 
@@ -212,7 +271,8 @@ def max_relative_spread(
     for key, s in spread.items():
         row = row_of(seed0[key])
         for metric in rel:
-            rel[metric] = max(rel[metric], s[metric] / abs(row[metric]))
+            if s.get(metric) is not None and row.get(metric):
+                rel[metric] = max(rel[metric], s[metric] / abs(row[metric]))
     return rel
 
 
@@ -227,11 +287,13 @@ def verdict(
     return names[0] if a_better else names[1]
 
 
-def fmt_model(row: dict | None) -> tuple[str, str]:
+def fmt_model(row: dict | None, note: str = "") -> tuple[str, str]:
+    """``("MAE (ratio, learns)", "SSIM")`` cells; ``note`` follows the MAE (e.g. " †")."""
     if row is None:
         return "not run", ""
     mark = "yes" if row["learns"] else "**no**"
-    return f"{row['mae_ms']:.1f} ({row['ratio']:.2f}x, {mark})", f"{row['ssim_openfwi']:.3f}"
+    ssim = "-" if row["ssim_openfwi"] is None else f"{row['ssim_openfwi']:.3f}"
+    return f"{row['mae_ms']:.1f} ({row['ratio']:.2f}x, {mark}){note}", ssim
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,10 +310,24 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="the pretrained zoo's runs: ROOT/epic_lite/{dataset}; the last root holding a dataset wins",
     )
+    parser.add_argument(
+        "--carried",
+        type=Path,
+        default=None,
+        help="a previous summary.json: its runs that no root holds stay in the tables",
+    )
     args = parser.parse_args(argv)
 
-    seed0 = read_sweep(args.runs)
-    others = [read_sweep(p) for p in args.seed_runs]
+    source, carried, carried_checks = read_carried(args.carried) if args.carried else ("", {}, {})
+    seed0 = merge_carried(read_sweep(args.runs), carried.get("0", {}))
+    n_other = max([len(args.seed_runs)] + [int(k) for k in carried if k.isdigit()])
+    others = [
+        merge_carried(
+            read_sweep(args.seed_runs[k - 1]) if k <= len(args.seed_runs) else {},
+            carried.get(str(k), {}),
+        )
+        for k in range(1, n_other + 1)
+    ]
     spread = spreads(seed0, others)
     rel = max_relative_spread(seed0, spread)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -259,12 +335,22 @@ def main(argv: list[str] | None = None) -> int:
     for k, path in enumerate(args.seed_runs, start=1):
         copy_records(path, args.out, f"seed{k}")
     pretrained, checks = {}, {}
-    if args.pretrained:
-        shutil.rmtree(args.out / "runs" / "pretrained", ignore_errors=True)
+    kept = args.out.resolve() / "runs" / "pretrained"
+    if args.pretrained and not any(
+        kept in [r.resolve(), *r.resolve().parents] for r in args.pretrained
+    ):
+        shutil.rmtree(kept, ignore_errors=True)  # the copies are re-made from the roots
     for root in args.pretrained:  # later roots win per dataset
         pretrained.update(read_sweep(root))
         checks.update(read_backend_checks(root))
         copy_records(root, args.out, "pretrained")
+    if checks:
+        write_backend_checks(checks, args.out)
+    checks = {  # a carried check stands only beside its carried weight
+        **{d: c for d, c in carried_checks.items() if ("epic", d) not in pretrained},
+        **checks,
+    }
+    pretrained = merge_carried(pretrained, carried.get("pretrained", {}))
 
     rows, lines = [], []
     lines += [
@@ -289,14 +375,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         e, i = (row_of(r) if r else None for r in (epic, inv))
         row = {"dataset": dataset, "mean_map_mae_ms": mm, "epic": e, "inversionnet": i}
-        cells = [dataset, f"{mm:.1f}", *fmt_model(e), *fmt_model(i)]
+        cells = [dataset, f"{mm:.1f}", *fmt_model(e, unkept(epic)), *fmt_model(i, unkept(inv))]
         for metric, higher in (("mae_ms", False), ("ssim_openfwi", True)):
             if e and i and not spread:  # no second seed anywhere: nothing to count against
                 row[f"win_{metric}"] = None
                 cells.append("undecided (no second seed yet)")
             elif e and i:
                 measured = [
-                    spread[(m, dataset)][metric] for m in HEADLINE if (m, dataset) in spread
+                    spread[(m, dataset)][metric]
+                    for m in HEADLINE
+                    if spread.get((m, dataset), {}).get(metric) is not None
                 ]
                 if len(measured) == 2:
                     tol, how = max(measured), "measured"
@@ -341,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             r = row_of(seed0[(model, dataset)])
             e = seed0.get(("epic", dataset))
             epic_mae = f"{row_of(e)['mae_ms']:.1f}" if e else "not run"
-            lines.append(
-                f"| {model} | {dataset} | {fmt_model(r)[0]} | {fmt_model(r)[1]} | {epic_mae} |"
-            )
+            cells = fmt_model(r, unkept(seed0[(model, dataset)]))
+            epic_mae += unkept(e)
+            lines.append(f"| {model} | {dataset} | {cells[0]} | {cells[1]} | {epic_mae} |")
             rows.append({"dataset": dataset, "model": model, **r})
         lines.append("")
 
@@ -356,13 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for (model, dataset), s in sorted(spread.items()):
             other = ", ".join(
-                f"{row_of(o[(model, dataset)])['mae_ms']:.1f}"
+                f"{row_of(o[(model, dataset)])['mae_ms']:.1f}{unkept(o[(model, dataset)])}"
                 for o in others
                 if (model, dataset) in o
             )
+            first = seed0[(model, dataset)]
+            ssim = s.get("ssim_openfwi")
             lines.append(
-                f"| {model} | {dataset} | {row_of(seed0[(model, dataset)])['mae_ms']:.1f} | {other} | "
-                f"{s['mae_ms']:.1f} | {s['ssim_openfwi']:.3f} |"
+                f"| {model} | {dataset} | {row_of(first)['mae_ms']:.1f}{unkept(first)} | {other} | "
+                f"{s['mae_ms']:.1f} | {'-' if ssim is None else f'{ssim:.3f}'} |"
             )
         lines.append("")
 
@@ -394,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 else "-"
             )
             lines.append(
-                f"| {label} | {model} | {dataset} | {r['samples_seen']} | {r['steps']} | "
+                f"| {label}{unkept(result)} | {model} | {dataset} | {r['samples_seen']} | {r['steps']} | "
                 f"{r['complete']} | {r['lr']} | {r['wall_time_s'] / 60:.1f}"
                 f"{' *' if r['wall_time_last_start_only'] else ''} | {fit} |"
             )
@@ -404,9 +494,30 @@ def main(argv: list[str] | None = None) -> int:
             "\\* resumed after a stop, recorded before runs summed the wall time of every start: "
             "the time shown is the last start's only.",
         ]
+    every = sweeps + ([("pretrained", pretrained)] if pretrained else [])
+    if any(unkept(r) for _, sweep in every for r in sweep.values()):
+        lines += [
+            "",
+            f"† per-run records (`results.json`, learning curve) not kept for this run: its "
+            f"numbers are carried from {source}.",
+        ]
+    runs = []
+    for label, sweep in every:
+        folder = "pretrained" if label == "pretrained" else f"seed{label}"
+        for (model, dataset), result in sorted(sweep.items()):
+            run = {"sweep": label, "model": model, "dataset": dataset, **row_of(result)}
+            if "carried" not in result:
+                run["records"] = f"runs/{folder}/{result['records_dir']}"
+                if label == "pretrained" and model == "epic":
+                    run["openfwi_check"] = checks.get(dataset)
+            runs.append(run)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(
-        json.dumps({"rows": rows, "relative_spread": rel}, indent=2) + "\n"
+        json.dumps(
+            {"source": source or None, "rows": rows, "relative_spread": rel, "runs": runs},
+            indent=2,
+        )
+        + "\n"
     )
     print("\n".join(lines))
     return 0

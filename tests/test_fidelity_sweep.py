@@ -127,3 +127,37 @@ def test_pretrained_table_stands_beside_the_headline_and_the_recipe_check(tmp_pa
     assert row["openfwi_check"]["model"] == "flatvel-b"
     copied = out / "runs" / "pretrained" / "epic_lite" / "style-b" / "results.json"
     assert json.loads(copied.read_text())["metrics"]["test/mae_ms"] == 230.0
+
+
+def test_carried_runs_stay_marked_and_the_committed_records_read_back(tmp_path: Path) -> None:
+    zoo, out = tmp_path / "zoo", tmp_path / "out"
+    _run(zoo, "epic_lite", "flatvel-a", 100.0, 0.80)
+    _run(zoo, "inversionnet_lite", "flatvel-a", 130.0, 0.78)
+    assert _script().main([str(zoo), "--out", str(out)]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert {(r["model"], r["records"]) for r in first["runs"]} == {
+        ("epic", "runs/seed0/epic_lite/flatvel-a"),
+        ("inversionnet", "runs/seed0/inversionnet_lite/flatvel-a"),
+    }
+    # A later sweep holds only a new EPIC run on style-a and a second seed of flatvel-a; the earlier
+    # runs come from the summary (as if their records were gone), one of them without records.
+    first["source"] = "the summary of an earlier commit"
+    first["runs"].append(
+        {**first["runs"][0], "dataset": "style-a", "mae_ms": 90.0, "ratio": 0.225, "records": None}
+    )
+    carried = tmp_path / "previous.json"
+    carried.write_text(json.dumps(first))
+    later, seed1 = tmp_path / "later", tmp_path / "later_seed1"
+    _run(later, "inversionnet_lite", "style-a", 95.0, 0.7)
+    _run(seed1, "epic_lite", "flatvel-a", 104.0, 0.79, seed=1)
+    argv = [str(later), "--seed-runs", str(seed1), "--carried", str(carried), "--out", str(out)]
+    assert _script().main(argv) == 0
+    table = (out / "summary.md").read_text()
+    assert "| style-a | 400.0 | 90.0 (0.23x, yes) † | 0.800 | 95.0 (0.24x, yes) | 0.700 |" in table
+    assert "| flatvel-a | 400.0 | 100.0 (0.25x, yes) | 0.800 | 130.0 (0.33x, yes) | 0.780 |" in table
+    assert "carried from the summary of an earlier commit" in table
+    assert "| epic | flatvel-a | 100.0 | 104.0 | 4.0 | 0.010 |" in table
+    # The committed folder is itself a sweep root: reading it back gives the same tables.
+    again = [str(out / "runs" / "seed0"), "--seed-runs", str(out / "runs" / "seed1")]
+    assert _script().main([*again, "--carried", str(carried), "--out", str(out)]) == 0
+    assert (out / "summary.md").read_text() == table
