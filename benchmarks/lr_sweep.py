@@ -15,13 +15,16 @@ This script reads their ``results.json`` files and writes the table::
     python benchmarks/lr_sweep.py runs/lr_sweep/epic runs/lr_sweep/inversionnet \\
         --out benchmarks/results/lr_sweep.md
 
-``--pick MODEL`` prints only the chosen lr of one model (for scripts).
+``--pick MODEL`` prints only the chosen lr of one model (for scripts);
+``--records DIR`` copies each run's ``results.json`` (machine paths removed) and
+learning curve to ``DIR/{model}-lr{lr}/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -53,6 +56,24 @@ def read_runs(folders: list[Path]) -> dict[str, list[dict]]:
                 }
             )
     return {model: sorted(rows, key=lambda r: r["lr"]) for model, rows in runs.items()}
+
+
+def copy_records(runs: dict[str, list[dict]], dest: Path) -> None:
+    """Each run's records to ``dest/{model}-lr{lr:g}/``, its folder path replaced by ``runs/``."""
+    for model, rows in runs.items():
+        for row in rows:
+            src, out = Path(row["run"]), dest / f"{model}-lr{row['lr']:g}"
+            out.mkdir(parents=True, exist_ok=True)
+            for name in (RESULTS_FILE, "learning_curve.csv", "learning_curve.png"):
+                if not (src / name).is_file():
+                    continue
+                if name.endswith(".png"):
+                    shutil.copyfile(src / name, out / name)
+                    continue
+                text = (src / name).read_text()
+                for prefix in (str(src.resolve().parent), str(src.parent)):
+                    text = text.replace(prefix + "/", "runs/")
+                (out / name).write_text(text)
 
 
 def pick(rows: list[dict]) -> float:
@@ -94,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     parser.add_argument("--pick", metavar="MODEL", help="print the chosen lr of MODEL and exit")
+    parser.add_argument("--records", type=Path, help="copy each run's records here")
     args = parser.parse_args(argv)
     runs = read_runs(args.folders)
     if not runs:
@@ -107,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{pick(runs[args.pick]):g}")
         return 0
+    if args.records:
+        copy_records(runs, args.records)
     text = report(runs)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
