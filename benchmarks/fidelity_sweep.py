@@ -27,7 +27,10 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
         --pretrained runs/pretrained --out benchmarks/results/fidelity \\
         --carried benchmarks/results/fidelity/summary.json
 
-Seed spread: for a (model, dataset) trained with two seeds, ``|a - b|``. A
+Seed spread: for a (model, dataset) trained more than once, ``max - min`` over its runs: other
+seeds (``--seed-runs``) and repeats (``--repeat-runs``: the same seed trained again, e.g. on
+another machine; CPU training is not bitwise reproducible across machines). The tables show
+the first run; the others only widen the spread. A
 difference between two models on a dataset counts as a win where it exceeds
 the larger of their spreads there; on datasets without a second seed, the
 spread used is the largest *relative* spread measured on any seeded pair,
@@ -287,6 +290,17 @@ def verdict(
     return names[0] if a_better else names[1]
 
 
+def other_runs(others: list[tuple[str, dict]], key: tuple[str, str]) -> str:
+    """``"106.7 (seed 1), 108.5 (seed 0, repeat)"``: the MAE of every run after the first."""
+    cells = []
+    for label, sweep in others:
+        if key in sweep:
+            r = row_of(sweep[key])
+            which = f"seed {r['seed']}, repeat" if label.startswith("repeat") else f"seed {label}"
+            cells.append(f"{r['mae_ms']:.1f}{unkept(sweep[key])} ({which})")
+    return ", ".join(cells)
+
+
 def fmt_model(row: dict | None, note: str = "") -> tuple[str, str]:
     """``("MAE (ratio, learns)", "SSIM")`` cells; ``note`` follows the MAE (e.g. " †")."""
     if row is None:
@@ -302,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("runs", type=Path, help="the seed-0 sweep: {runs}/{recipe}/{dataset}")
     parser.add_argument("--seed-runs", type=Path, nargs="*", default=[], help="other seeds' sweeps")
+    parser.add_argument(
+        "--repeat-runs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="sweeps repeating runs with their seed (they count in the spread only)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables and records")
     parser.add_argument(
         "--pretrained",
@@ -320,20 +341,23 @@ def main(argv: list[str] | None = None) -> int:
 
     source, carried, carried_checks = read_carried(args.carried) if args.carried else ("", {}, {})
     seed0 = merge_carried(read_sweep(args.runs), carried.get("0", {}))
-    n_other = max([len(args.seed_runs)] + [int(k) for k in carried if k.isdigit()])
+    labelled = []  # (sweep label, records folder, roots) of every run after the first
+    for kind, paths in (("", args.seed_runs), ("repeat", args.repeat_runs)):
+        numbers = [int(k.removeprefix(kind)) for k in carried if k.removeprefix(kind).isdigit()]
+        for k in range(1, max([len(paths)] + [n for n in numbers if kind or n > 0]) + 1):
+            root = paths[k - 1] if k <= len(paths) else None
+            labelled.append((f"{kind}{k}", f"{kind or 'seed'}{k}", root))
     others = [
-        merge_carried(
-            read_sweep(args.seed_runs[k - 1]) if k <= len(args.seed_runs) else {},
-            carried.get(str(k), {}),
-        )
-        for k in range(1, n_other + 1)
+        (label, merge_carried(read_sweep(root) if root else {}, carried.get(label, {})))
+        for label, _, root in labelled
     ]
-    spread = spreads(seed0, others)
+    spread = spreads(seed0, [sweep for _, sweep in others])
     rel = max_relative_spread(seed0, spread)
     args.out.mkdir(parents=True, exist_ok=True)
     copy_records(args.runs, args.out, "seed0")
-    for k, path in enumerate(args.seed_runs, start=1):
-        copy_records(path, args.out, f"seed{k}")
+    for _, folder, root in labelled:
+        if root:
+            copy_records(root, args.out, folder)
     pretrained, checks = {}, {}
     kept = args.out.resolve() / "runs" / "pretrained"
     if args.pretrained and not any(
@@ -410,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("")
     if spread:
         lines.append(
-            f"Spread for datasets without a second seed: {rel['mae_ms'] * 100:.1f} % of the MAE and "
-            f"{rel['ssim_openfwi'] * 100:.1f} % of the SSIM (the largest relative seed spread measured)."
+            f"Spread for datasets trained once: {rel['mae_ms'] * 100:.1f} % of the MAE and "
+            f"{rel['ssim_openfwi'] * 100:.1f} % of the SSIM (the largest relative spread measured "
+            f"over seeds and repeats)."
         )
     else:
         lines.append("No second seed yet: no win is counted.")
@@ -422,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             "## Ablations and other distributed baselines",
             "",
-            "| model | dataset | MAE (ratio, learns) | SSIM | EPIC MAE |",
-            "|---|---|---|---|---|",
+            "| model | dataset | MAE (ratio, learns) | SSIM | other runs' MAE | EPIC MAE |",
+            "|---|---|---|---|---|---|",
         ]
         for model, dataset in ablation:
             r = row_of(seed0[(model, dataset)])
@@ -431,23 +456,20 @@ def main(argv: list[str] | None = None) -> int:
             epic_mae = f"{row_of(e)['mae_ms']:.1f}" if e else "not run"
             cells = fmt_model(r, unkept(seed0[(model, dataset)]))
             epic_mae += unkept(e)
-            lines.append(f"| {model} | {dataset} | {cells[0]} | {cells[1]} | {epic_mae} |")
+            more = other_runs(others, (model, dataset)) or "-"
+            lines.append(f"| {model} | {dataset} | {cells[0]} | {cells[1]} | {more} | {epic_mae} |")
             rows.append({"dataset": dataset, "model": model, **r})
         lines.append("")
 
     if spread:
         lines += [
-            "## Seeds",
+            "## Seeds and repeats",
             "",
-            "| model | dataset | seed 0 MAE | other seeds' MAE | spread MAE | spread SSIM |",
+            "| model | dataset | seed 0 MAE | other runs' MAE | spread MAE | spread SSIM |",
             "|---|---|---|---|---|---|",
         ]
         for (model, dataset), s in sorted(spread.items()):
-            other = ", ".join(
-                f"{row_of(o[(model, dataset)])['mae_ms']:.1f}{unkept(o[(model, dataset)])}"
-                for o in others
-                if (model, dataset) in o
-            )
+            other = other_runs(others, (model, dataset))
             first = seed0[(model, dataset)]
             ssim = s.get("ssim_openfwi")
             lines.append(
@@ -472,12 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         "last epoch: train / val MAE (m/s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    sweeps = [("0", seed0)] + [(str(k), o) for k, o in enumerate(others, start=1)]
+    sweeps = [("0", seed0), *others]
     for label, sweep in sweeps + ([("0 (pretrained)", pretrained)] if pretrained else []):
         for (model, dataset), result in sorted(sweep.items()):
             r = row_of(result)
             if model == "mean_map":
                 continue
+            if label.startswith("repeat"):
+                label = f"{r['seed']} (repeat)"
             fit = (
                 f"{r['last_train_mae_ms']:.1f} / {r['last_val_mae_ms']:.1f}"
                 if r["last_train_mae_ms"] and r["last_val_mae_ms"]
@@ -503,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     runs = []
     for label, sweep in every:
-        folder = "pretrained" if label == "pretrained" else f"seed{label}"
+        folder = label if not label.isdigit() else f"seed{label}"
         for (model, dataset), result in sorted(sweep.items()):
             run = {"sweep": label, "model": model, "dataset": dataset, **row_of(result)}
             if "carried" not in result:

@@ -147,17 +147,30 @@ def test_carried_runs_stay_marked_and_the_committed_records_read_back(tmp_path: 
     )
     carried = tmp_path / "previous.json"
     carried.write_text(json.dumps(first))
-    later, seed1 = tmp_path / "later", tmp_path / "later_seed1"
+    later, seed1, repeat = tmp_path / "later", tmp_path / "later_seed1", tmp_path / "repeat"
     _run(later, "inversionnet_lite", "style-a", 95.0, 0.7)
     _run(seed1, "epic_lite", "flatvel-a", 104.0, 0.79, seed=1)
-    argv = [str(later), "--seed-runs", str(seed1), "--carried", str(carried), "--out", str(out)]
-    assert _script().main(argv) == 0
+    _run(repeat, "epic_lite", "flatvel-a", 92.0, 0.81)  # seed 0 again: counts in the spread only
+    argv = [str(later), "--seed-runs", str(seed1), "--repeat-runs", str(repeat)]
+    assert _script().main([*argv, "--carried", str(carried), "--out", str(out)]) == 0
     table = (out / "summary.md").read_text()
     assert "| style-a | 400.0 | 90.0 (0.23x, yes) † | 0.800 | 95.0 (0.24x, yes) | 0.700 |" in table
-    assert "| flatvel-a | 400.0 | 100.0 (0.25x, yes) | 0.800 | 130.0 (0.33x, yes) | 0.780 |" in table
+    assert (
+        "| flatvel-a | 400.0 | 100.0 (0.25x, yes) | 0.800 | 130.0 (0.33x, yes) | 0.780 |" in table
+    )
     assert "carried from the summary of an earlier commit" in table
-    assert "| epic | flatvel-a | 100.0 | 104.0 | 4.0 | 0.010 |" in table
+    assert (
+        "| epic | flatvel-a | 100.0 | 104.0 (seed 1), 92.0 (seed 0, repeat) | 12.0 | 0.020 |"
+        in table
+    )
+    assert "| 0 (repeat) | epic | flatvel-a | 10000 |" in table
     # The committed folder is itself a sweep root: reading it back gives the same tables.
     again = [str(out / "runs" / "seed0"), "--seed-runs", str(out / "runs" / "seed1")]
+    again += ["--repeat-runs", str(out / "runs" / "repeat1")]
     assert _script().main([*again, "--carried", str(carried), "--out", str(out)]) == 0
+    assert (out / "summary.md").read_text() == table
+    # So is the summary alone: every run it lists comes back, the records it names included.
+    alone = [str(tmp_path / "empty"), "--carried", str(out / "summary.json"), "--out", str(out)]
+    (tmp_path / "empty").mkdir()
+    assert _script().main(alone) == 0
     assert (out / "summary.md").read_text() == table
