@@ -261,8 +261,8 @@ def spreads(
             ]
             if len(got) == len(values):
                 out[key][metric] = max(got) - min(got)
-            elif recorded:  # a carried run whose value was not kept, only the spread
-                out[key][metric] = max(recorded)
+            elif recorded:  # a carried run whose value was not kept, only the spread it made
+                out[key][metric] = max(recorded + ([max(got) - min(got)] if got else []))
     return out
 
 
@@ -412,8 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if len(measured) == 2:
                     tol, how = max(measured), "measured"
-                else:
-                    tol, how = rel[metric] * max(abs(e[metric]), abs(i[metric])), "largest relative"
+                else:  # a model trained once here: the largest relative spread stands in for its own
+                    relative = rel[metric] * max(abs(e[metric]), abs(i[metric]))
+                    tol, how = max([relative, *measured]), "largest relative"
                 v = verdict(e, i, metric, tol, ("EPIC", "InversionNet"), higher)
                 wins[metric][dataset] = v
                 row[f"win_{metric}"] = {"winner": v, "tolerance": tol, "spread": how}
