@@ -10,7 +10,8 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
   wall time of every run; the seed table;
 - ``{out}/summary.json``: the same rows;
 - ``{out}/runs/{seed}/{recipe}/{dataset}/``: each run's ``results.json``,
-  ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed);
+  ``learning_curve.csv`` and ``learning_curve.png`` (machine paths removed) and its
+  per-epoch log ``csv/version_*/metrics.csv`` (training metrics too);
 - with ``--pretrained ROOT [ROOT ...]`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
   and the OpenFWI-recipe checks ``ROOT/backend/{dataset}.json`` written by
   ``benchmarks/openfwi_backend_check.py``; where several roots hold a dataset, the
@@ -128,6 +129,9 @@ def copy_records(root: Path, out: Path, label: str) -> None:
                 (dest / name).write_text(text)
             else:
                 shutil.copyfile(src, dest / name)
+        for log in sorted(run.glob("csv/version_*/metrics.csv")):  # per-epoch train and val metrics
+            (dest / log.parent.relative_to(run)).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, dest / log.relative_to(run))
 
 
 def read_backend_checks(root: Path) -> dict[str, dict]:

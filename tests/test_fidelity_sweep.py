@@ -43,6 +43,11 @@ def _run(
         )
     )
     (run / "learning_curve.csv").write_text(f"epoch,val/mae\n0,{run.resolve()}\n")
+    log = run / "csv" / "version_0"
+    log.mkdir(parents=True)
+    (log / "metrics.csv").write_text(
+        f"epoch,step,train/mae_ms,val/mae,val/mae_ms\n0,9,{mae + 30},,\n0,9,,{mae / 1500},{mae + 5}\n"
+    )
 
 
 def test_wins_count_only_beyond_the_seed_spread(tmp_path: Path) -> None:
@@ -163,7 +168,10 @@ def test_carried_runs_stay_marked_and_the_committed_records_read_back(tmp_path: 
         "| epic | flatvel-a | 100.0 | 104.0 (seed 1), 92.0 (seed 0, repeat) | 12.0 | 0.020 |"
         in table
     )
-    assert "| 0 (repeat) | epic | flatvel-a | 10000 |" in table
+    assert (
+        "| 0 (repeat) | epic | flatvel-a | 10000 | 630 | True | 0.003 | 10.0 | 122.0 / 97.0 |"
+        in table
+    )
     # The committed folder is itself a sweep root: reading it back gives the same tables.
     again = [str(out / "runs" / "seed0"), "--seed-runs", str(out / "runs" / "seed1")]
     again += ["--repeat-runs", str(out / "runs" / "repeat1")]
