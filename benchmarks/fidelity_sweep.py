@@ -47,13 +47,12 @@ import sys
 from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES
-from epic_zoo.evidence import read_learning_curve
+from epic_zoo.evidence import copy_run_records, read_learning_curve
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.run_layout import RESULTS_FILE
 
 HEADLINE = ("epic", "inversionnet")
 ABLATIONS = ("epic_equal", "epic_isolated", "split", "federated")
-COPIED = (RESULTS_FILE, "learning_curve.csv", "learning_curve.png")
 
 
 def base_name(recipe: str) -> str:
@@ -112,26 +111,13 @@ def copy_records(root: Path, out: Path, label: str) -> None:
         dest = out / "runs" / label / run.parent.name / run.name
         if dest.resolve() == run.resolve():  # reading the committed records back
             continue
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in COPIED:
-            src = run / name
-            if not src.is_file():
-                continue
-            if name.endswith((".json", ".csv")):
-                text = src.read_text()
-                recorded = json.loads(path.read_text()).get("run_dir")
-                for prefix in {
-                    str(Path(recorded).parents[2]) if recorded else None,
-                    str(root.resolve().parent),
-                    str(root.parent),
-                } - {None, "."}:
-                    text = text.replace(prefix + "/", "runs/")
-                (dest / name).write_text(text)
-            else:
-                shutil.copyfile(src, dest / name)
-        for log in sorted(run.glob("csv/version_*/metrics.csv")):  # per-epoch train and val metrics
-            (dest / log.parent.relative_to(run)).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, dest / log.relative_to(run))
+        recorded = json.loads(path.read_text()).get("run_dir")
+        prefixes = {
+            str(Path(recorded).parents[2]) if recorded else None,
+            str(root.resolve().parent),
+            str(root.parent),
+        } - {None, "."}
+        copy_run_records(run, dest, prefixes)
 
 
 def read_backend_checks(root: Path) -> dict[str, dict]:

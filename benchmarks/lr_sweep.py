@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from epic_zoo.evidence import copy_run_records
 from epic_zoo.run_layout import RESULTS_FILE
 
 
@@ -62,18 +62,9 @@ def copy_records(runs: dict[str, list[dict]], dest: Path) -> None:
     """Each run's records to ``dest/{model}-lr{lr:g}/``, its folder path replaced by ``runs/``."""
     for model, rows in runs.items():
         for row in rows:
-            src, out = Path(row["run"]), dest / f"{model}-lr{row['lr']:g}"
-            out.mkdir(parents=True, exist_ok=True)
-            for name in (RESULTS_FILE, "learning_curve.csv", "learning_curve.png"):
-                if not (src / name).is_file():
-                    continue
-                if name.endswith(".png"):
-                    shutil.copyfile(src / name, out / name)
-                    continue
-                text = (src / name).read_text()
-                for prefix in (str(src.resolve().parent), str(src.parent)):
-                    text = text.replace(prefix + "/", "runs/")
-                (out / name).write_text(text)
+            src = Path(row["run"])
+            prefixes = (str(src.resolve().parent), str(src.parent))
+            copy_run_records(src, dest / f"{model}-lr{row['lr']:g}", prefixes, logs=False)
 
 
 def pick(rows: list[dict]) -> float:

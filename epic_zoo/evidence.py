@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.models.baselines import LEARNS_RATIO, MeanMap, learns
 from epic_zoo.plots import learning_curve_figure, save_figure
 from epic_zoo.provenance import utc_now
-from epic_zoo.run_layout import CURVE_FILE, WALL_FILE
+from epic_zoo.run_layout import CURVE_FILE, RESULTS_FILE, WALL_FILE
 from epic_zoo.tasks.inversion import VelocityTask
 
 
@@ -172,6 +173,30 @@ def read_learning_curve(run_dir: Path, samples_per_epoch: int) -> list[dict[str,
                 if epoch_means:
                     train[epoch] = epoch_means
     return [{**val[e], **train.get(e, {})} for e in sorted(val)]
+
+
+def copy_run_records(run: Path, dest: Path, prefixes: Iterable[str], logs: bool = True) -> None:
+    """Copy a run's records to ``dest`` for committing, machine folders replaced by ``runs/``.
+
+    Copies ``results.json``, the learning curve (``.csv``, ``.png``) and, with ``logs``, the
+    per-epoch CSV logs (``csv/version_*/metrics.csv``: training metrics too); in the JSON and
+    CSV text every ``prefix + "/"`` of ``prefixes`` becomes ``runs/``.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (RESULTS_FILE, f"{CURVE_FILE}.csv", f"{CURVE_FILE}.png"):
+        src = run / name
+        if not src.is_file():
+            continue
+        if name.endswith(".png"):
+            shutil.copyfile(src, dest / name)
+            continue
+        text = src.read_text()
+        for prefix in prefixes:
+            text = text.replace(prefix + "/", "runs/")
+        (dest / name).write_text(text)
+    for log in sorted(run.glob("csv/version_*/metrics.csv")) if logs else []:
+        (dest / log.parent.relative_to(run)).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, dest / log.relative_to(run))
 
 
 def save_learning_curve(
