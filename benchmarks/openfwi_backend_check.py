@@ -85,6 +85,7 @@ def simulate_folder(
 def load(spec: str):
     """The model behind ``spec``, its recorded test metrics and training-split size."""
     from epic_zoo.evaluate import load_model
+    from epic_zoo.hub import get_pretrained_info, list_pretrained
     from epic_zoo.run_layout import RESULTS_FILE
 
     model = load_model(spec)
@@ -94,8 +95,10 @@ def load(spec: str):
         summary = json.loads(results.read_text())
         recorded = {k.removeprefix("test/"): v for k, v in summary["metrics"].items()}
         recorded["train_samples"] = summary.get("train_samples", 1000)
-    else:
-        recorded = dict(getattr(model, "pretrained_metrics", {}) or {})
+    elif spec in list_pretrained():
+        info = get_pretrained_info(spec)
+        recorded = dict(info.metrics)
+        recorded["train_samples"] = info.data.get("train", 1000)
     return model, recorded
 
 

@@ -1,0 +1,27 @@
+"""benchmarks/openfwi_backend_check.py: the test-split MAE a check compares against."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from epic_zoo.hub import get_pretrained_info
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "openfwi_backend_check", ROOT / "benchmarks" / "openfwi_backend_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_pretrained_name_is_checked_against_its_registered_test_mae():
+    info = get_pretrained_info("epic.style-a")
+    _, recorded = _script().load("epic.style-a")
+    assert recorded["mae_ms"] == info.metrics["mae_ms"]
+    # the mean map of the check is that of the weights' own training split (lite2k: 2000 maps)
+    assert recorded["train_samples"] == info.data["train"] == 2000
