@@ -182,3 +182,34 @@ def test_carried_runs_stay_marked_and_the_committed_records_read_back(tmp_path: 
     (tmp_path / "empty").mkdir()
     assert _script().main(alone) == 0
     assert (out / "summary.md").read_text() == table
+
+
+def test_every_run_reading_stands_beside_the_first_run_rule(tmp_path: Path) -> None:
+    seed0, repeat, out = tmp_path / "zoo", tmp_path / "repeat", tmp_path / "out"
+    # flatvel-a: the first runs are 4 m/s apart inside a 6 m/s spread (a tie by the rule), but
+    # every InversionNet run is below every EPIC run: the every-run reading names it.
+    _run(seed0, "epic_lite", "flatvel-a", 104.0, 0.80)
+    _run(repeat, "epic_lite", "flatvel-a", 110.0, 0.81)
+    _run(seed0, "inversionnet_lite", "flatvel-a", 100.0, 0.82)
+    _run(repeat, "inversionnet_lite", "flatvel-a", 101.0, 0.79)
+    # style-a: trained once each, too few runs to separate.
+    _run(seed0, "epic_lite", "style-a", 103.0, 0.90)
+    _run(seed0, "inversionnet_lite", "style-a", 100.0, 0.70)
+    assert _script().main([str(seed0), "--repeat-runs", str(repeat), "--out", str(out)]) == 0
+
+    rows = {r["dataset"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    assert rows["flatvel-a"]["win_mae_ms"]["winner"] == "tie"
+    mae = rows["flatvel-a"]["every_run"]["mae_ms"]
+    assert mae["separated"] == "InversionNet"
+    assert (mae["epic_mean"], mae["inversionnet_mean"]) == (107.0, 100.5)
+    assert rows["flatvel-a"]["every_run"]["ssim_openfwi"]["separated"] == "overlap"
+    assert rows["style-a"]["every_run"]["mae_ms"]["separated"] == "too few runs"
+    table = (out / "summary.md").read_text()
+    assert (
+        "| flatvel-a | 107.0 (2) | 100.5 (2) | InversionNet | 0.805 (2) | 0.805 (2) | overlap |"
+        in table
+    )
+    assert (
+        "every run of InversionNet better on 1, overlap on 0; the better mean: EPIC on 0, InversionNet on 2."
+        in table
+    )
