@@ -15,7 +15,7 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
 - with ``--pretrained ROOT [ROOT ...]`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
   and the OpenFWI-recipe checks ``ROOT/backend/{dataset}.json`` written by
   ``benchmarks/openfwi_backend_check.py``; where several roots hold a dataset, the
-  last one wins): a table of the pretrained EPIC beside the mean map and the
+  last one wins; a root may hold only ``backend/``, checks re-run on weights whose runs are carried): a table of the pretrained EPIC beside the mean map and the
   headline EPIC run, with its recipe-residual setting and each weight's check on
   fresh maps simulated by the recipe port; its records go to ``{out}/runs/pretrained/``
   (the checks to ``{out}/runs/pretrained/backend/``);
@@ -153,7 +153,8 @@ def read_carried(path: Path) -> tuple[str, dict[str, dict[tuple[str, str], dict]
     sweeps: dict[str, dict[tuple[str, str], dict]] = {}
     checks = {}
     for run in data["runs"]:
-        row = {k: v for k, v in run.items() if k not in ("sweep", "model", "dataset")}
+        skip = ("sweep", "model", "dataset", "openfwi_check", "openfwi_check_records")
+        row = {k: v for k, v in run.items() if k not in skip}  # the check is kept apart
         sweeps.setdefault(run["sweep"], {})[(run["model"], run["dataset"])] = {"carried": row}
         if run.get("openfwi_check"):
             checks[run["dataset"]] = run["openfwi_check"]
@@ -442,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_records(root, args.out, "pretrained")
     if checks:
         write_backend_checks(checks, args.out)
+    fresh_checks = set(checks)  # read from a root today, not carried
     checks = {  # a carried check stands only beside its carried weight
         **{d: c for d, c in carried_checks.items() if ("epic", d) not in pretrained},
         **checks,
@@ -617,8 +619,10 @@ def main(argv: list[str] | None = None) -> int:
             run = {"sweep": label, "model": model, "dataset": dataset, **row_of(result)}
             if "carried" not in result:
                 run["records"] = f"runs/{folder}/{result['records_dir']}"
-                if label == "pretrained" and model == "epic":
-                    run["openfwi_check"] = checks.get(dataset)
+            if label == "pretrained" and model == "epic":  # the check in use, carried or re-run
+                run["openfwi_check"] = checks.get(dataset)
+                if dataset in fresh_checks:
+                    run["openfwi_check_records"] = f"runs/pretrained/backend/{dataset}.json"
             runs.append(run)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(

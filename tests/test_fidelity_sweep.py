@@ -213,3 +213,32 @@ def test_every_run_reading_stands_beside_the_first_run_rule(tmp_path: Path) -> N
         "every run of InversionNet better on 1, overlap on 0; the better mean: EPIC on 0, InversionNet on 2."
         in table
     )
+
+
+def test_a_re_run_check_replaces_the_carried_one_and_is_committed(tmp_path: Path) -> None:
+    zoo, pretrained, first = tmp_path / "zoo", tmp_path / "pretrained", tmp_path / "first"
+    _run(zoo, "epic_lite", "flatvel-b", 300.0, 0.55)
+    _run(pretrained, "epic_lite", "flatvel-b", 220.0, 0.62)
+    check = {"dataset": "flatvel-b", "model": "flatvel-b", "maps": 48, "mae_ms": 286.0,
+             "relative_change": 0.3, "backend_effect": 0.1, "map_draw_effect": 0.18,
+             "within_tolerance": False}  # fmt: skip
+    (pretrained / "backend").mkdir()
+    (pretrained / "backend" / "flatvel-b.json").write_text(json.dumps([check]))
+    assert _script().main([str(zoo), "--pretrained", str(pretrained), "--out", str(first)]) == 0
+    # The weights' run folder is gone; the check is run again on the committed weights.
+    rerun = tmp_path / "rerun"
+    (rerun / "backend").mkdir(parents=True)
+    again = {**check, "model": "epic.flatvel-b", "mae_ms": 250.0, "relative_change": 0.136,
+             "within_tolerance": True}  # fmt: skip
+    (rerun / "backend" / "flatvel-b.json").write_text(json.dumps([again]))
+    out = tmp_path / "out"
+    argv = [str(zoo), "--pretrained", str(rerun), "--carried", str(first / "summary.json")]
+    assert _script().main([*argv, "--out", str(out)]) == 0
+
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    (run,) = [r for r in runs if r["sweep"] == "pretrained"]
+    assert run["mae_ms"] == 220.0  # the carried weight
+    assert run["openfwi_check"]["mae_ms"] == 250.0  # beside the check run today
+    kept = out / run["openfwi_check_records"]
+    assert json.loads(kept.read_text())[0]["mae_ms"] == 250.0
+    assert "250.0 (48) | +14 % |" in (out / "summary.md").read_text()
