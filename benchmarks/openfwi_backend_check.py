@@ -59,26 +59,34 @@ def official_test_names(dataset: str) -> tuple[str, str]:
 
 
 def simulate_folder(
-    dataset: str, num: int, out: Path, threads: int, backend: str = "openfwi"
+    dataset: str,
+    num: int,
+    out: Path,
+    threads: int,
+    backend: str = "openfwi",
+    seed: int = CHECK_SEED,
 ) -> Path:
-    """Fresh maps of ``dataset`` simulated by ``backend``, saved as one ``.npy`` pair.
+    """``num`` fresh maps of ``dataset`` (draw ``seed``) simulated by ``backend``, one ``.npy`` pair.
 
     The port's folder is ``out/dataset``, another backend's ``out/backend/dataset``
-    (outside it: a folder is searched recursively).
+    (outside it: a folder is searched recursively). A folder made earlier is reused only
+    for the same draw (``maps.json`` beside the pair).
     """
     folder = out / dataset if backend == "openfwi" else out / backend / dataset
     seis_name, vel_name = official_test_names(dataset)
-    if (folder / seis_name).is_file() and (folder / vel_name).is_file():
-        if np.load(folder / vel_name, mmap_mode="r").shape[0] == num:
-            return folder
+    draw = {"dataset": dataset, "num": num, "seed": seed, "backend": backend}
+    made = folder / "maps.json"
+    if (folder / seis_name).is_file() and made.is_file() and json.loads(made.read_text()) == draw:
+        return folder
     torch.set_num_threads(threads)
-    velocity = generate_velocity(dataset, range(num), seed=CHECK_SEED, split="test")
+    velocity = generate_velocity(dataset, range(num), seed=seed, split="test")
     started = time.time()
     seismic = simulate(velocity, backend=backend)
     print(f"{dataset}: {num} maps through {backend} in {time.time() - started:.0f} s")
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / vel_name, velocity.astype(np.float32))
     np.save(folder / seis_name, np.asarray(seismic, dtype=np.float32))
+    made.write_text(json.dumps(draw) + "\n")
     return folder
 
 
@@ -107,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["flatvel-a"], help="names or 'all'")
     parser.add_argument("--model", required=True, help="model spec; {dataset} is filled in")
     parser.add_argument("--num", type=int, default=48, help="fresh maps per dataset")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=CHECK_SEED,
+        help="draw of the fresh maps (another draw, other maps)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the .npy pairs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -116,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for dataset in datasets:
-        folder = simulate_folder(dataset, args.num, args.out, args.threads)
-        same_maps = simulate_folder(dataset, args.num, args.out, args.threads, "deepwave")
+        folder = simulate_folder(dataset, args.num, args.out, args.threads, seed=args.seed)
+        same_maps = simulate_folder(
+            dataset, args.num, args.out, args.threads, "deepwave", seed=args.seed
+        )
         spec = args.model.format(dataset=dataset)
         model, recorded = load(spec)
         metrics = evaluate_model(model, OpenFWIFolder(folder, dataset, split=None))
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": dataset,
             "model": spec,
             "maps": args.num,
-            "seed": CHECK_SEED,
+            "seed": args.seed,
             "backend": "openfwi",
             "mae_ms": metrics["mae_ms"],
             "mean_map_mae_ms": mean_map_mae,

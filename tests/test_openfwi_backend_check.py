@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
 from epic_zoo.hub import get_pretrained_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +27,15 @@ def test_a_pretrained_name_is_checked_against_its_registered_test_mae():
     assert recorded["mae_ms"] == info.metrics["mae_ms"]
     # the mean map of the check is that of the weights' own training split (lite2k: 2000 maps)
     assert recorded["train_samples"] == info.data["train"] == 2000
+
+
+def test_a_simulated_folder_is_reused_only_for_the_same_draw(tmp_path: Path):
+    check = _script()
+    _, vel_name = check.official_test_names("flatvel-a")
+    first = check.simulate_folder("flatvel-a", 1, tmp_path, 1, "deepwave", seed=11)
+    maps = np.load(first / vel_name)
+    made = (first / vel_name).stat().st_mtime_ns
+    assert check.simulate_folder("flatvel-a", 1, tmp_path, 1, "deepwave", seed=11) == first
+    assert (first / vel_name).stat().st_mtime_ns == made  # same draw: not simulated again
+    check.simulate_folder("flatvel-a", 1, tmp_path, 1, "deepwave", seed=12)
+    assert not np.array_equal(np.load(first / vel_name), maps)  # another draw: other maps
