@@ -1,4 +1,4 @@
-"""benchmarks/openfwi_backend_check.py: the test-split MAE a check compares against."""
+"""benchmarks/openfwi_backend_check.py: what a check compares against, and the draw of its maps."""
 
 from __future__ import annotations
 
