@@ -15,7 +15,8 @@ Reads the runner's ``results.json`` of a sweep made by ``benchmarks/train_zoo.py
 - with ``--pretrained ROOT [ROOT ...]`` (the pretrained zoo's runs, ``ROOT/epic_lite/{dataset}``,
   and the OpenFWI-recipe checks ``ROOT/backend/{dataset}.json`` written by
   ``benchmarks/openfwi_backend_check.py``; where several roots hold a dataset, the
-  last one wins; a root may hold only ``backend/``, checks re-run on weights whose runs are carried): a table of the pretrained EPIC beside the mean map and the
+  last one wins; a root may hold only ``backend/``, checks re-run on weights whose
+  runs are carried): a table of the pretrained EPIC beside the mean map and the
   headline EPIC run, with its recipe-residual setting and each weight's check on
   fresh maps simulated by the recipe port; its records go to ``{out}/runs/pretrained/``
   (the checks to ``{out}/runs/pretrained/backend/``);
