@@ -15,6 +15,7 @@ from epic_zoo.bench import cell, costs
 from epic_zoo.hardware.payload import raw_payload_bytes
 from epic_zoo.hardware.profiles import LINKS as LINK_TABLE
 from epic_zoo.models import create_model
+from tests.helpers import benchmark_script
 
 T = 250  # tiny profile: 1000 ms at a 4 ms stride
 
@@ -383,12 +384,8 @@ def test_wandb_logging_finishes_its_run(rows: list[dict], sweep: Path, monkeypat
 def test_stability_check_of_two_runs(sweep: Path, tmp_path: Path, capsys) -> None:
     """benchmarks/bench_stability.py: a run against itself passes; a 20 % latency gap fails."""
     import csv
-    import importlib.util
 
-    script = Path(__file__).parents[1] / "benchmarks" / "bench_stability.py"
-    spec = importlib.util.spec_from_file_location("bench_stability", script)
-    stability = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stability)
+    stability = benchmark_script("bench_stability")
     first = sweep / bench.CSV_NAME
     assert stability.main([str(first), str(first)]) == 0
     assert "| `latency_x_flops` | stable | 0.00 % | 0.00 % | - | yes |" in capsys.readouterr().out

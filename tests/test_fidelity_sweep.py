@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import benchmark_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "fidelity_sweep", ROOT / "benchmarks" / "fidelity_sweep.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("fidelity_sweep")
 
 
 def _run(

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import benchmark_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("lr_sweep", ROOT / "benchmarks" / "lr_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("lr_sweep")
 
 
 def _run(root: Path, lr: float, val_mae: list[float]) -> None:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from epic_zoo.hub import get_pretrained_info
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import benchmark_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "openfwi_backend_check", ROOT / "benchmarks" / "openfwi_backend_check.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("openfwi_backend_check")
 
 
 def test_a_pretrained_name_is_checked_against_its_registered_test_mae():
