@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
+from epic_zoo.run_identity import NON_RESULT_KEYS
 from epic_zoo.run_layout import RESULTS_FILE
 from epic_zoo.tables import LEAD_METRICS, Stat, format_table
 
@@ -51,28 +52,17 @@ DEFAULT_METRICS: tuple[str, ...] = tuple(f"test/{m}" for m in LEAD_METRICS)
 """Columns shown by default, when present: MAE in m/s first, then SSIM."""
 BASELINE_COLUMNS: tuple[str, ...] = ("baseline/mean_map_mae_ms", "baseline/mae_ratio_to_mean_map")
 """The mean-map baseline's test MAE (m/s) and the run's MAE as a multiple of it."""
-IGNORED_KEYS: frozenset[str] = frozenset(
-    {
-        "seed",
-        "run_dir",
-        "threads",
-        "resume",
-        "test",
-        "logger",
-        "hydra",
-        "data.root",
-        "data.openfwi_root",
-        "data.num_workers",
-        "trainer.enable_progress_bar",
-        "trainer.enable_model_summary",
-        "trainer.devices",
-        "trainer.num_nodes",
-        "root",  # flat datamodule hparams (CSV-only runs)
-        "openfwi_root",
-        "num_workers",
-    }
-)
-"""Config keys (dotted) that do not make runs different settings: grouping ignores them."""
+IGNORED_KEYS: frozenset[str] = NON_RESULT_KEYS | {
+    "seed",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "root",  # flat datamodule hparams (CSV-only runs)
+    "openfwi_root",
+    "num_workers",
+}
+"""Config keys (dotted) that do not make runs different settings: what does not change a run's
+result (:data:`~epic_zoo.run_identity.NON_RESULT_KEYS`), the seed (runs are grouped over seeds) and
+the device count. Grouping ignores them."""
 
 
 class CompareError(Exception):

@@ -15,12 +15,18 @@ One way through: :func:`train` builds the
 model by name), the loggers and callbacks, fits, tests the best checkpoint,
 prints the test metrics and writes them to ``{run_dir}/results.json``.
 
-A run lives in ``run_dir`` (default ``runs/{recipe}/{dataset}``; in a ``-m``
-sweep ``multirun/{recipe}/{overrides}``): ``checkpoints/last.ckpt`` and
-``best-*.ckpt``, CSV logs under ``csv/version_N/`` (one version per start),
-velocity panels, optional ``wandb/``. Starting a run whose
-``checkpoints/last.ckpt`` exists continues it from there (same seed: the same
-result as an uninterrupted run), so a killed job is resumed, never restarted.
+A run lives in ``run_dir`` (default ``runs/{recipe}/{dataset}/seed{seed}-{hash}``,
+the hash naming every result-affecting setting; in a ``-m`` sweep
+``multirun/{recipe}/{overrides}``): ``run_config.json`` (the configuration,
+written before training), ``checkpoints/last.ckpt`` and ``best-*.ckpt``, CSV
+logs under ``csv/version_N/`` (one version per start), velocity panels,
+optional ``wandb/``. A folder holds one configuration
+(:mod:`epic_zoo.run_identity`): starting the same configuration again
+continues it from ``checkpoints/last.ckpt`` (the same result as an
+uninterrupted run), or reports a finished run without training; another
+configuration (seed, overrides, a longer schedule) is refused in one line.
+``resume=false`` moves an existing run aside (``{run_dir}.replaced-{time}``)
+and starts afresh: nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -73,7 +79,12 @@ from epic_zoo.evidence import (
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.provenance import git_commit
-from epic_zoo.run_layout import CHECKPOINT_DIR, LAST_CHECKPOINT, RESULTS_FILE
+from epic_zoo.run_identity import (
+    check_run_folder,
+    config_hash,
+    write_run_config,
+)
+from epic_zoo.run_layout import CHECKPOINT_DIR, LAST_CHECKPOINT, RESULTS_FILE, RUN_CONFIG_FILE
 from epic_zoo.tables import format_table, ordered_metrics
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
@@ -143,6 +154,24 @@ def job_dirname(overrides: str) -> str:
 
 
 OmegaConf.register_new_resolver("epic_zoo_dirname", job_dirname, replace=True)
+
+
+def _config_hash_resolver(*, _root_: DictConfig) -> str:
+    """``${epic_zoo_config_hash:}``: :func:`~epic_zoo.run_identity.config_hash` of the composed config.
+
+    The default ``run_dir`` ends in ``seed{seed}-{hash}``, so a start with
+    another seed or any other result-affecting override gets its own folder
+    (the seeds of one setting share the hash). ``run_dir``, ``seed`` and
+    Hydra's own node are left out of the hash.
+    """
+    plain = OmegaConf.to_container(_root_, resolve=False)
+    plain.pop("hydra", None)
+    plain["run_dir"] = ""
+    resolved = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
+    return config_hash(resolved, leave_out=("seed",))
+
+
+OmegaConf.register_new_resolver("epic_zoo_config_hash", _config_hash_resolver, replace=True)
 
 
 def config_dir() -> Path:
@@ -489,6 +518,73 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.run_dir)
 
 
+RUN_ARTEFACTS: tuple[str, ...] = (".hydra",)
+"""Entries of a run folder that belong to the current start, not to a run (Hydra's own files)."""
+
+
+def _run_entries(run_dir: Path) -> list[Path]:
+    """What a previous run left in ``run_dir`` (Hydra's per-start files and logs excluded)."""
+    if not run_dir.is_dir():
+        return []
+    return [
+        p for p in sorted(run_dir.iterdir()) if p.name not in RUN_ARTEFACTS and p.suffix != ".log"
+    ]
+
+
+def move_run_aside(run_dir: Path) -> Path:
+    """Move a previous run's files to ``{run_dir}.replaced-{UTC time}`` (a sibling); returns it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}")
+    suffix = 1
+    while aside.exists():
+        aside = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{suffix}")
+        suffix += 1
+    aside.mkdir(parents=True)
+    for entry in _run_entries(run_dir):
+        entry.rename(aside / entry.name)
+    return aside
+
+
+def prepare_run_folder(
+    run_dir: Path, config: Mapping[str, Any], resume: bool
+) -> dict[str, Any] | None:
+    """Make ``run_dir`` hold this configuration's run before anything trains.
+
+    - empty or new folder: ``run_config.json`` is written;
+    - ``resume=false`` and a previous run there: that run is moved aside
+      (:func:`move_run_aside`), then as for a new folder;
+    - ``resume=true``: the stored configuration must be this one
+      (:func:`~epic_zoo.run_identity.check_run_folder` raises
+      :class:`~epic_zoo.run_identity.RunIdentityError` otherwise). A finished
+      run of the same configuration is not trained or tested again: its
+      ``results.json`` is returned as it is.
+
+    Returns the finished run's summary, else ``None`` (train). Only rank 0
+    moves or writes files (other DDP ranks start after it).
+    """
+    rank_zero = pl.utilities.rank_zero_only.rank == 0
+    if _run_entries(run_dir):
+        if not resume:
+            if rank_zero:
+                aside = move_run_aside(run_dir)
+                print(f"epic_zoo.run: resume=false: previous run moved to {aside}", flush=True)
+        else:
+            check_run_folder(run_dir, config)
+            results = run_dir / RESULTS_FILE
+            if results.is_file():
+                summary = json.loads(results.read_text(encoding="utf-8"))
+                if (summary.get("schedule") or {}).get("complete"):
+                    print(
+                        f"epic_zoo.run: {run_dir} already holds this configuration's finished "
+                        f"run; nothing trained (results: {results})",
+                        flush=True,
+                    )
+                    return summary
+    if rank_zero and not (run_dir / RUN_CONFIG_FILE).is_file():
+        write_run_config(run_dir, config)
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the run summary.
 
@@ -513,14 +609,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     task: VelocityTask = instantiate(
         cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
     )
+    config = run_config(cfg, model_kwargs)
+    finished = prepare_run_folder(run_dir, config, bool(cfg.resume))
+    if finished is not None:
+        return finished
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     ckpt_path, first_epoch = None, 0
-    if cfg.resume and last.is_file():
+    if last.is_file():
         first_epoch = resume_epoch(last, task, run_dir)
         ckpt_path = last
         print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
 
-    config = run_config(cfg, model_kwargs)
     loggers = build_loggers(cfg, run_dir, config)
     clock = WallClock(run_dir, started, resumed=ckpt_path is not None)
     trainer = pl.Trainer(

@@ -7,6 +7,7 @@ A run folder (``run_dir`` of :func:`epic_zoo.run.train`) holds::
     checkpoints/epoch=...ckpt    best checkpoint by validation MAE
     learning_curve.csv / .png    per-epoch curves (CURVE_FILE)
     wall_time.json               training wall time of every start of a resumed run (WALL_FILE)
+    run_config.json              the configuration the run was started with (RUN_CONFIG_FILE)
 
 Plain constants, no imports: the runner, ``compare``, the hub's run-folder
 reader and the benchmark scripts all take them from here.
@@ -24,3 +25,5 @@ CURVE_FILE: str = "learning_curve"
 """Stem of the learning curve files in a run folder (``.csv`` and ``.png``)."""
 WALL_FILE: str = "wall_time.json"
 """Wall time per start of the run, refreshed at every epoch end (a resumed run adds a start)."""
+RUN_CONFIG_FILE: str = "run_config.json"
+"""The configuration a run was started with and its identity hash (written before training)."""

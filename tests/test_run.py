@@ -28,6 +28,7 @@ from epic_zoo.run import (
     train,
     wandb_mode,
 )
+from epic_zoo.run_identity import RunIdentityError
 from epic_zoo.tasks.inversion import to_plain
 
 RECIPES = available_recipes()
@@ -494,3 +495,96 @@ def test_parallel_sweep_with_the_joblib_launcher(tiny_data_root, tmp_path):
     results = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
     assert sorted(r["seed"] for r in results) == [0, 1]
     assert all(len(Path(r["run_dir"]).name) <= 100 for r in results)
+
+
+# ------------------------------------------------------------------ run identity
+def test_default_run_dir_names_the_seed_and_the_configuration():
+    base = compose_config(["recipe=epic_lite"]).run_dir
+    seed1 = compose_config(["recipe=epic_lite", "seed=1"]).run_dir
+    longer = compose_config(["recipe=epic_lite", "trainer.max_epochs=11"]).run_dir
+    where = compose_config(["recipe=epic_lite", "threads=1", "data.root=/elsewhere"]).run_dir
+    assert base.startswith("runs/epic_lite/flatvel-a/seed0-")
+    assert seed1.startswith("runs/epic_lite/flatvel-a/seed1-")
+    assert seed1.split("-")[-1] == base.split("-")[-1], "seeds of one setting share the hash"
+    assert longer != base and longer.startswith("runs/epic_lite/flatvel-a/seed0-")
+    assert where == base, "threads and data paths do not change what a run computes"
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["seed=1", "trainer.max_epochs=3", "task.lr=0.5"],
+    ids=["another-seed", "longer-schedule", "another-lr"],
+)
+def test_finished_run_is_never_continued_by_another_configuration(
+    resumed_runs, tiny_data_root, override
+):
+    """seed=1 after seed=0, or a longer schedule, in the same folder: refused, nothing written."""
+    run_dir = Path(resumed_runs[0]["run_dir"])
+    before = _tree_bytes(run_dir)
+    cfg = _tiny_config(
+        "epic_lite", tiny_data_root, run_dir, "trainer.max_epochs=2", "task.num_panels=1", override
+    )
+    with pytest.raises(RunIdentityError, match=r"another configuration") as err:
+        train(cfg)
+    key = override.split("=")[0]
+    assert key in str(err.value) and "\n" not in str(err.value)
+    assert _tree_bytes(run_dir) == before, "a refused start must not touch the run folder"
+
+
+def test_same_configuration_again_reports_the_finished_run(resumed_runs, tiny_data_root):
+    run_dir = Path(resumed_runs[0]["run_dir"])
+    before = _tree_bytes(run_dir)
+    cfg = _tiny_config(
+        "epic_lite", tiny_data_root, run_dir, "trainer.max_epochs=2", "task.num_panels=1"
+    )
+    again = train(cfg)
+    assert again["metrics"] == resumed_runs[0]["metrics"] and again["seed"] == 0
+    assert _tree_bytes(run_dir) == before, "a finished run is reported, not retrained"
+
+
+def test_resume_false_moves_the_old_run_aside(tiny_data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(_tiny_config("quickstart", tiny_data_root, run_dir, "trainer.max_epochs=1"))
+    old = _tree_bytes(run_dir)
+    second = train(
+        _tiny_config(
+            "quickstart", tiny_data_root, run_dir, "trainer.max_epochs=1", "seed=1", "resume=false"
+        )
+    )
+    assert second["seed"] == 1 and first["seed"] == 0
+    (aside,) = tmp_path.glob("run.replaced-*")
+    assert _tree_bytes(aside) == old, "the previous run is kept byte for byte"
+    stored = json.loads((run_dir / "results.json").read_text())
+    assert stored["seed"] == 1 and stored["config"]["seed"] == 1
+
+
+def test_default_folders_keep_two_seeds_apart(tiny_data_root, tmp_path, monkeypatch):
+    """The red-team case: seed=1 after seed=0 with the default run_dir trains a second run."""
+    monkeypatch.chdir(tmp_path)
+    overrides = [
+        "recipe=quickstart",
+        "data.profile=tiny",
+        f"data.root={tiny_data_root}",
+        "data.batch_size=4",
+        "threads=1",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    summaries = []
+    for seed in (0, 1):
+        cfg = compose_config([*overrides, f"seed={seed}"])
+        with open_dict(cfg):
+            cfg.model.kwargs = OmegaConf.merge(EPIC_SMALL, cfg.model.kwargs)
+        summaries.append(train(cfg))
+    dirs = [Path(s["run_dir"]) for s in summaries]
+    assert dirs[0] != dirs[1] and dirs[0].parent == dirs[1].parent
+    for seed, folder in enumerate(dirs):
+        record = json.loads((folder / "results.json").read_text())
+        assert record["seed"] == seed and record["config"]["seed"] == seed
+        assert record["global_step"] > 0, "each seed trained its own run"
+    assert summaries[0]["metrics"] != summaries[1]["metrics"]
