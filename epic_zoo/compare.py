@@ -45,6 +45,7 @@ import yaml
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.run_identity import NON_RESULT_KEYS
 from epic_zoo.run_layout import RESULTS_FILE
+from epic_zoo.run_record import RunRecordError, read_run_record
 from epic_zoo.tables import LEAD_METRICS, Stat, format_table
 
 WANDB_PREFIX = "wandb:"
@@ -96,43 +97,33 @@ def setting_of(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CompareError(
-            f"cannot read {path} ({_reason(err)}); leave it out, or rerun the run to rewrite "
-            f"it (`python -m epic_zoo.run ... run_dir={path.parent}` resumes and tests again)"
-        ) from err
-    if not isinstance(data, dict):
-        raise CompareError(f"{path} is not an epic_zoo results file (not a JSON object)")
-    return data
-
-
 def _from_results(path: Path) -> dict[str, Any]:
-    data = _read_json(path / RESULTS_FILE)
-    baseline = data.get("baseline") or {}
-    config = data.get("config") or {
-        "recipe_name": data.get("recipe"),
-        "model": {"name": data.get("model")},
-        "dataset": data.get("dataset"),
-        "task": data.get("task"),
-        "data": data.get("data"),
-        "schedule": {k: (data.get("schedule") or {}).get(k) for k in ("scheduler", "lr")},
-        "epochs": data.get("epochs"),
+    try:
+        record = read_run_record(path / RESULTS_FILE)
+    except RunRecordError as err:
+        raise CompareError(f"{err} (or leave it out)") from None
+    baseline = record.baseline
+    config = record.config or {
+        "recipe_name": record.recipe,
+        "model": {"name": record.model},
+        "dataset": record.dataset,
+        "task": record.task,
+        "data": record.data,
+        "schedule": {k: record.schedule.get(k) for k in ("scheduler", "lr")},
+        "epochs": record.epochs,
     }
     return {
-        "recipe": data.get("recipe"),
-        "model": data.get("model"),
-        "dataset": data.get("dataset"),
-        "seed": data.get("seed"),
-        "epochs": data.get("epochs"),
-        "samples_seen": data.get("samples_seen"),
-        **data.get("metrics", {}),
+        "recipe": record.recipe,
+        "model": record.model,
+        "dataset": record.dataset,
+        "seed": record.seed,
+        "epochs": record.epochs,
+        "samples_seen": record.samples_seen,
+        **record.metrics,
         "baseline/mean_map_mae_ms": baseline.get("mean_map_mae_ms"),
         "baseline/mae_ratio_to_mean_map": baseline.get("mae_ratio_to_mean_map"),
         "learns": baseline.get("learns"),
-        "learning_curve": data.get("learning_curve") or [],
+        "learning_curve": record.learning_curve,
         "setting": setting_of(config),
     }
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import math
 import netrc
 import os
@@ -85,6 +84,7 @@ from epic_zoo.run_identity import (
     write_run_config,
 )
 from epic_zoo.run_layout import CHECKPOINT_DIR, LAST_CHECKPOINT, RESULTS_FILE, RUN_CONFIG_FILE
+from epic_zoo.run_record import RunRecord, read_run_record, write_run_record
 from epic_zoo.tables import format_table, ordered_metrics
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
@@ -572,14 +572,14 @@ def prepare_run_folder(
             check_run_folder(run_dir, config)
             results = run_dir / RESULTS_FILE
             if results.is_file():
-                summary = json.loads(results.read_text(encoding="utf-8"))
-                if (summary.get("schedule") or {}).get("complete"):
+                finished = read_run_record(results)
+                if finished.complete:
                     print(
                         f"epic_zoo.run: {run_dir} already holds this configuration's finished "
                         f"run; nothing trained (results: {results})",
                         flush=True,
                     )
-                    return summary
+                    return finished.to_dict()
     if rank_zero and not (run_dir / RUN_CONFIG_FILE).is_file():
         write_run_config(run_dir, config)
     return None
@@ -667,46 +667,47 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             else schedule_record(trainer, task, stopped_early)
         )
         evidence = baseline_evidence(metrics, baseline)
-        summary = {
-            "recipe": cfg.recipe_name,
-            "dataset": datamodule.dataset_name,
-            "model": cfg.model.name,
-            "task": type(task).__name__,
-            "seed": int(cfg.seed),
-            "data": {
+        record = RunRecord(
+            recipe=cfg.recipe_name,
+            dataset=datamodule.dataset_name,
+            model=cfg.model.name,
+            task=type(task).__name__,
+            seed=int(cfg.seed),
+            data={
                 "profile": dataclasses.asdict(datamodule.profile),
                 "time_stride": datamodule.time_stride,
                 "batch_size": datamodule.batch_size,
                 "recipe_residuals": dict(datamodule.recipe_residuals),
             },
-            "epochs": int(trainer.current_epoch),
-            "global_step": int(trainer.global_step),
-            "train_samples": train_samples,
-            "samples_per_epoch": samples_per_epoch,
-            "samples_seen": 0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
-            "schedule": schedule,
-            "checkpoint_monitor": str(cfg.checkpoint.monitor),
-            "checkpoint_mode": str(cfg.checkpoint.mode),
-            "baseline": evidence,
-            "run_dir": str(run_dir),
-            "best_checkpoint": str(best),
-            "checkpoint": str(best or (last if last.is_file() else "")),
-            "metrics": metrics,
-            "learning_curve": curve,
-            "wall_time_s": (
+            epochs=int(trainer.current_epoch),
+            global_step=int(trainer.global_step),
+            train_samples=train_samples,
+            samples_per_epoch=samples_per_epoch,
+            samples_seen=0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
+            schedule=schedule,
+            checkpoint_monitor=str(cfg.checkpoint.monitor),
+            checkpoint_mode=str(cfg.checkpoint.mode),
+            baseline=evidence,
+            run_dir=str(run_dir),
+            best_checkpoint=str(best),
+            checkpoint=str(best or (last if last.is_file() else "")),
+            metrics=metrics,
+            learning_curve=curve,
+            wall_time_s=(
                 clock.total_s() if trainer.is_global_zero else round(time.time() - started, 1)
             ),
-            "wall_time_starts": len(clock.segments),
-            "torch": torch.__version__,
-            "lightning": pl.__version__,
-            "commit": git_commit() or "unknown",
-            "config": config,
-        }
+            wall_time_starts=len(clock.segments),
+            torch=torch.__version__,
+            lightning=pl.__version__,
+            commit=git_commit() or "unknown",
+            config=config,
+            identity_hash=config_hash(config),
+        )
+        summary = record.to_dict()
         if trainer.is_global_zero:
             wandb_cfg = cfg.logger.get("wandb") or {}
             finish_wandb_run(loggers, summary, bool(wandb_cfg.get("log_model")))
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+            write_run_record(run_dir, record)
             save_learning_curve(
                 run_dir,
                 curve,
