@@ -1,8 +1,8 @@
 """EPIC: edge encoders, a quantised link and a physics-aware attention decoder.
 
-Only the method's outline is public (REFERENCE.md section 1); the sizes here are
-our choices, sized for a Raspberry-Pi-class device and this CPU (DESIGN.md,
-"a shape that trained well"):
+Only the method's outline is public (arXiv 2603.09032, abstract and summaries;
+docs/references.md); the sizes here are our choices, sized for a
+Raspberry-Pi-class device and a CPU (a shape that trained well):
 
 - **device encoder** (one weight set shared by the devices by default): a
   conv stack striding over time only, ``[B, 5, T, n_k] -> [B, C, ~16, n_k]``
