@@ -1,6 +1,6 @@
 """Learning-rate sweep report: one table per model, the lr each model then uses everywhere.
 
-The protocol (README, "Training protocol"): every model trains with AdamW,
+The protocol (docs/training.md, "The fair protocol"): every model trains with AdamW,
 5 % linear warm-up and cosine decay sized from its real optimiser steps; its
 learning rate is the value with the lowest *validation* MAE in one small
 sweep at an equal budget on one dataset. The runs themselves are an ordinary

@@ -1,4 +1,4 @@
-"""Summarise a bench sweep (``bench.csv``) into the README's hardware tables.
+"""Summarise a bench sweep (``bench.csv``) into the hardware tables (docs/hardware.md).
 
     python benchmarks/sweep_summary.py benchmarks/results/bench_run1/bench.csv > benchmarks/results/bench_run1/summary.md
 

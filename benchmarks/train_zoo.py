@@ -1,7 +1,7 @@
 """Train the zoo: every (recipe, dataset) pair through the real runner, several at a time.
 
-This is how the committed sweep and the pretrained weights were made (see the
-README's results section for the exact command and budget). Each pair is one
+This is how the committed sweep and the pretrained weights were made (see
+docs/fidelity.md, "Reproduce", for the exact command and budget). Each pair is one
 call of :func:`epic_zoo.run.train_from_overrides` in its own process, writing
 ``{runs}/{recipe_name}/{dataset}/results.json`` (the runner's name for the
 recipe at that scale: ``epic`` at ``--scale lite`` is ``epic_lite``); a pair whose results file exists is

@@ -1,6 +1,6 @@
 """Velocity-map metrics: MAE, RMSE (normalised scale and m/s) and two SSIMs.
 
-Conventions of OpenFWI (REFERENCE.md section 4):
+Conventions of OpenFWI (Deng et al., NeurIPS 2022; docs/data.md, "Normalisation"):
 
 - MAE and RMSE on the normalised ``[-1, 1]`` scale; multiplied by
   :data:`~epic_zoo.data.transforms.VELOCITY_SCALE_MS` (1500) they are in m/s.

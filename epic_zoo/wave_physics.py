@@ -26,7 +26,7 @@ simulated samples (``time_stride``) changes which samples count, not the cost.
 Comparison spaces of :func:`physics_loss`:
 
 - ``"log"`` (default): on ``sign(d) log(1 + |d|)`` (the compression of the
-  OpenFWI normalisation, REFERENCE.md section 4), so reflections count next
+  OpenFWI normalisation, docs/data.md), so reflections count next
   to the much stronger direct wave, as in the data the networks see;
 - ``"raw"``: on the amplitudes themselves, the classic FWI least-squares misfit.
 

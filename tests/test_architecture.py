@@ -6,9 +6,9 @@ imports deferred into functions; the hub's lower layer never reaching the
 models; a library layer free of CLIs and Lightning.
 
 Read from the source with :mod:`ast` (nothing is imported), so a violation is
-reported by module and line. DESIGN.md: "A library layer (metrics, plots,
-data readers) never imports a CLI or the Lightning layer; CLIs import
-libraries, never each other."
+reported by module and line. The rule (docs/api.md): a library layer (metrics,
+plots, data readers) never imports a CLI or the Lightning layer; CLIs import
+libraries, never each other.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""benchmarks/fidelity_sweep.py: the README's fidelity tables from runner records."""
+"""benchmarks/fidelity_sweep.py: the fidelity tables (docs/fidelity.md) from runner records."""
 
 from __future__ import annotations
 

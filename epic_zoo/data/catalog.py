@@ -1,8 +1,8 @@
 """The ten OpenFWI datasets: names, normalisation stats and official splits.
 
 One table (:data:`DATASETS`) that every other module reads. Numbers from
-OpenFWI's public dataset configuration (Deng et al., NeurIPS 2022; see
-REFERENCE.md section 2).
+OpenFWI's public dataset configuration (Deng et al., NeurIPS 2022, and the
+lanl/OpenFWI repository; see docs/data.md, "Datasets").
 """
 
 from __future__ import annotations

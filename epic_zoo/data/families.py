@@ -1,6 +1,6 @@
 """The ten OpenFWI-like velocity families: seeded, reproducible generators.
 
-OpenFWI never released its velocity generators (REFERENCE.md section 2), so
+OpenFWI never released its velocity generators (docs/data.md, "Datasets"), so
 these are re-creations from the dataset descriptions: FlatVel = flat layers,
 CurveVel = curved layers, FlatFault / CurveFault = flat / curved layers cut by
 one fault, Style = maps made from natural-image texture, and "B" a harder

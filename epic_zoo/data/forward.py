@@ -2,7 +2,7 @@
 
 :func:`simulate` turns velocity maps ``[N, 70, 70]`` (or ``[N, 1, 70, 70]``)
 in m/s into records ``[N, shot, time, receiver] = [N, 5, 1000, 70]`` float32
-following the OpenFWI recipe (REFERENCE.md section 3; geometry in
+following the OpenFWI recipe (docs/data.md, "Forward-modelling recipe"; geometry in
 :mod:`epic_zoo.data.geometry`). Two backends:
 
 ``"deepwave"`` (default, fast, differentiable)

@@ -1,7 +1,7 @@
 """OpenFWI acquisition geometry: the one place its constants live.
 
 Facts from the OpenFWI forward-modelling recipe (Deng et al., "OpenFWI",
-NeurIPS 2022 Datasets and Benchmarks; see REFERENCE.md section 3):
+NeurIPS 2022 Datasets and Benchmarks; see docs/data.md, "Forward-modelling recipe"):
 
 - velocity grid ``[depth z, offset x] = [70, 70]`` cells of 10 m;
 - time step 1 ms, 1000 stored samples (1 s);
@@ -56,7 +56,7 @@ float32 land a few ulp outside the range (one ulp at 4500 m/s is 4.9e-4 m/s,
 so 1e-3 rejects round-off); 0.01 m/s is still 2e-6 of the range and far from
 any unit mistake (km/s or normalised maps miss it by orders of magnitude)."""
 DEFAULT_NUM_DEVICES: int = 5
-"""End devices in the EPIC deployment (REFERENCE.md section 1)."""
+"""End devices in the EPIC deployment (arXiv 2603.09032; docs/references.md)."""
 
 SEISMIC_SHAPE: tuple[int, int, int] = (NUM_SOURCES, NT, NUM_RECEIVERS)
 VELOCITY_SHAPE: tuple[int, int, int] = (1, NZ, NX)

@@ -1,7 +1,7 @@
 """Read real OpenFWI downloads in place, or convert them to the HDF5 store.
 
-A released OpenFWI dataset is a folder of ``.npy`` pairs (REFERENCE.md
-section 2), 500 samples per file:
+A released OpenFWI dataset is a folder of ``.npy`` pairs (docs/data.md,
+"Datasets"), 500 samples per file:
 
 - Vel and Style families: ``data{i}.npy`` ``[N, 5, 1000, 70]`` seismic with
   ``model{i}.npy`` ``[N, 1, 70, 70]`` velocity (m/s);

@@ -1,8 +1,8 @@
 """Named data sizes: ``tiny`` (tests), ``lite`` (this CPU), ``full`` (OpenFWI sizes).
 
 A profile fixes how many samples each split has, the time decimation of the
-stored records and their storage precision. These are the CPU-budget levers of
-DESIGN.md; every result records the profile it used.
+stored records and their storage precision: the CPU-budget levers (docs/data.md,
+"Store"); every result records the profile it used.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OpenFWI normalisation, exactly as its training code does it (REFERENCE.md section 4).
+"""OpenFWI normalisation, exactly as its training code does it (docs/data.md, "Normalisation").
 
 - seismic: ``sign(x) log1p(|x|)``, then min-max to ``[-1, 1]`` with the log of
   the dataset's ``data_min`` / ``data_max`` (:mod:`epic_zoo.data.catalog`);

@@ -15,7 +15,7 @@ just above the largest legitimate message (:func:`size_limit`), so a client
 with a leaked password cannot make the broker queue, or the central receive,
 large messages.
 TLS is a listener option (``certfile``/``keyfile``/``cafile``); see the
-deployment README.
+deployment README (``epic_zoo/deploy/README.md``, also docs/deployment.md).
 
 Debian/Ubuntu: ``apt-get install -y mosquitto`` provides both binaries.
 """

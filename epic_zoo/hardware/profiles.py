@@ -509,7 +509,7 @@ def get_central(name: str | ComputeProfile) -> ComputeProfile:
 
 
 def profile_table() -> list[dict]:
-    """Every profile as a flat dict (``kind`` + fields), for the README and W&B."""
+    """Every profile as a flat dict (``kind`` + fields), for reports and W&B."""
     rows = []
     for kind, table in (("device", DEVICES), ("central", CENTRALS), ("link", LINKS)):
         for profile in table.values():

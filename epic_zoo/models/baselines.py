@@ -1,7 +1,7 @@
 """Input-free baselines: what a model scores without looking at the records.
 
-Every fidelity number in epic_zoo stands next to these (README, evidence
-rules): a model *learns* on a dataset when its test MAE is at most
+Every fidelity number in epic_zoo stands next to these (docs/training.md,
+"The fair protocol"): a model *learns* on a dataset when its test MAE is at most
 :data:`LEARNS_RATIO` times the ``mean-map`` MAE on the same test data.
 
 - ``mean-map``: the mean training velocity map (pixel by pixel), the best

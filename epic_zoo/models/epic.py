@@ -1,8 +1,8 @@
 """EPIC: edge encoders, a quantised link and a physics-aware attention decoder.
 
-Only the method's outline is public (REFERENCE.md section 1); the sizes here are
-our choices, sized for a Raspberry-Pi-class device and this CPU (DESIGN.md,
-"a shape that trained well"):
+Only the method's outline is public (arXiv 2603.09032, abstract and summaries;
+docs/references.md); the sizes here are our choices, sized for a
+Raspberry-Pi-class device and a CPU (a shape that trained well):
 
 - **device encoder** (one weight set shared by the devices by default): a
   conv stack striding over time only, ``[B, 5, T, n_k] -> [B, C, ~16, n_k]``
@@ -94,9 +94,11 @@ class DeviceEncoder(nn.Module):
         width: channels of the last stages; the stem has ``width // 4`` and each
             stride-2 step doubles it up to ``width`` (16, 32, 64, 64, ... for 64).
         target_time: time length to stride down to before the final time kernel.
-        norm: ``"group"`` (default: each sample normalised on its own, so the
-            latent is the same at batch 1 on the device as in training) or
-            ``"batch"`` (legacy weights only; see :mod:`epic_zoo.models.norm`).
+        norm: any kind of :mod:`epic_zoo.models.norm`; this class defaults to
+            ``"group"`` (each sample normalised on its own), while :class:`EPIC`
+            builds it with ``"device-batch"`` (one set of BatchNorm statistics
+            per device) unless told otherwise; ``"batch"`` is for legacy
+            weights only.
     """
 
     def __init__(

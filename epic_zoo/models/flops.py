@@ -37,7 +37,7 @@ def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
 
 
 def model_summary(model: nn.Module) -> dict:
-    """Sizes of one model for the README table and benchmarks.
+    """Sizes of one model for the models table (docs/models.md) and benchmarks.
 
     Keys: ``name``, ``params``, ``flops`` (whole forward pass per sample),
     ``time_samples``; for distributed models also ``encoder_params`` and

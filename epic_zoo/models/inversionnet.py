@@ -1,7 +1,7 @@
 """InversionNet (Wu & Lin, 2019), as released in OpenFWI, with a time-length-aware encoder.
 
-Layer layout and attribute names follow OpenFWI's ``network.py`` (REFERENCE.md
-section 5), so its released ``state_dict`` loads into :class:`InversionNet`:
+Layer layout and attribute names follow OpenFWI's ``network.py`` (the lanl/OpenFWI
+repository; docs/references.md), so its released ``state_dict`` loads into :class:`InversionNet`:
 14 conv blocks (Conv-BN-LeakyReLU 0.2) compress ``[5, T, 70]`` to ``512 x 1 x 1``,
 five transposed-conv stages grow it to ``80 x 80``, a 5-cell crop gives
 ``70 x 70`` and a Conv-BN-tanh block the velocity. About 24.4M parameters.

@@ -3,15 +3,22 @@
 - ``"batch"``: ``BatchNorm2d``, OpenFWI's choice for the centralised
   InversionNet. Its training output depends on the other samples of the batch
   and its evaluation output on running statistics.
+- ``"device-batch"``: BatchNorm with one set of statistics per end device
+  (:class:`DeviceBatchNorm2d`), the default of EPIC's device encoder. With
+  one shared BatchNorm a per-device call is normalised by that device's batch
+  statistics in training but by statistics pooled over devices at
+  evaluation, which threw away what the models had learned; one set per
+  device normalises training and evaluation alike.
 - ``"group"``: ``GroupNorm`` with up to 8 groups (``gcd(channels, 8)``). It
   normalises each sample on its own, so a module gives the same output in
   training and in evaluation, at batch 1 on an end device as at batch 256 at
-  the centre. Every module that runs per device uses it (EPIC's device
-  encoder and decoder head, the federated local models): with BatchNorm a
-  per-device call is normalised by that device's batch statistics in
-  training but by statistics pooled over devices at evaluation, which threw
-  away what the models had learned (Wu & He, 2018, for GroupNorm; Hsieh et
-  al., ICML 2020, for GroupNorm in decentralised training).
+  the centre (Wu & He, 2018, for GroupNorm; Hsieh et al., ICML 2020, for
+  GroupNorm in decentralised training). The federated local models use it
+  (FedAvg would average their BatchNorm statistics); for EPIC's encoder it
+  learned far slower than ``"device-batch"`` in a controlled comparison
+  (docs/training.md, "Normalisation") and stays available.
+- ``"instance"``, ``"layer"``, ``"none"``: per-channel GroupNorm, LayerNorm
+  over the channels, no normalisation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""VelocityGAN training: WGAN-GP with manual optimisation (REFERENCE.md section 5).
+"""VelocityGAN training: WGAN-GP with manual optimisation, as in OpenFWI (docs/references.md).
 
 The model (``velocitygan``) exposes ``.generator`` (an InversionNet: seismic
 ``[B, 5, T, 70]`` -> velocity ``[B, 1, 70, 70]`` in ``[-1, 1]``) and ``.critic``
