@@ -294,13 +294,14 @@ def predict(
 def ssim_vs_devices_lost(
     bundle: Path, samples: Sequence[tuple[np.ndarray, np.ndarray]]
 ) -> list[dict[str, float]]:
-    """OpenFWI SSIM of the bundle's maps with 0..D-1 devices lost (every subset, averaged).
+    """MAE (m/s) and OpenFWI SSIM of the bundle's maps with 0..D-1 devices lost (every subset, averaged).
 
     Runs the deployed parts in-process (edge encoders, codec bytes, central
     decoder with the presence mask) on ``samples``: pairs of raw records
     ``[5, T, 70]`` and true velocity ``[1, 70, 70]`` m/s (an ``H5Split``'s items).
+    Rows: ``devices_lost``, ``mae_ms``, ``ssim``, ``n`` (maps x subsets).
     """
-    from epic_zoo.data.transforms import normalize_velocity
+    from epic_zoo.data.transforms import VELOCITY_SCALE_MS, normalize_velocity
     from epic_zoo.metrics import openfwi_ssim
     from epic_zoo.models.codec import unpack_payload
 
@@ -313,13 +314,21 @@ def ssim_vs_devices_lost(
         latents = [unpack_payload(e.payload(seismic[..., e.receivers], i))[1] for e in edges]
         cache.append((latents, normalize_velocity(torch.from_numpy(velocity))[None]))
     for lost in range(num_devices):
-        scores = []
+        scores, errors = [], []
         for gone in combinations(range(num_devices), lost):
             for latents, target in cache:
                 parts = [None if k in gone else lat for k, lat in enumerate(latents)]
                 pred = normalize_velocity(torch.from_numpy(central.decode(parts)))[None, None]
                 scores.append(float(openfwi_ssim((pred + 1) / 2, (target + 1) / 2)))
-        rows.append({"devices_lost": lost, "ssim": float(np.mean(scores)), "n": len(scores)})
+                errors.append(float((pred - target).abs().mean()) * VELOCITY_SCALE_MS)
+        rows.append(
+            {
+                "devices_lost": lost,
+                "mae_ms": float(np.mean(errors)),
+                "ssim": float(np.mean(scores)),
+                "n": len(scores),
+            }
+        )
     return rows
 
 

@@ -161,9 +161,13 @@ def test_ssim_vs_devices_lost_goes_through_the_deployed_parts(
     assert [r["devices_lost"] for r in rows] == list(range(NUM_DEVICES))
     assert [r["n"] for r in rows] == [2 * c for c in (1, 3, 3)]  # every subset of lost devices
     target = (normalize_velocity(torch.from_numpy(velocity))[None] + 1) / 2
-    expected = []
+    expected, errors = [], []
     for raw, _ in samples:
         x = normalize_seismic(torch.from_numpy(raw), "flatvel-a")[None]
         with torch.inference_mode():
-            expected.append(float(openfwi_ssim((small_epic(x) + 1) / 2, target)))
+            pred = small_epic(x)
+            expected.append(float(openfwi_ssim((pred + 1) / 2, target)))
+            errors.append(float((pred - (2 * target - 1)).abs().mean()) * 1500.0)
     assert rows[0]["ssim"] == pytest.approx(np.mean(expected), abs=1e-6)
+    # MAE in m/s of the whole-network maps (codec rounding: within 1 m/s)
+    assert rows[0]["mae_ms"] == pytest.approx(np.mean(errors), abs=1.0)
