@@ -30,6 +30,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
 from epic_zoo.hub.registry import read_registry
 from epic_zoo.models.factory import from_pretrained
+from epic_zoo.models.inference import invert
 
 
 class HubMixin(
@@ -43,6 +44,14 @@ class HubMixin(
 
     pretrained_cfg: dict[str, Any] | None = None
     """``config.json`` of the folder the weights came from (``None`` for a fresh model)."""
+
+    def invert(self, records: Any, **kwargs: Any) -> Any:
+        """Velocity in m/s ``[B, 70, 70]`` from raw records ``[B, 5, 1000, 70]`` (physical units).
+
+        The weights' own normalisation, time stride and geometry are applied
+        (:func:`epic_zoo.models.inference.invert`, which documents ``kwargs``).
+        """
+        return invert(self, records, **kwargs)
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
