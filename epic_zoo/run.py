@@ -70,6 +70,7 @@ from epic_zoo.evidence import (
     schedule_record,
     velocities,
 )
+from epic_zoo.finetune import pretrained_init
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.provenance import git_commit
@@ -509,10 +510,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg.data)
+    init = pretrained_init(cfg.get("init_from"), cfg.model, datamodule)  # fine-tuning
     model_kwargs = model_kwargs_for(cfg.model, datamodule)
     task: VelocityTask = instantiate(
         cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
     )
+    if init is not None:
+        init.load_into(task.model)
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     ckpt_path, first_epoch = None, 0
     if cfg.resume and last.is_file():
