@@ -279,6 +279,15 @@ class RunConfigWandbLogger(WandbLogger):
         return None
 
 
+def architecture_kwargs(model: torch.nn.Module) -> dict[str, Any]:
+    """Every constructor argument of ``model`` as built (``model.config`` without its name).
+
+    Defaults included, so the logged config (W&B, ``results.json``) states the
+    whole architecture, not only what the recipe changed.
+    """
+    return {k: v for k, v in to_plain(getattr(model, "config", {}) or {}).items() if k != "name"}
+
+
 def run_config(cfg: DictConfig, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The run's configuration as plain containers, with the model's kwargs as built.
 
@@ -305,7 +314,9 @@ def build_loggers(
     Checkpoints are not uploaded by Lightning: with ``logger.wandb.log_model``
     :func:`finish_wandb_run` logs the tested checkpoint as a model artifact.
     """
-    loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="csv")]
+    csv_logger = CSVLogger(save_dir=run_dir, name="csv")
+    csv_logger.log_hyperparams({"run_seed": int(cfg.seed)})  # compare reads it without results.json
+    loggers: list[Logger] = [csv_logger]
     wandb_cfg = cfg.logger.get("wandb")
     if wandb_cfg:
         id_file = run_dir / WANDB_ID_FILE
@@ -524,7 +535,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = last
         print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
 
-    config = run_config(cfg, model_kwargs)
+    config = run_config(cfg, architecture_kwargs(task.model))
     loggers = build_loggers(cfg, run_dir, config)
     clock = WallClock(run_dir, started, resumed=ckpt_path is not None)
     trainer = pl.Trainer(
@@ -682,8 +693,23 @@ def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     return train(compose_config(overrides))
 
 
-def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
-    return train(cfg)
+def monitored_value(summary: Mapping[str, Any]) -> float:
+    """The tested checkpoint's ``checkpoint.monitor`` value (validation, e.g. ``val/mae``).
+
+    What an optimising sweeper (Optuna's) minimises or maximises: the value
+    the checkpoint was selected by, never a test metric. NaN when the run has
+    no learning curve (input-free baselines).
+    """
+    monitor = str(summary.get("checkpoint_monitor", "val/mae"))
+    row = best_epoch_row(
+        summary.get("learning_curve") or [], monitor, str(summary.get("checkpoint_mode", "min"))
+    )
+    return float(row[monitor]) if row is not None else math.nan
+
+
+def _hydra_main(cfg: DictConfig) -> float:
+    """The Hydra task function: trains, returns :func:`monitored_value` (``train`` returns the summary)."""
+    return monitored_value(train(cfg))
 
 
 def main() -> None:
