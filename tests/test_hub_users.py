@@ -96,6 +96,9 @@ def test_export_of_a_custom_profile_run(run_dir: Path, tmp_path: Path) -> None:
         "float16",
     )
     assert config["metrics"]["mae_ms"] == 196.5
+    card = (out / hub.CARD_NAME).read_text()  # not the zoo's epic.flatvel-a: no name to load by
+    assert 'create_model("path/to/epic.flatvel-a")  # this folder' in card
+    assert "pretrained=True" not in card and "hf-hub:" not in card
 
 
 def test_a_run_folder_knows_its_dataset(run_dir: Path, tmp_path: Path) -> None:

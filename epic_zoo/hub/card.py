@@ -8,13 +8,14 @@ holds them: the card says so and links no Hub dataset id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from epic_zoo.hub.files import DEFAULT_LICENSE
+from epic_zoo.hub.files import CONFIG_NAME, DEFAULT_LICENSE
 from epic_zoo.hub.registry import read_registry
 
 PIPELINE_TAG = "image-to-image"
@@ -140,21 +141,32 @@ def headline_lines(metrics: Mapping[str, float], record: Mapping[str, Any]) -> l
     return [text + ".", ""]
 
 
+def _is_registered(config: Mapping[str, Any]) -> bool:
+    """Whether the installed registry publishes exactly these weights' ``config.json`` by name."""
+    entry = read_registry().get(config["name"])
+    if entry is None or CONFIG_NAME not in entry.files:
+        return False
+    text = json.dumps(dict(config), indent=2) + "\n"  # as write_hub_folder writes it
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() == entry.files[CONFIG_NAME]
+
+
 def usage_lines(config: Mapping[str, Any], repo_id: str | None) -> list[str]:
     """The card's "Use" code: load from ``repo_id`` (the repo the card is uploaded to) and invert.
 
-    Without a repo id, or when the installed registry publishes this name under
-    ``repo_id``, the pretrained name loads it from the installed zoo as well.
+    The pretrained name is shown too where the installed registry publishes
+    these very weights under it (and under ``repo_id``, if one is given).
     """
     name = config["name"]
     entry = read_registry().get(name)
-    by_name = repo_id is None or (entry is not None and entry.repo_id == repo_id)
+    by_name = _is_registered(config) and (repo_id is None or entry.repo_id == repo_id)
     load = [f'model = create_model("hf-hub:{repo_id}")'] if repo_id else []
     if by_name:
         load.append(
             f'model = create_model("{name}", pretrained=True)'
             + ("  # or: the installed zoo" if load else "")
         )
+    if not load:
+        load.append(f'model = create_model("path/to/{name}")  # this folder')
     return [
         "```python",
         "from epic_zoo.models import create_model",
