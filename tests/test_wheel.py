@@ -172,8 +172,11 @@ def test_pip_install_dot_installs_the_zoo_offline(built: dict[str, Path], tmp_pa
     _check_installed_zoo(python, env_dir, tmp_path)
 
 
-def test_empty_registry_says_what_to_do(tmp_path: Path) -> None:
-    from epic_zoo.hub import UnknownPretrainedError, get_pretrained_info
+def test_empty_registry_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from epic_zoo.hub import UnknownPretrainedError, get_pretrained_info, main
 
     with pytest.raises(UnknownPretrainedError, match="python -m build.*EPIC_ZOO_CHECKPOINTS"):
         get_pretrained_info("epic.flatvel-a", registry=tmp_path / "registry.json")
+    assert main(["--registry", str(tmp_path / "registry.json"), "list"]) == 0
+    printed = capsys.readouterr().out
+    assert "registry.json is missing" in printed and "python -m build" in printed
