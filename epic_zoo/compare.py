@@ -26,6 +26,14 @@ Examples::
     python -m epic_zoo.compare multirun/epic_lite --runs         # one row per run
     python -m epic_zoo.compare multirun/epic_lite --plot curves.png
     python -m epic_zoo.compare wandb:my-team/epic_zoo
+    python -m epic_zoo.compare runs/ --csv table.csv --json table.json
+
+From Python, :func:`compare_frame` returns the same table as a pandas
+DataFrame (a group's metric as ``COLUMN`` = mean and ``COLUMN_std`` = sample
+standard deviation, full precision; the Markdown rounds them)::
+
+    from epic_zoo.compare import compare_frame
+    df = compare_frame(["multirun/epic_lite"])
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
@@ -60,6 +69,7 @@ IGNORED_KEYS: frozenset[str] = NON_RESULT_KEYS | {
     "root",  # flat datamodule hparams (CSV-only runs)
     "openfwi_root",
     "num_workers",
+    "run_seed",  # the run's seed in the CSV logger's hparams.yaml
 }
 """Config keys (dotted) that do not make runs different settings: what does not change a run's
 result (:data:`~epic_zoo.run_identity.NON_RESULT_KEYS`), the seed (runs are grouped over seeds) and
@@ -154,11 +164,27 @@ def _from_csv_logs(run_dir: Path) -> dict[str, Any]:
     return {
         "model": hparams.get("model_name"),
         "dataset": hparams.get("dataset"),
-        "seed": None,
+        "seed": _csv_run_seed(run_dir, hparams),
         **(tested or last),
         "learning_curve": [],
         "setting": setting_of(hparams),
     }
+
+
+def _csv_run_seed(run_dir: Path, hparams: Mapping[str, Any]) -> int | None:
+    """The run's seed without results.json: the CSV hparams' ``run_seed``, else Hydra's config.
+
+    (``seed`` in the CSV hparams is the *data* seed of the datamodule.)
+    """
+    if isinstance(hparams.get("run_seed"), int):
+        return int(hparams["run_seed"])
+    hydra_config = run_dir / ".hydra" / "config.yaml"
+    try:
+        config = yaml.safe_load(hydra_config.read_text()) if hydra_config.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None
+    seed = config.get("seed") if isinstance(config, dict) else None
+    return int(seed) if isinstance(seed, int) else None
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
@@ -335,15 +361,17 @@ def summarise(
 
 # ------------------------------------------------------------------------- plot
 def plot_learning_curves(runs: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
-    """Validation MAE (m/s) against samples seen, one line per group (mean over its seeds).
+    """Validation MAE (m/s) against samples seen: per group the mean over its seeds and their range.
 
-    Reads each run's ``learning_curve`` (results.json); the mean-map baseline
+    Reads each run's ``learning_curve`` (results.json); a group of several runs
+    gets a band from the lowest to the highest run at each point; the mean-map baseline
     is drawn when all plotted runs share one. Raises :class:`CompareError`
     when no run has a curve.
     """
     from epic_zoo.plots import learning_curve_figure, save_figure
 
     curves: dict[str, list[tuple[float, float]]] = {}
+    spread: dict[str, list[tuple[float, float, float]]] = {}
     baselines: set[float] = set()
     for name, members in group_runs(runs).items():
         points: dict[float, list[float]] = {}
@@ -355,18 +383,126 @@ def plot_learning_curves(runs: Mapping[str, Mapping[str, Any]], out: str | Path)
             if points and values.get("baseline/mean_map_mae_ms") is not None:
                 baselines.add(round(float(values["baseline/mean_map_mae_ms"]), 3))
         if points:
-            label = f"{name} (n={len(members)})" if len(members) > 1 else name
+            label = f"{name} (n={len(members)}, band: min-max)" if len(members) > 1 else name
             curves[label] = [(x, statistics.fmean(ys)) for x, ys in sorted(points.items())]
+            spread[label] = [(x, min(ys), max(ys)) for x, ys in sorted(points.items())]
     if not curves:
         raise CompareError(
             "no learning curves to plot: only results.json of runs trained with this "
             "version of epic_zoo.run carries `learning_curve`; rerun (it resumes) or drop --plot"
         )
-    title = "validation MAE vs samples seen (mean over seeds)"
+    title = "validation MAE vs samples seen (mean over seeds, band: their range)"
     fig = learning_curve_figure(
-        curves, mean_map_mae_ms=baselines.pop() if len(baselines) == 1 else None, title=title
+        curves,
+        mean_map_mae_ms=baselines.pop() if len(baselines) == 1 else None,
+        title=title,
+        spread=spread,
     )
     return save_figure(fig, Path(out))
+
+
+# ------------------------------------------------------------------------ frames
+INFO_COLUMNS: tuple[str, ...] = ("model", "dataset", "seed", "epochs", "samples_seen")
+"""Per-run columns before the metrics (``--runs``), when any run has them."""
+
+
+def select_metrics(
+    runs: Mapping[str, Mapping[str, Any]], requested: Sequence[str] | None = None
+) -> list[str]:
+    """The metric columns: ``requested``, else :data:`DEFAULT_METRICS` and the baseline present.
+
+    Columns no run has a value for are dropped; with none left, every
+    ``test/*`` or ``val/*`` key of the runs.
+    """
+    metrics = (
+        list(requested)
+        if requested
+        else [
+            m for m in (*DEFAULT_METRICS, *BASELINE_COLUMNS) if any(m in v for v in runs.values())
+        ]
+    )
+    metrics = [m for m in metrics if any(v.get(m) is not None for v in runs.values())]
+    if not metrics:
+        metrics = sorted({k for v in runs.values() for k in v if k.startswith(("test/", "val/"))})
+    return metrics
+
+
+def table_rows(
+    runs: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    per_run: bool = False,
+    sort: str | None = None,
+) -> tuple[dict[str, dict[str, object]], list[str], str]:
+    """``(rows, columns, label header)`` of the table: one row per group or per run.
+
+    The one source of the Markdown table, the CSV/JSON files and the DataFrame.
+    """
+    if per_run:
+        info = [c for c in INFO_COLUMNS if any(v.get(c) is not None for v in runs.values())]
+        columns = [*info, *metrics, "learns"]
+        rows = {label: {c: v.get(c) for c in columns} for label, v in runs.items()}
+        return _sort(rows, sort), columns, "run"
+    rows = summarise(runs, metrics)
+    extra = ["learns"] if any("learns" in r for r in rows.values()) else []
+    return _sort(rows, sort), ["seeds", "n", *metrics, *extra], "group"
+
+
+def rows_frame(
+    rows: Mapping[str, Mapping[str, object]], columns: Sequence[str], label: str
+) -> pd.DataFrame:
+    """The table as a DataFrame indexed by ``label``.
+
+    A column of :class:`Stat` cells (a group's metric) becomes ``COLUMN`` (the
+    mean) and ``COLUMN_std`` (sample standard deviation; NaN for one run);
+    other cells are kept as they are.
+    """
+    numeric = {c for row in rows.values() for c, v in row.items() if isinstance(v, Stat)}
+    records = []
+    for name, row in rows.items():
+        record: dict[str, object] = {label: name}
+        for column in columns:
+            value = row.get(column)
+            if column in numeric:
+                stat = value if isinstance(value, Stat) else Stat([])
+                record[column], record[f"{column}_std"] = stat.mean, stat.std
+            else:
+                record[column] = value
+        records.append(record)
+    return pd.DataFrame.from_records(records).set_index(label)
+
+
+def compare_frame(
+    paths: Sequence[str | Path],
+    *,
+    metrics: Sequence[str] | None = None,
+    per_run: bool = False,
+    sort: str | None = None,
+    api: Any | None = None,
+) -> pd.DataFrame:
+    """The comparison table of the runs under ``paths`` as a pandas DataFrame.
+
+    Indexed by group (runs that differ only by seed; columns ``seeds``, ``n``,
+    each metric's mean and ``METRIC_std``, ``learns``) or, with ``per_run``,
+    by run (``model``, ``dataset``, ``seed``, ... and the metrics). Values
+    at full precision; the Markdown table of ``python -m epic_zoo.compare``
+    shows the same rows rounded. Raises :class:`CompareError` as :func:`compare`.
+    """
+    runs = compare(paths, api)
+    return rows_frame(*table_rows(runs, select_metrics(runs, metrics), per_run=per_run, sort=sort))
+
+
+def write_frame(
+    frame: pd.DataFrame, csv_path: str | Path | None, json_path: str | Path | None
+) -> None:
+    """Write ``frame`` as CSV (index as the first column) and/or JSON (a list of row objects)."""
+    if csv_path:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(csv_path)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        text = frame.reset_index().to_json(orient="records", indent=2)
+        Path(json_path).write_text(text + "\n")
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -412,7 +548,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--runs", dest="per_run", action="store_true", help="one row per run (with its seed)"
     )
     parser.add_argument(
-        "--plot", default=None, metavar="PNG", help="write learning curves (val MAE vs samples)"
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="write learning curves (val MAE vs samples; mean and range per group)",
+    )
+    parser.add_argument("--csv", default=None, metavar="CSV", help="also write the table as CSV")
+    parser.add_argument(
+        "--json", default=None, metavar="JSON", help="also write the table as JSON (row objects)"
     )
     args = parser.parse_args(argv)
 
@@ -422,26 +565,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = args.metrics or [
-        m for m in (*DEFAULT_METRICS, *BASELINE_COLUMNS) if any(m in v for v in runs.values())
-    ]
-    metrics = [m for m in metrics if any(v.get(m) is not None for v in runs.values())]
-    if not metrics:
-        metrics = sorted({k for v in runs.values() for k in v if k.startswith(("test/", "val/"))})
-    if args.per_run:
-        info = [
-            c
-            for c in ("model", "dataset", "seed", "epochs", "samples_seen")
-            if any(v.get(c) is not None for v in runs.values())
-        ]
-        rows = {
-            label: {c: v.get(c) for c in [*info, *metrics, "learns"]} for label, v in runs.items()
-        }
-        print(format_table(_sort(rows, args.sort), [*info, *metrics, "learns"]))
-    else:
-        rows = summarise(runs, metrics)
-        extra = ["learns"] if any("learns" in r for r in rows.values()) else []
-        print(format_table(_sort(rows, args.sort), ["seeds", "n", *metrics, *extra], first="group"))
+    rows, columns, label = table_rows(
+        runs, select_metrics(runs, args.metrics), per_run=args.per_run, sort=args.sort
+    )
+    print(format_table(rows, columns, first=label))
+    try:
+        write_frame(rows_frame(rows, columns, label), args.csv, args.json)
+    except OSError as err:
+        print(f"error: cannot write the table ({err}); check the path", file=sys.stderr)
+        return 2
+    for path in (args.csv, args.json):
+        if path:
+            print(f"table: {path}")
     if plotted is not None:
         print(f"learning curves: {plotted}")
     return 0

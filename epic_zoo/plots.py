@@ -83,6 +83,7 @@ def learning_curve_figure(
     curves: dict[str, list[tuple[float, float]]],
     mean_map_mae_ms: float | None = None,
     title: str = "",
+    spread: dict[str, list[tuple[float, float, float]]] | None = None,
 ) -> Figure:
     """MAE (m/s) against training samples seen, one line per curve.
 
@@ -92,6 +93,8 @@ def learning_curve_figure(
         mean_map_mae_ms: the input-free mean-map MAE on the same data, drawn
             as a dashed line with the "learns" threshold (0.6 x) beside it.
         title: figure title.
+        spread: ``{label: [(samples_seen, low, high), ...]}``: a shaded band
+            around the curve of the same label (e.g. the range over seeds).
     """
     from epic_zoo.models.baselines import LEARNS_RATIO
 
@@ -101,7 +104,11 @@ def learning_curve_figure(
     for label, points in curves.items():
         if points:
             x, y = zip(*points, strict=True)
-            ax.plot(x, y, marker="o", markersize=3, label=label)
+            (line,) = ax.plot(x, y, marker="o", markersize=3, label=label)
+            band = (spread or {}).get(label) or []
+            if any(lo != hi for _, lo, hi in band):
+                bx, lo, hi = zip(*band, strict=True)
+                ax.fill_between(bx, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     if mean_map_mae_ms:
         ax.axhline(mean_map_mae_ms, color="0.3", linestyle="--", label="mean map (input-free)")
         ax.axhline(

@@ -75,6 +75,7 @@ from epic_zoo.evidence import (
     schedule_record,
     velocities,
 )
+from epic_zoo.finetune import pretrained_init
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.provenance import git_commit
@@ -307,6 +308,15 @@ class RunConfigWandbLogger(WandbLogger):
         return None
 
 
+def architecture_kwargs(model: torch.nn.Module) -> dict[str, Any]:
+    """Every constructor argument of ``model`` as built (``model.config`` without its name).
+
+    Defaults included, so the logged config (W&B, ``results.json``) states the
+    whole architecture, not only what the recipe changed.
+    """
+    return {k: v for k, v in to_plain(getattr(model, "config", {}) or {}).items() if k != "name"}
+
+
 def run_config(cfg: DictConfig, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The run's configuration as plain containers, with the model's kwargs as built.
 
@@ -333,7 +343,9 @@ def build_loggers(
     Checkpoints are not uploaded by Lightning: with ``logger.wandb.log_model``
     :func:`finish_wandb_run` logs the tested checkpoint as a model artifact.
     """
-    loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="csv")]
+    csv_logger = CSVLogger(save_dir=run_dir, name="csv")
+    csv_logger.log_hyperparams({"run_seed": int(cfg.seed)})  # compare reads it without results.json
+    loggers: list[Logger] = [csv_logger]
     wandb_cfg = cfg.logger.get("wandb")
     if wandb_cfg:
         id_file = run_dir / WANDB_ID_FILE
@@ -605,11 +617,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg.data)
+    init = pretrained_init(cfg.get("init_from"), cfg.model, datamodule)  # fine-tuning
     model_kwargs = model_kwargs_for(cfg.model, datamodule)
     task: VelocityTask = instantiate(
         cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
     )
-    config = run_config(cfg, model_kwargs)
+    if init is not None:
+        init.load_into(task.model)
+    config = run_config(cfg, architecture_kwargs(task.model))
     finished = prepare_run_folder(run_dir, config, bool(cfg.resume))
     if finished is not None:
         return finished
@@ -778,8 +793,23 @@ def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     return train(compose_config(overrides))
 
 
-def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
-    return train(cfg)
+def monitored_value(summary: Mapping[str, Any]) -> float:
+    """The tested checkpoint's ``checkpoint.monitor`` value (validation, e.g. ``val/mae``).
+
+    What an optimising sweeper (Optuna's) minimises or maximises: the value
+    the checkpoint was selected by, never a test metric. NaN when the run has
+    no learning curve (input-free baselines).
+    """
+    monitor = str(summary.get("checkpoint_monitor", "val/mae"))
+    row = best_epoch_row(
+        summary.get("learning_curve") or [], monitor, str(summary.get("checkpoint_mode", "min"))
+    )
+    return float(row[monitor]) if row is not None else math.nan
+
+
+def _hydra_main(cfg: DictConfig) -> float:
+    """The Hydra task function: trains, returns :func:`monitored_value` (``train`` returns the summary)."""
+    return monitored_value(train(cfg))
 
 
 def main() -> None:

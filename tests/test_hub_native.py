@@ -19,6 +19,7 @@ from huggingface_hub import constants as hf_constants
 from epic_zoo import evaluate, hub
 from epic_zoo.hub import cli as hub_cli
 from epic_zoo.hub import loader
+from epic_zoo.hub.card import metric_key
 from epic_zoo.models import EPIC, InversionNet, builder, create_model
 from tests.helpers import one_line_error as _one_line_error
 
@@ -136,7 +137,10 @@ def test_committed_cards_carry_model_index(name: str) -> None:
     card = ModelCard.load(REPO_REGISTRY.parent / info.local / hub.CARD_NAME)
     assert card.data.pipeline_tag == "image-to-image"
     assert card.data.datasets is None, "no Hub dataset holds the synthetic data"
-    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert {r.metric_type for r in card.data.eval_results} <= {"mae", "rmse", "ssim"}
+    results = {
+        metric_key(r.metric_type, r.metric_config): r.metric_value for r in card.data.eval_results
+    }
     assert results == pytest.approx({k: v for k, v in info.metrics.items() if k != "loss"})
     assert {r.dataset_config for r in card.data.eval_results} == {info.dataset}
     assert all("synthetic re-creation" in r.dataset_name for r in card.data.eval_results)

@@ -68,6 +68,8 @@ def _tiny_overrides(recipe: str, data_root: Path, run_dir: Path, *extra: str) ->
 def _tiny_config(recipe: str, data_root: Path, run_dir: Path, *extra: str):
     """A recipe's real configuration, shrunk: tiny data, small model, one thread."""
     cfg = compose_config(_tiny_overrides(recipe, data_root, run_dir, *extra))
+    if cfg.init_from:  # recipe=finetune: the pretrained weights fix the network
+        return cfg
     with open_dict(cfg):
         small = SMALL_KWARGS.get(cfg.model.name, EPIC_SMALL)
         cfg.model.kwargs = OmegaConf.merge(small, cfg.model.kwargs)

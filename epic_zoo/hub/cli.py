@@ -33,6 +33,7 @@ from epic_zoo.hub.registry import (
     REGISTRY_NAME,
     PretrainedInfo,
     default_registry_path,
+    empty_registry_hint,
     list_pretrained,
     read_registry,
 )
@@ -51,6 +52,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     registry_path = Path(args.registry) if args.registry else default_registry_path()
     entries = read_registry(registry_path)
     names = [n for n in sorted(entries) if fnmatch.fnmatch(n, args.filter)]
+    if not entries:
+        print(empty_registry_hint(registry_path))
+        return 0
     if not names:
         print(f"no pretrained weights match {args.filter!r} in {registry_path}")
         return 0

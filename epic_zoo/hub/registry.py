@@ -168,6 +168,18 @@ def write_registry(entries: Mapping[str, PretrainedInfo], path: str | Path) -> P
     return path
 
 
+def empty_registry_hint(path: str | Path | None = None) -> str:
+    """What to do when no weights are registered (a missing or empty ``registry.json``)."""
+    path = Path(path) if path is not None else default_registry_path()
+    state = "is missing" if not path.is_file() else "lists no weights"
+    return (
+        f"no pretrained weights are registered: {path} {state}. This install carries no zoo; "
+        "install epic_zoo from a wheel or sdist built by `python -m build` (both ship "
+        "checkpoints/), use a source checkout, or set "
+        f"{CHECKPOINTS_ENV}=DIR to a folder holding {REGISTRY_NAME}"
+    )
+
+
 def list_pretrained(filter: str | None = "*", registry: str | Path | None = None) -> list[str]:
     """Names of the registered pretrained weights matching the glob ``filter``, sorted.
 
@@ -184,7 +196,7 @@ def get_pretrained_info(name: str, registry: str | Path | None = None) -> Pretra
         return entries[key]
     names = sorted(entries)
     if not names:
-        hint = "the registry is empty (no pretrained weights are published yet)"
+        hint = empty_registry_hint(registry)
     elif "." not in key:
         matching = [n for n in names if n.startswith(key + ".")]
         hint = (

@@ -51,13 +51,39 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
     if residuals.get("p"):
         out["recipe_residuals"] = dict(residuals)
     if "profile" in dm and out["data_source"] == "synthetic":
-        profile = get_profile(dm["profile"])
+        out["generator_version"] = GENERATOR_VERSION
+        try:
+            profile = get_profile(dm["profile"])
+        except (
+            KeyError
+        ):  # a custom profile (a mapping in the run's config): sizes from results.json
+            return out
         limit = dm.get("limit")
         for split in ("train", "val", "test"):
             n = profile.num(split)
             out[split] = n if n is None or limit is None else min(n, int(limit))
         out["dtype"] = profile.dtype
-        out["generator_version"] = GENERATOR_VERSION
+    return out
+
+
+def profile_record(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Split sizes and dtype of the synthetic data profile a run's ``results.json`` records.
+
+    ``{"train", "val", "test", "dtype"}`` from ``data.profile`` (custom
+    profiles included; ``data.limit`` applied), ``{}`` when not recorded.
+    """
+    profile = (results.get("data") or {}).get("profile")
+    data_cfg = (results.get("config") or {}).get("data") or {}
+    if not isinstance(profile, Mapping) or data_cfg.get("openfwi_root"):
+        return {}  # OpenFWI folders: the sizes are the files', not the profile's
+    limit = data_cfg.get("limit")
+    out: dict[str, Any] = {}
+    for split in ("train", "val", "test"):
+        n = profile.get(split)
+        if n is not None:
+            out[split] = n if limit is None else min(int(n), int(limit))
+    if profile.get("dtype"):
+        out["dtype"] = profile["dtype"]
     return out
 
 
@@ -124,6 +150,7 @@ def run_inputs(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
         "checkpoint_monitor": results.get("checkpoint_monitor"),
         "baseline": results.get("baseline") or None,
         "commit": results.get("commit"),  # the checkout that trained it (else the exporter's)
+        **profile_record(results),
     }
     record = {k: v for k, v in record.items() if v is not None}
     for folder in {checkpoint.parent, run_dir}:

@@ -25,8 +25,8 @@ from torch import nn
 
 from epic_zoo.hub.errors import ArchitectureMismatchError, ChecksumError, HubFormatError
 from epic_zoo.hub.files import CONFIG_NAME, WEIGHTS_NAME, check_safetensors, file_sha256
-from epic_zoo.hub.folder import read_config
-from epic_zoo.hub.runs import read_lightning_checkpoint
+from epic_zoo.hub.folder import build_config, read_config
+from epic_zoo.hub.runs import data_record, read_lightning_checkpoint
 from epic_zoo.hub.spec import WeightsSource, pretrained_source
 from epic_zoo.models.registry import build_architecture, list_models
 
@@ -351,4 +351,13 @@ def _from_checkpoint(
         info=info,
         **source.extra,
     )
+    if dm.get("dataset"):  # the run knows its data: save_pretrained and invert need no dataset=
+        record = {**data_record(dm), **(source.extra.get("record") or {})}
+        model.pretrained_cfg = build_config(
+            model,
+            dm["dataset"],
+            time_stride=dm.get("time_stride"),
+            record=record,
+            metrics=source.extra.get("metrics"),
+        )
     return model, meta

@@ -12,8 +12,10 @@ epic_zoo's Hub format (``config.json`` with ``architecture`` and
 ``from_pretrained`` accepts a local folder, a Hub repo id (``ORG/REPO`` or
 ``hf-hub:ORG/REPO``) or a registered pretrained name and checks that the
 folder holds this class. ``save_pretrained`` of a loaded model rewrites its
-folder byte for byte (weights and ``config.json``); a model trained here needs
-``dataset=`` (it fixes the normalisation the weights expect).
+folder byte for byte (weights and ``config.json``); a model loaded from a run
+folder or ``.ckpt`` knows its dataset from the run; a freshly built one needs
+``dataset=`` (it fixes the normalisation the weights expect). ``push_to_hub``
+writes the card for the repo it uploads to.
 
 Only the hub's lower layer is used (folder format, registry, spec
 resolution); the loading itself is :func:`epic_zoo.models.factory.from_pretrained`.
@@ -21,15 +23,17 @@ resolution); the loading itself is :func:`epic_zoo.models.factory.from_pretraine
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import HfApi, PyTorchModelHubMixin
 
 from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
 from epic_zoo.hub.registry import read_registry
 from epic_zoo.models.factory import from_pretrained
+from epic_zoo.models.inference import invert
 
 
 class HubMixin(
@@ -43,6 +47,14 @@ class HubMixin(
 
     pretrained_cfg: dict[str, Any] | None = None
     """``config.json`` of the folder the weights came from (``None`` for a fresh model)."""
+
+    def invert(self, records: Any, **kwargs: Any) -> Any:
+        """Velocity in m/s ``[B, 70, 70]`` from raw records ``[B, 5, 1000, 70]`` (physical units).
+
+        The weights' own normalisation, time stride and geometry are applied
+        (:func:`epic_zoo.models.inference.invert`, which documents ``kwargs``).
+        """
+        return invert(self, records, **kwargs)
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -108,3 +120,44 @@ class HubMixin(
                 repo_id=repo_id or Path(save_directory).name, **push_to_hub_kwargs
             )
         return None
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        commit_message: str = "Push model using huggingface_hub.",
+        private: bool | None = None,
+        token: str | None = None,
+        branch: str | None = None,
+        create_pr: bool | None = None,
+        allow_patterns: list[str] | str | None = None,
+        ignore_patterns: list[str] | str | None = None,
+        delete_patterns: list[str] | str | None = None,
+        model_card_kwargs: Mapping[str, Any] | None = None,
+        **save_kwargs: Any,
+    ) -> str:
+        """Upload the Hub-format folder to ``repo_id``; its card loads from ``repo_id``.
+
+        As ``huggingface_hub``'s ``push_to_hub`` (create the repo, write the
+        folder, one commit), except that the folder is written for the repo
+        it goes to (the card's usage line names ``repo_id``); ``save_kwargs``
+        (``dataset``, ``record``, ``metrics``) go to :meth:`save_pretrained`.
+        Returns the commit URL.
+        """
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / repo_id
+            self.save_pretrained(folder, config=config, repo_id=repo_id, **save_kwargs)
+            return api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=folder,
+                commit_message=commit_message,
+                revision=branch,
+                create_pr=create_pr,
+                allow_patterns=allow_patterns,
+                ignore_patterns=ignore_patterns,
+                delete_patterns=delete_patterns,
+            )

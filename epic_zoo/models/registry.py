@@ -43,8 +43,15 @@ def register_model(name_or_fn: str | Callable[..., nn.Module]) -> Callable:
     return lambda fn: _register(fn, str(name_or_fn))
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted names of registered architectures, optionally filtered by a glob (``"epic*"``)."""
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+    """Sorted names of registered architectures, optionally filtered by a glob (``"epic*"``).
+
+    With ``pretrained=True`` (as in timm) the names of the published weights
+    instead (``"epic.flatvel-a"``, ...; :func:`list_pretrained`), filtered by
+    the same glob.
+    """
+    if pretrained:
+        return list_pretrained(pattern or "*")
     names = sorted(_MODELS)
     return fnmatch.filter(names, pattern) if pattern else names
 
