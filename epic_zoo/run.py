@@ -57,6 +57,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from epic_zoo import branch
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.evidence import (
@@ -506,6 +507,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     run_dir = resolve_run_dir(cfg)
+    cfg = branch.prepare(cfg, run_dir)  # a decay branched from a WSD budget checkpoint
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg.data)
@@ -527,7 +529,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **to_plain(cfg.trainer),
         default_root_dir=run_dir,
         logger=loggers,
-        callbacks=build_callbacks(cfg, run_dir, clock),
+        callbacks=build_callbacks(cfg, run_dir, clock) + branch.callbacks(cfg, run_dir),
     )
     try:
         input_free = bool(getattr(task.model, "input_free", False))
@@ -603,6 +605,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "commit": git_commit() or "unknown",
             "config": config,
         }
+        summary = branch.annotate(summary, cfg)
         if trainer.is_global_zero:
             wandb_cfg = cfg.logger.get("wandb") or {}
             finish_wandb_run(loggers, summary, bool(wandb_cfg.get("log_model")))
