@@ -60,12 +60,14 @@ from omegaconf import DictConfig, OmegaConf
 from epic_zoo import branch
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
+from epic_zoo.data.union import UnionDataModule, union_names
 from epic_zoo.evidence import (
     WallClock,
     baseline_evidence,
     best_epoch_row,
     data_provenance,
     mean_map_baseline,
+    per_dataset_evidence,
     read_learning_curve,
     save_learning_curve,
     schedule_record,
@@ -183,10 +185,12 @@ def data_profile(value: str | Mapping[str, Any]) -> Profile:
     return Profile(**value)
 
 
-def build_datamodule(data_cfg: Mapping[str, Any]) -> FWIDataModule:
-    """:class:`FWIDataModule` from the ``data`` config group."""
+def build_datamodule(data_cfg: Mapping[str, Any]) -> FWIDataModule | UnionDataModule:
+    """:class:`FWIDataModule` from the ``data`` config group (a union for ``dataset=all`` or a list)."""
     kwargs = dict(to_plain(data_cfg))
     kwargs["profile"] = data_profile(kwargs["profile"])
+    if union_names(kwargs["dataset"]) is not None:
+        return UnionDataModule(**kwargs)
     return FWIDataModule(**kwargs)
 
 
@@ -606,6 +610,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "config": config,
         }
         summary = branch.annotate(summary, cfg)
+        if isinstance(datamodule, UnionDataModule) and cfg.test:  # the tested weights per dataset
+            summary["per_dataset"] = per_dataset_evidence(task.model, datamodule)
         if trainer.is_global_zero:
             wandb_cfg = cfg.logger.get("wandb") or {}
             finish_wandb_run(loggers, summary, bool(wandb_cfg.get("log_model")))
