@@ -21,8 +21,9 @@ The plan (``--profile lite10k``, budgets in samples seen; docs/scaling.md):
   cosine schedule, 10 epochs = 100,000 samples) on each dataset;
 - ``wsd/M/D``: one long warmup-stable-decay run per (model, dataset) of the
   scaling study (EPIC and InversionNet on flatvel-a and curvefault-b, EPIC on
-  style-b) to the largest budget, saving stable-phase checkpoints at the
-  branch points (``checkpoint.at_samples``);
+  style-b) to the largest budget (warm-up 100 steps = 1,600 samples, the
+  last 20 % decaying), saving stable-phase checkpoints at the branch points
+  (``checkpoint.at_samples``);
 - ``decay/M/D/B``: a decay of ``decay_fraction x B`` samples branched from the
   B-sample checkpoint (:mod:`epic_zoo.branch`), each in its own run folder;
   it starts as soon as its checkpoint exists;
@@ -102,6 +103,7 @@ class Settings(NamedTuple):
     budgets: tuple[int, ...] = BUDGETS
     epochs: int = 10
     decay_fraction: float = 0.2
+    warmup_steps: int = 100
     second_seed: bool = True
     union: bool = True
     zoo: bool = True
@@ -129,6 +131,16 @@ def _train_args(settings: Settings, recipe: str, run_dir: Path, *extra: str) -> 
         *settings.model_overrides.get(recipe, ()),
         *settings.overrides,
         *extra,
+    )
+
+
+def _wsd(settings: Settings) -> tuple[str, ...]:
+    """The long runs' schedule: a fixed warm-up (shorter than the first budget), WSD decay."""
+    return (
+        "task.scheduler=wsd",
+        "task.warmup_fraction=0",
+        f"task.warmup_steps={settings.warmup_steps}",
+        f"task.decay_fraction={settings.decay_fraction}",
     )
 
 
@@ -162,11 +174,7 @@ def build_plan(settings: Settings) -> list[Job]:
         )
     for recipe, dataset in settings.scaling:
         run_dir = runs / "wsd" / recipe / dataset
-        wsd = (
-            "task.scheduler=wsd",
-            f"task.decay_fraction={settings.decay_fraction}",
-            f"data.dataset={dataset}",
-        )
+        wsd = (*_wsd(settings), f"data.dataset={dataset}")
         cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
         budgets = "[" + ",".join(str(b) for b in sorted(settings.budgets)) + "]"
         jobs.append(
@@ -226,8 +234,7 @@ def build_plan(settings: Settings) -> list[Job]:
                         settings,
                         recipe,
                         run_dir,
-                        "task.scheduler=wsd",
-                        f"task.decay_fraction={settings.decay_fraction}",
+                        *_wsd(settings),
                         f"data.dataset={dataset}",
                         "seed=1",
                     ),

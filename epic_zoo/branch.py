@@ -71,8 +71,8 @@ class SamplesCheckpoint(pl.Callback):
 
     Samples seen = optimiser steps x batch size x gradient accumulation x
     processes (full batches). Under ``scheduler=wsd`` a budget inside the
-    decay phase is refused at the start of the fit (a branch needs the peak
-    learning rate); other schedules save too, and their record states the
+    warm-up or the decay phase is refused at the start of the fit (a branch
+    needs the peak learning rate); other schedules save too, and their record states the
     learning-rate factor so that :func:`prepare` can refuse them. A budget
     whose file exists (a resumed run) is not saved again.
 
@@ -106,6 +106,13 @@ class SamplesCheckpoint(pl.Callback):
         if schedule is None or schedule.kind != "wsd":
             return
         per_step = _samples_per_step(self.batch_size, trainer)
+        early = [b for b in self.budgets if math.ceil(b / per_step) < schedule.warmup_steps]
+        if early:
+            raise ValueError(
+                f"checkpoint.at_samples {early} fall in the warm-up, which ends after "
+                f"{schedule.warmup_steps * per_step} samples ({schedule.warmup_steps} steps); raise "
+                "the budgets or shorten the warm-up (task.warmup_fraction=0 task.warmup_steps=N)"
+            )
         start = schedule.total_steps - schedule.decay_steps
         late = [b for b in self.budgets if math.ceil(b / per_step) > start]
         if late:

@@ -44,6 +44,8 @@ def test_full_plan_covers_the_issue(tmp_path):
     trunk = next(j for j in jobs if j.name == "wsd/epic/flatvel-a")
     assert "checkpoint.at_samples=[2500,5000,10000,20000,40000,80000]" in trunk.args
     assert "threads=1" in trunk.args and "scale=lite10k" in trunk.args
+    # warm-up of 100 steps x 16 = 1,600 samples: over before the first budget
+    assert "task.warmup_steps=100" in trunk.args and "task.warmup_fraction=0" in trunk.args
     # CPU plan: ~13 core-hours for the zoo, tens in all
     assert queue.estimate(kinds["zoo"]) == pytest.approx(13.3, abs=0.2)
     assert 30 < queue.estimate(jobs) < 60
@@ -89,6 +91,7 @@ def test_the_queue_end_to_end_at_tiny_scale(tmp_path):
         budgets=(8, 16),
         epochs=3,
         decay_fraction=0.25,
+        warmup_steps=1,
         second_seed=False,
         union=False,
         zoo=False,

@@ -242,14 +242,19 @@ def test_branch_refuses_the_parents_folder_and_a_decay_checkpoint(trunk, tiny_da
         )
 
 
-def test_budget_in_the_decay_phase_is_refused(tiny_data_root, tmp_path):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ("task.decay_fraction=0.5", "checkpoint.at_samples=[12]"),
+            r"\[12\] fall in the WSD decay",
+        ),
+        (("task.warmup_steps=3", "checkpoint.at_samples=[4]"), r"\[4\] fall in the warm-up"),
+    ],
+)
+def test_budget_outside_the_stable_phase_is_refused(tiny_data_root, tmp_path, extra, message):
     cfg = _config(
-        tiny_data_root,
-        tmp_path / "late",
-        "trainer.max_epochs=1",
-        "task.scheduler=wsd",
-        "task.decay_fraction=0.5",
-        "checkpoint.at_samples=[12]",
+        tiny_data_root, tmp_path / "late", "trainer.max_epochs=1", "task.scheduler=wsd", *extra
     )
-    with pytest.raises(ValueError, match=r"at_samples \[12\] fall in the WSD decay phase"):
+    with pytest.raises(ValueError, match=message):
         train(cfg)
