@@ -262,3 +262,37 @@ def best_epoch_row(
         return None
     pick = min if mode == "min" else max
     return pick(rows, key=lambda r: r[monitor])
+
+
+def per_dataset_evidence(model: torch.nn.Module, datamodule: Any) -> dict[str, dict[str, Any]]:
+    """Test metrics and mean-map evidence of a union model on each member dataset.
+
+    ``datamodule`` is a set-up :class:`~epic_zoo.data.union.UnionDataModule`;
+    ``model`` maps normalised seismic ``[B, 5, T, 70]`` to normalised velocity
+    ``[B, 1, 70, 70]``. Each member's test split is scored on its own, beside
+    the mean map of that member's own training split (the baseline its
+    specialist is judged by). Returns ``{dataset: {"metrics": {"test/mae_ms":
+    ...}, "baseline": ...}}`` (see :func:`baseline_evidence`).
+    """
+    from epic_zoo.metrics import inversion_metrics
+    from epic_zoo.tables import ordered_metrics
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters(), torch.zeros(())).device
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for name, member in datamodule.members.items():
+            metrics = inversion_metrics("test/").to(device)
+            with torch.inference_mode():
+                for batch in member.test_dataloader():
+                    metrics.update(model(batch["seismic"].to(device)), batch["velocity"].to(device))
+            values = ordered_metrics({k: float(v) for k, v in metrics.compute().items()})
+            out[name] = {
+                "metrics": values,
+                "test_samples": len(member.test_dataloader().dataset),
+                "baseline": baseline_evidence(values, mean_map_baseline(member)),
+            }
+    finally:
+        model.train(was_training)
+    return out

@@ -62,14 +62,17 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from epic_zoo import branch
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
+from epic_zoo.data.union import UnionDataModule, union_names
 from epic_zoo.evidence import (
     WallClock,
     baseline_evidence,
     best_epoch_row,
     data_provenance,
     mean_map_baseline,
+    per_dataset_evidence,
     read_learning_curve,
     save_learning_curve,
     schedule_record,
@@ -212,10 +215,12 @@ def data_profile(value: str | Mapping[str, Any]) -> Profile:
     return Profile(**value)
 
 
-def build_datamodule(data_cfg: Mapping[str, Any]) -> FWIDataModule:
-    """:class:`FWIDataModule` from the ``data`` config group."""
+def build_datamodule(data_cfg: Mapping[str, Any]) -> FWIDataModule | UnionDataModule:
+    """:class:`FWIDataModule` from the ``data`` config group (a union for ``dataset=all`` or a list)."""
     kwargs = dict(to_plain(data_cfg))
     kwargs["profile"] = data_profile(kwargs["profile"])
+    if union_names(kwargs["dataset"]) is not None:
+        return UnionDataModule(**kwargs)
     return FWIDataModule(**kwargs)
 
 
@@ -614,6 +619,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     run_dir = resolve_run_dir(cfg)
+    cfg = branch.prepare(cfg, run_dir)  # a decay branched from a WSD budget checkpoint
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg.data)
@@ -641,7 +647,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **to_plain(cfg.trainer),
         default_root_dir=run_dir,
         logger=loggers,
-        callbacks=build_callbacks(cfg, run_dir, clock),
+        callbacks=build_callbacks(cfg, run_dir, clock) + branch.callbacks(cfg, run_dir),
     )
     try:
         input_free = bool(getattr(task.model, "input_free", False))
@@ -718,6 +724,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             config=config,
             identity_hash=config_hash(config),
         )
+        summary = branch.annotate(record.to_dict(), cfg)
+        if isinstance(datamodule, UnionDataModule) and cfg.test:  # the tested weights per dataset
+            summary["per_dataset"] = per_dataset_evidence(task.model, datamodule)
+        record = RunRecord.from_dict(summary, str(run_dir / RESULTS_FILE))
         summary = record.to_dict()
         if trainer.is_global_zero:
             wandb_cfg = cfg.logger.get("wandb") or {}

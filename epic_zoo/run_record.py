@@ -41,6 +41,10 @@ class RunRecord:
     and the run's ratio to it; ``schedule`` says whether the learning-rate
     schedule finished (``complete``); ``config`` is the composed configuration
     with the model's kwargs as built; ``wall_time_s`` sums every start.
+    ``budget_checkpoints`` lists the stable-phase checkpoints a WSD run saved
+    (``checkpoint.at_samples``), ``branch`` says where a decay branch started
+    (:mod:`epic_zoo.branch`), ``per_dataset`` holds a union model's test
+    metrics per dataset beside each one's mean map (:mod:`epic_zoo.data.union`).
     """
 
     recipe: str | None = None
@@ -70,6 +74,9 @@ class RunRecord:
     commit: str | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     identity_hash: str | None = None
+    budget_checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    branch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    per_dataset: dict[str, Any] = dataclasses.field(default_factory=dict)
     record_version: int = RECORD_VERSION
 
     @property
@@ -113,7 +120,7 @@ _INTS = {
     "wall_time_starts",
     "record_version",
 }
-_DICTS = {"data", "schedule", "baseline", "config"}
+_DICTS = {"data", "schedule", "baseline", "config", "branch", "per_dataset"}
 
 
 def _checked(name: str, value: Any, source: str) -> Any:
@@ -141,7 +148,7 @@ def _checked(name: str, value: Any, source: str) -> Any:
                     "or hand-edited; rerun the run to rewrite it"
                 )
         return {str(k): float(v) for k, v in value.items()}
-    if name == "learning_curve":
+    if name in ("learning_curve", "budget_checkpoints"):
         if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):
             raise bad("a list of JSON objects")
         return [dict(r) for r in value]

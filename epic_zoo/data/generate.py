@@ -204,12 +204,14 @@ def ensure_data(
     workers: int = 1,
     device: str | None = None,
     progress: bool = True,
+    splits: tuple[str, ...] = SPLITS,
 ) -> Path:
     """Make sure the train/val/test splits of ``profile`` exist; generate what is missing.
 
     Data live in ``{root}/{profile}-seed{seed}/{dataset}/{split}`` where ``root``
     is the argument, else ``$EPIC_ZOO_DATA``, else ``~/.cache/epic_zoo/data``.
-    Prints where the data are and what it generates. Returns the dataset folder
+    Prints where the data are and what it generates. ``splits`` limits the
+    work to some splits (e.g. ``("val", "test")``). Returns the dataset folder
     (holding ``train/``, ``val/`` and ``test/``).
     """
     info = get_dataset(dataset)
@@ -220,7 +222,9 @@ def ensure_data(
         file=sys.stderr,
         flush=True,
     )
-    for split in SPLITS:
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         generate_split(
             info.name,
             split,

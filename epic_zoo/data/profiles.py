@@ -1,5 +1,11 @@
 """Named data sizes: ``tiny`` (tests), ``lite`` (this CPU), ``full`` (OpenFWI sizes).
 
+``lite10k`` is ``lite`` with ten times the training maps (10,000 per dataset)
+and the same validation and test splits: sample ``i`` of a split depends only
+on ``(dataset, seed, split, i)`` (:func:`epic_zoo.data.families.generate_velocity`),
+never on the profile, so its 200 test maps are ``lite``'s and tables of both
+stay comparable.
+
 A profile fixes how many samples each split has, the time decimation of the
 stored records and their storage precision: the CPU-budget levers (docs/data.md,
 "Store"); every result records the profile it used.
@@ -47,6 +53,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "lite2k": Profile(
         "lite2k", train=2000, val=200, test=200, time_stride=4, dtype="float16", shard_size=100
+    ),
+    "lite10k": Profile(
+        "lite10k", train=10000, val=100, test=200, time_stride=4, dtype="float16", shard_size=100
     ),
     "full": Profile(
         "full", train=None, val=None, test=None, time_stride=1, dtype="float32", shard_size=500

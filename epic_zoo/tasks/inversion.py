@@ -31,8 +31,9 @@ from epic_zoo.data.transforms import denormalize_velocity
 from epic_zoo.metrics import inversion_metrics
 from epic_zoo.models import create_model
 from epic_zoo.plots import figure_to_array, save_figure, velocity_panels
+from epic_zoo.schedules import WSD_SHAPES, decay_steps_for, wsd_factor
 
-SCHEDULERS: tuple[str, ...] = ("none", "cosine", "step")
+SCHEDULERS: tuple[str, ...] = ("none", "cosine", "step", "wsd")
 STAGES: tuple[str, ...] = ("train", "val", "test")
 
 
@@ -52,28 +53,41 @@ def to_plain(value: Any) -> Any:
 
 
 class LRSchedule:
-    """Learning-rate factor per optimiser step: linear warm-up, then cosine or step decay.
+    """Learning-rate factor per optimiser step: linear warm-up, then cosine, step or WSD decay.
 
     A callable object (not a closure) so ``LambdaLR.state_dict`` records its
     settings in checkpoints.
 
     Args:
         kind: ``"none"`` (constant after warm-up), ``"cosine"`` (to 0 at
-            ``total_steps``) or ``"step"`` (times ``gamma`` every ``step_every`` steps).
+            ``total_steps``), ``"step"`` (times ``gamma`` every ``step_every``
+            steps) or ``"wsd"`` (warmup-stable-decay: constant, then to 0 over
+            the last ``decay_steps``; :mod:`epic_zoo.schedules`).
         warmup_steps: steps of linear warm-up from ``1 / warmup_steps`` to 1.
-        total_steps: optimiser steps of the whole run (cosine only).
+        total_steps: optimiser steps of the whole run (cosine and wsd).
         step_every: steps between decays (step only).
         gamma: decay factor (step only).
+        decay_steps: steps of the final decay (wsd only).
+        decay_shape: ``"linear"`` or ``"1-sqrt"`` (wsd only).
     """
 
     def __init__(
-        self, kind: str, warmup_steps: int, total_steps: int, step_every: int, gamma: float
+        self,
+        kind: str,
+        warmup_steps: int,
+        total_steps: int,
+        step_every: int,
+        gamma: float,
+        decay_steps: int = 0,
+        decay_shape: str = "linear",
     ) -> None:
         self.kind = kind
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
         self.step_every = max(1, int(step_every))
         self.gamma = float(gamma)
+        self.decay_steps = int(decay_steps)
+        self.decay_shape = str(decay_shape)
 
     def __call__(self, step: int) -> float:
         factor = 1.0
@@ -85,6 +99,8 @@ class LRSchedule:
             factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
         elif self.kind == "step":
             factor *= self.gamma ** (step // self.step_every)
+        elif self.kind == "wsd":
+            factor *= wsd_factor(step, self.total_steps, self.decay_steps, self.decay_shape)
         return factor
 
 
@@ -247,11 +263,17 @@ class InversionTask(VelocityTask):
         l1_weight, l2_weight: loss = ``l1_weight * L1 + l2_weight * MSE`` on the
             normalised scale.
         scheduler: ``"none"``, ``"cosine"`` (per step, to 0 at the end of the
-            run) or ``"step"`` (times ``lr_gamma`` every ``lr_step_epochs`` epochs).
+            run), ``"step"`` (times ``lr_gamma`` every ``lr_step_epochs`` epochs)
+            or ``"wsd"`` (warmup-stable-decay: the peak rate until the last
+            ``decay_fraction`` of the run's real optimiser steps, then to 0).
         warmup_steps: linear learning-rate warm-up, optimiser steps.
         warmup_fraction: warm-up as a share of the run's real optimiser steps
             (epochs x steps per epoch); the larger of the two is used.
         lr_step_epochs, lr_gamma: the ``"step"`` schedule.
+        decay_fraction, decay_steps: the ``"wsd"`` decay, as a share of the
+            run's real optimiser steps and as a minimum number of steps (the
+            larger is used).
+        decay_shape: ``"linear"`` or ``"1-sqrt"`` (``"wsd"``).
         num_panels: velocity maps drawn (prediction, truth, error) from the
             first validation batch of an epoch; 0 turns panels off.
         panel_every_n_epochs: draw panels every this many epochs.
@@ -272,11 +294,18 @@ class InversionTask(VelocityTask):
         lr_gamma: float = 0.1,
         num_panels: int = 3,
         panel_every_n_epochs: int = 1,
+        decay_fraction: float = 0.2,
+        decay_steps: int = 0,
+        decay_shape: str = "linear",
     ) -> None:
         super().__init__()
         if scheduler not in SCHEDULERS:
             raise ValueError(
                 f"unknown scheduler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"
+            )
+        if decay_shape not in WSD_SHAPES:
+            raise ValueError(
+                f"task.decay_shape={decay_shape!r}; choose one of: {', '.join(WSD_SHAPES)}"
             )
         # Plain containers only: save_hyperparameters reads these locals.
         model_kwargs = to_plain(model_kwargs or {})
@@ -333,6 +362,16 @@ class InversionTask(VelocityTask):
             total_steps=int(total),
             step_every=self.hparams.lr_step_epochs * steps_per_epoch,
             gamma=self.hparams.lr_gamma,
+            decay_steps=(
+                decay_steps_for(
+                    int(total),
+                    self.hparams.get("decay_fraction", 0.2),
+                    self.hparams.get("decay_steps", 0),
+                )
+                if kind == "wsd"
+                else 0
+            ),
+            decay_shape=self.hparams.get("decay_shape", "linear"),
         )
         lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {
