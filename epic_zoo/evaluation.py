@@ -1,16 +1,8 @@
-"""Evaluate a model on any FWI test data: MAE, RMSE, two SSIMs, payload bytes.
+"""Evaluation as a library: a model on any FWI test data -> MAE, RMSE, two SSIMs, payload bytes.
 
-Command line (``python -m epic_zoo.evaluate --help``)::
-
-    python -m epic_zoo.evaluate --model epic.flatvel-a --data DATA [--dataset flatvel-a] \\
-        [--json OUT.json] [--figure OUT.png] [--batch-size 16] \\
-        [--misfit] [--refine N] [--physics-limit 8]
-
-``--model`` is a pretrained name (``epic.flatvel-a``), a Hub-format folder, a
-Lightning ``.ckpt`` or a run folder holding one. ``--data`` is an epic_zoo
-HDF5 shard, split folder (``.../flatvel-a/test``) or dataset folder (its
-``test/`` split is used), or a folder of OpenFWI ``.npy`` pairs (every pair
-present, unless ``--split``).
+The command line ``python -m epic_zoo.evaluate`` (:mod:`epic_zoo.evaluate`)
+is a thin shell around :func:`evaluate_model` and :func:`open_data`; scripts
+and other modules import this module, never the CLI.
 
 Metrics follow :func:`epic_zoo.metrics.inversion_metrics`: ``mae`` and
 ``rmse`` on the normalised ``[-1, 1]`` velocity scale, ``mae_ms`` /
@@ -34,11 +26,7 @@ default 8):
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-import epic_zoo
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
@@ -58,7 +46,6 @@ from epic_zoo.data.geometry import (
 )
 from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
-from epic_zoo.data.timeaxis import config_time_stride
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
 from epic_zoo.hardware.payload import raw_payload_bytes
 from epic_zoo.metrics import inversion_metrics
@@ -72,17 +59,14 @@ REFINE_METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "mae", 
 """What the ``refine`` record reports ``before`` and ``after`` the refinement."""
 
 
-def model_time_stride(model: nn.Module) -> int:
-    """Time decimation the model was trained with (ms between its input samples).
+def model_contract(model: nn.Module) -> InputContract | None:
+    """The input contract stored with ``model``'s weights (``model.contract``), ``None`` if unknown.
 
-    From ``model.pretrained_cfg["time_stride"]`` when loaded from the Hub
-    format, else from ``model.config["time_samples"]`` by
-    :func:`epic_zoo.data.timeaxis.config_time_stride` (``ValueError`` where
-    several strides keep that many samples).
+    Set by :func:`epic_zoo.models.load_model` from the Hub ``config.json`` or
+    the checkpoint's datamodule record; a freshly built model has none, and
+    is evaluated on data at their own stored time sampling.
     """
-    stride = (getattr(model, "pretrained_cfg", None) or {}).get("time_stride")
-    samples = getattr(model, "config", {}).get("time_samples", NT)
-    return config_time_stride({"time_stride": stride, "time_samples": samples})
+    return getattr(model, "contract", None)
 
 
 def payload_info(model: nn.Module) -> dict[str, Any]:
@@ -114,9 +98,11 @@ def payload_info(model: nn.Module) -> dict[str, Any]:
 
 def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
     """Normalised dataset for ``model``: raw readers are wrapped in :class:`FWIDataset`
-    with the model's time stride; datasets of dict items pass through."""
+    at the time stride of the model's input contract (the data's own where the
+    model has none); datasets of dict items pass through."""
     if isinstance(data, ShardedArrays):
-        return FWIDataset(data, time_stride=model_time_stride(model))
+        contract = model_contract(model)
+        return FWIDataset(data, time_stride=contract.time_stride if contract else None)
     return data
 
 
@@ -124,10 +110,8 @@ def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
     expected = getattr(model, "config", {}).get("time_samples")
     got = getattr(dataset, "time_samples", None)
     if expected is not None and got is not None and int(expected) != int(got):
-        try:
-            stride = str(model_time_stride(model))
-        except ValueError:  # a count several strides keep
-            stride = "S"
+        contract = model_contract(model)
+        stride = str(contract.time_stride) if contract is not None else "S"
         raise ValueError(
             f"the model takes {expected} time samples per record, the data give {got}; "
             "evaluate on data with the model's time stride (`python -m epic_zoo.data generate "
@@ -429,15 +413,16 @@ def reproduce_pretrained(
     ``full=False`` uses the entry's ``check`` (its first ``num`` test samples, a
     few seconds); ``full=True`` the whole recorded test split against
     ``metrics``. The model is loaded the way users load it
-    (:func:`epic_zoo.hub.load_pretrained`).
+    (:func:`epic_zoo.models.load_model`).
 
     Returns:
         ``{"name", "num", "measured", "recorded", "failures"}``; ``failures`` is
         empty when every metric is within :data:`REPRODUCE_TOLERANCE`.
     """
-    from epic_zoo import hub
+    from epic_zoo.models.factory import load_model
+    from epic_zoo.weights.registry import get_pretrained_info
 
-    info = hub.get_pretrained_info(name, registry)
+    info = get_pretrained_info(name, registry)
     if full:
         num, recorded = info.data.get("test"), info.metrics
         if not num:
@@ -446,7 +431,7 @@ def reproduce_pretrained(
         if not info.check:
             raise ValueError(f"{name}: the registry entry has no 'check' record to reproduce")
         num, recorded = info.check["num"], info.check["metrics"]
-    model = hub.load_pretrained(name, registry=registry, map_location=device)
+    model = load_model(name, registry=registry, map_location=device)
     measured = regenerated_test_metrics(
         model, info.dataset, info.data, int(num), root, device=device
     )
@@ -460,16 +445,8 @@ def reproduce_pretrained(
 
 
 # ---------------------------------------------------------------------------
-# command line helpers
+# data and figures
 # ---------------------------------------------------------------------------
-
-
-def load_model(name_or_path: str, *, map_location: str = "cpu") -> nn.Module:
-    """A model from any spec :func:`epic_zoo.hub.load_model` accepts (pretrained name,
-    Hub-format folder or its ``.safetensors``, ``hf-hub:ORG/REPO``, ``.ckpt``, run folder)."""
-    from epic_zoo.hub import load_model as load
-
-    return load(name_or_path, map_location=map_location)[0]
 
 
 def open_data(
@@ -523,177 +500,3 @@ def save_panels(
         titles=[f"sample {it['index']}" for it in items],
     )
     return save_figure(fig, path)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m epic_zoo.evaluate",
-        description="Evaluate a model (pretrained name, Hub folder, .ckpt or run folder) on FWI data.",
-    )
-    parser.add_argument(
-        "--model", required=True, help="pretrained name, Hub-format folder, .ckpt or run folder"
-    )
-    parser.add_argument(
-        "--data", required=True, help="epic_zoo HDF5 file/folder or OpenFWI .npy folder"
-    )
-    parser.add_argument("--dataset", help="dataset name for .npy folders (e.g. flatvel-a)")
-    parser.add_argument(
-        "--split", choices=("train", "test"), help="official files (.npy) / split folder to use"
-    )
-    parser.add_argument("--json", help="write the results to this JSON file")
-    parser.add_argument("--figure", help="write a velocity-map panel PNG of the first samples")
-    parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (16)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
-    parser.add_argument(
-        "--misfit",
-        action="store_true",
-        help="also report the data misfit of the predicted maps (wave-equation simulation)",
-    )
-    parser.add_argument(
-        "--refine",
-        type=int,
-        default=0,
-        metavar="N",
-        help="refine the predictions with N full-waveform-inversion iterations, report before/after",
-    )
-    parser.add_argument(
-        "--physics-limit",
-        type=int,
-        default=PHYSICS_LIMIT,
-        metavar="K",
-        help=f"--misfit / --refine cover only the first K samples ({PHYSICS_LIMIT}; slow on a CPU)",
-    )
-    return parser
-
-
-def _check_writable(path: str | Path, flag: str) -> None:
-    """Raise ``ValueError`` if ``path`` cannot be written (checked before any work)."""
-    path = Path(path)
-    existed = path.exists()
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(f"{path} is a folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as err:
-        raise ValueError(
-            f"{flag} {path}: cannot write there ({err.strerror or err}); pick a writable file path"
-        ) from err
-    if not existed:
-        path.unlink()
-
-
-def _check_arguments(args: argparse.Namespace) -> None:
-    """Bad names, counts and output paths as one-line errors, before loading or computing."""
-    from epic_zoo.data.catalog import DATASETS, get_dataset
-
-    if args.dataset is not None:
-        try:
-            args.dataset = get_dataset(args.dataset).name
-        except KeyError:
-            raise ValueError(
-                f"--dataset {args.dataset!r} is not a dataset; use one of {', '.join(DATASETS)}"
-            ) from None
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit {args.limit}: evaluate at least 1 sample (or omit --limit)")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
-    for flag, path in (("--json", args.json), ("--figure", args.figure)):
-        if path:
-            _check_writable(path, flag)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m epic_zoo.evaluate``; expected failures are one line, exit 2."""
-    args = build_parser().parse_args(argv)
-    from safetensors import SafetensorError
-
-    from epic_zoo.hub import (
-        HubFormatError,
-        PretrainedUnavailableError,
-        UnknownPretrainedError,
-        check_device,
-    )
-
-    try:
-        _check_arguments(args)
-        check_device(args.device)
-        model = load_model(args.model, map_location=args.device)
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        source = open_data(args.data, args.dataset or cfg.get("dataset"), args.split)
-        dataset = FWIDataset(source, time_stride=model_time_stride(model))
-        results = evaluate_model(
-            model,
-            dataset,
-            batch_size=args.batch_size,
-            device=args.device,
-            limit=args.limit,
-            progress=True,
-            misfit=args.misfit,
-            refine_iterations=args.refine,
-            physics_limit=args.physics_limit,
-        )
-    except (
-        UnknownPretrainedError,
-        HubFormatError,
-        PretrainedUnavailableError,
-        ValueError,
-        FileNotFoundError,
-        SafetensorError,
-    ) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    data_name = dataset.dataset_name
-    if cfg.get("dataset") and cfg["dataset"] != data_name:
-        print(
-            f"note: {args.model} was trained on {cfg['dataset']}, the data are {data_name}",
-            file=sys.stderr,
-        )
-    record = {
-        "model": args.model,
-        "architecture": model.config.get("name"),
-        "data": str(args.data),
-        "dataset": data_name,
-        "time_stride": dataset.time_stride,
-        **results,
-        "epic_zoo_version": epic_zoo.__version__,
-        "torch_version": torch.__version__,
-        "device": str(args.device),
-    }
-    print(f"{args.model} on {data_name} ({results['num_samples']} samples, {args.data}):")
-    for key in METRIC_KEYS:
-        print(f"  {key:13s} {results[key]:10.4f}")
-    ratio = results["raw_bytes_per_device"] / results["payload_bytes_per_device"]
-    print(
-        f"  payload       {results['payload_bytes_per_device']:10d} bytes/device/sample "
-        f"({results['payload_kind']}; raw {results['raw_bytes_per_device']}, {ratio:.0f}x smaller)"
-    )
-    if "misfit" in results:
-        devices = " ".join(f"{v:.4f}" for v in results["misfit_per_device"])
-        print(
-            f"  misfit        {results['misfit']:10.4f} (data misfit, first "
-            f"{results['misfit_samples']} samples; per device {devices})"
-        )
-    if "refine" in results:
-        ref = results["refine"]
-        print(
-            f"refinement: {ref['iterations']} FWI iterations on the first {ref['samples']} "
-            f"samples, {ref['seconds']:.1f} s"
-        )
-        print(f"  {'':13s} {'before':>10s} {'after':>10s}")
-        for key in REFINE_METRIC_KEYS:
-            print(f"  {key:13s} {ref['before'][key]:10.4f} {ref['after'][key]:10.4f}")
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {out}")
-    if args.figure:
-        print(f"wrote {save_panels(model, dataset, args.figure, device=args.device)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

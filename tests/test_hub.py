@@ -566,7 +566,7 @@ def test_cli_exports_a_run_folder_and_registers_it(
 
 
 def test_card_leads_with_mae_beside_the_mean_map_and_the_budget() -> None:
-    from epic_zoo.hub.card import headline_lines
+    from epic_zoo.weights.card import headline_lines
 
     record = {
         "test": 200,
@@ -591,7 +591,7 @@ def test_card_leads_with_mae_beside_the_mean_map_and_the_budget() -> None:
 
 
 def test_data_record_keeps_the_recipe_residual_setting() -> None:
-    from epic_zoo.hub.runs import data_record
+    from epic_zoo.hub.export import data_record
 
     dm = {"dataset": "style-a", "profile": "tiny", "seed": 0, "time_stride": 4, "limit": None}
     residuals = {"p": 0.5, "num": 48, "scale": [0.5, 1.5]}

@@ -15,8 +15,9 @@ folder holds this class. ``save_pretrained`` of a loaded model rewrites its
 folder byte for byte (weights and ``config.json``); a model trained here needs
 ``dataset=`` (it fixes the normalisation the weights expect).
 
-Only the hub's lower layer is used (folder format, registry, spec
-resolution); the loading itself is :func:`epic_zoo.models.factory.from_pretrained`.
+Only the weights-format layer (:mod:`epic_zoo.weights`: folder format,
+registry, spec resolution) is used; the loading itself is
+:func:`epic_zoo.models.factory.load_model`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Any
 
 from huggingface_hub import PyTorchModelHubMixin
 
-from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
-from epic_zoo.hub.registry import read_registry
+from epic_zoo.data.contract import InputContract
 from epic_zoo.models.factory import from_pretrained
+from epic_zoo.weights.folder import save_hub_folder, write_hub_folder
+from epic_zoo.weights.registry import read_registry
 
 
 class HubMixin(
@@ -43,6 +45,10 @@ class HubMixin(
 
     pretrained_cfg: dict[str, Any] | None = None
     """``config.json`` of the folder the weights came from (``None`` for a fresh model)."""
+    contract: InputContract | None = None
+    """The records the weights expect (``None`` for a fresh model or unknown)."""
+    source: dict[str, Any] | None = None
+    """Where the weights came from (:func:`epic_zoo.models.load_model`; ``None`` for a fresh model)."""
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -98,7 +104,9 @@ class HubMixin(
                 self,
                 save_directory,
                 dataset=dataset,
-                time_stride=loaded.get("time_stride"),
+                contract=self.contract
+                if self.contract is not None and dataset == self.contract.dataset
+                else None,
                 record={**(loaded.get("record") or {}), **dict(config or {}), **dict(record or {})},
                 metrics=metrics if metrics is not None else loaded.get("metrics"),
                 repo_id=repo_id,

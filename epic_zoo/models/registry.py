@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from epic_zoo.hub.registry import list_pretrained  # noqa: F401  (re-exported: one home)
+from epic_zoo.weights.registry import list_pretrained  # noqa: F401  (re-exported: one home)
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from epic_zoo.hub.files import DEFAULT_LICENSE
+from epic_zoo.data.contract import read_contract
+from epic_zoo.weights.files import DEFAULT_LICENSE
 
 PIPELINE_TAG = "image-to-image"
 """Hub task of every card: a 2-D array of records in, a 2-D velocity map out."""
@@ -113,6 +114,7 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
     metrics = config.get("metrics") or {}
     record = config.get("record") or {}
     superseded = record.get("superseded")
+    contract = read_contract(config, what=config.get("name", "the config"))
     tags = ["pytorch", "safetensors", "epic_zoo", "full-waveform-inversion", "seismic"]
     tags += ["openfwi", config["architecture"]] + (["superseded"] if superseded else [])
     results = eval_results(config)
@@ -170,7 +172,7 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
         "",
         "| field | value |",
         "|---|---|",
-        f"| time stride | {config['time_stride']} ({config['time_samples']} time samples) |",
+        f"| time stride | {contract.time_stride} ({contract.time_samples} time samples) |",
         f"| parameters | {config['params']:,} |",
         f"| payload bytes per device per sample | {config.get('payload_bytes')} |",
         f"| epic_zoo version | {config['epic_zoo_version']} |",

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import epic_zoo
-from epic_zoo.hub.errors import HubFormatError, UnknownPretrainedError
-from epic_zoo.hub.files import (
+from epic_zoo.weights.errors import HubFormatError, UnknownPretrainedError
+from epic_zoo.weights.files import (
     DEFAULT_LICENSE,
     WEIGHTS_NAME,
     atomic_write_text,

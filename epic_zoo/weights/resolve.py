@@ -25,9 +25,9 @@ from huggingface_hub.errors import (
 )
 
 import epic_zoo
-from epic_zoo.hub.errors import ChecksumError, PretrainedUnavailableError
-from epic_zoo.hub.files import CONFIG_NAME, HUB_FILES, WEIGHTS_NAME
-from epic_zoo.hub.registry import PretrainedInfo, default_registry_path, get_pretrained_info
+from epic_zoo.weights.errors import ChecksumError, PretrainedUnavailableError
+from epic_zoo.weights.files import CONFIG_NAME, HUB_FILES, WEIGHTS_NAME
+from epic_zoo.weights.registry import PretrainedInfo, default_registry_path, get_pretrained_info
 
 
 def hf_cache_dir(cache_dir: str | Path | None = None) -> Path:
