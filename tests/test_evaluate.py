@@ -94,14 +94,6 @@ def test_cli_writes_json_and_figure(
     assert "ssim_openfwi" in printed and "bytes/device/sample" in printed
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_misfit_matches_the_raw_records(tiny_dataset_dir: Path, one_thread: None) -> None:
     from epic_zoo.wave_physics import data_misfit
 

@@ -18,10 +18,16 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from epic_zoo.models.builder import SupersededWeightsWarning, check_architecture, check_device
+from epic_zoo.models.builder import (
+    SupersededWeightsWarning,
+    build_from_folder,
+    build_from_source,
+    check_architecture,
+    check_device,
+)
 from epic_zoo.models.factory import load_model as _load_model
 from epic_zoo.weights.files import DEFAULT_LICENSE
-from epic_zoo.weights.spec import HF_HUB_PREFIX, hub_spec
+from epic_zoo.weights.spec import HF_HUB_PREFIX, hub_spec, pretrained_source
 
 __all__ = [
     "HF_HUB_PREFIX",
@@ -57,16 +63,35 @@ def load_model(spec: str | Path, **kwargs: Any) -> tuple[nn.Module, dict[str, An
     return model, meta
 
 
-def load_pretrained(name: str, **kwargs: Any) -> nn.Module:
+def load_pretrained(
+    name: str,
+    *,
+    map_location: str | torch.device = "cpu",
+    registry: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    **model_kwargs: Any,
+) -> nn.Module:
     """Deprecated: use ``epic_zoo.models.load_model(name)`` or ``create_model(name, pretrained=True)``."""
     _deprecated("epic_zoo.hub.load_pretrained", "epic_zoo.models.load_model(name)")
-    return _load_model(name, **kwargs)
+    source = pretrained_source(
+        name,
+        registry=registry,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        endpoint=endpoint,
+        token=token,
+    )
+    return build_from_source(source, map_location=map_location, **model_kwargs)
 
 
 def load_hub_folder(folder: str | Path, **kwargs: Any) -> nn.Module:
-    """Deprecated: use ``epic_zoo.models.load_model(folder)``."""
+    """Deprecated: use ``epic_zoo.models.load_model(folder)`` (arguments as before:
+    ``map_location``, ``sha256``, ``what``, ``expected``, constructor arguments)."""
     _deprecated("epic_zoo.hub.load_hub_folder", "epic_zoo.models.load_model(folder)")
-    return _load_model(str(folder), **kwargs)
+    return build_from_folder(folder, **kwargs)
 
 
 def model_from_checkpoint(
