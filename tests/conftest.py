@@ -124,3 +124,7 @@ TINY_EPIC = {
 
 Import it as ``from conftest import TINY_EPIC`` (tests/ is on ``sys.path``).
 """
+
+
+pytest_plugins = ["tests.hubfake"]
+"""The loopback Hub and its fixtures (``env``, ``fake_hub``, ``folder``) for tests/weights and tests/hub."""
