@@ -39,17 +39,15 @@ from epic_zoo.data.contract import InputContract
 from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
-    NT,
     V_MAX,
     V_MIN,
-    receiver_split,
 )
 from epic_zoo.data.openfwi import OpenFWIFolder, infer_dataset
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays
 from epic_zoo.data.transforms import denormalize_seismic, denormalize_velocity, normalize_velocity
-from epic_zoo.hardware.payload import raw_payload_bytes
 from epic_zoo.metrics import inversion_metrics
 from epic_zoo.tables import LEAD_METRICS
+from epic_zoo.wire import link_bytes
 
 METRIC_KEYS: tuple[str, ...] = LEAD_METRICS
 """Metrics :func:`evaluate_model` reports, in table order (see the module docstring for scales)."""
@@ -70,30 +68,17 @@ def model_contract(model: nn.Module) -> InputContract | None:
 
 
 def payload_info(model: nn.Module) -> dict[str, Any]:
-    """Bytes per device per sample on the device -> centre link.
+    """Bytes per device per sample on the device -> centre link (:func:`epic_zoo.wire.link_bytes`).
 
     Distributed models send ``model.payload_bytes()`` (quantised latent,
-    header and checksum included). Centralised models send each device's raw
-    float32 records ``[5, T, n_k]``
-    (:func:`epic_zoo.hardware.payload.raw_payload_bytes`), the largest
-    device's count reported.
+    header and checksum included); centralised models send each device's raw
+    float32 records ``[5, T, n_k]``, the largest device's count reported.
 
     Returns:
         ``{"payload_bytes_per_device", "raw_bytes_per_device", "payload_kind"}``
         with kind ``"latent"`` or ``"raw"``.
     """
-    config = getattr(model, "config", {})
-    time_samples = int(config.get("time_samples", NT))
-    num_devices = int(config.get("num_devices", DEFAULT_NUM_DEVICES))
-    receivers = max(len(r) for r in receiver_split(num_devices))
-    raw = raw_payload_bytes(time_samples, receivers, "float32")
-    if hasattr(model, "payload_bytes"):
-        return {
-            "payload_bytes_per_device": int(model.payload_bytes()),
-            "raw_bytes_per_device": raw,
-            "payload_kind": "latent",
-        }
-    return {"payload_bytes_per_device": raw, "raw_bytes_per_device": raw, "payload_kind": "raw"}
+    return link_bytes(model)
 
 
 def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:

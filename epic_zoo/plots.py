@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from epic_zoo.data.geometry import DX, NX, NZ, V_MAX, V_MIN
+from epic_zoo.tables import LEARNS_RATIO
 
 
 def velocity_panels(
@@ -93,7 +94,6 @@ def learning_curve_figure(
             as a dashed line with the "learns" threshold (0.6 x) beside it.
         title: figure title.
     """
-    from epic_zoo.models.baselines import LEARNS_RATIO
 
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     FigureCanvasAgg(fig)

@@ -266,3 +266,41 @@ def test_clis_do_not_import_each_other(cli: str, other: str) -> None:
         pytest.skip("one package")
     lines = [line for t, line in _imports(source, top_level_only=False) if t == target]
     assert not lines, f"{source} imports the {other} CLI ({target}) at lines {lines}"
+
+
+def test_one_home_for_bytes_on_the_wire() -> None:
+    """Raw record sizes and "is this model distributed?" are defined once, in epic_zoo.wire."""
+    homes: dict[str, list[str]] = {"is_distributed": [], "raw_payload_bytes": [], "link_bytes": []}
+    ad_hoc = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in homes:
+                homes[node.name].append(module)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "hasattr"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value == "payload_bytes"
+            ):
+                ad_hoc.append(f"{module}:{node.lineno}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id == "DistributedModel"
+                and module != "epic_zoo.models.distributed"
+            ):
+                ad_hoc.append(f"{module}:{node.lineno}")
+    assert homes == {k: ["epic_zoo.wire"] for k in homes}, homes
+    assert not ad_hoc, f"ad-hoc 'is distributed' tests (use epic_zoo.wire.is_distributed): {ad_hoc}"
+    assert not [t for t, _ in _imports("epic_zoo.wire", top_level_only=False) if "models" in t]
+
+
+def test_plots_do_not_reach_up_to_the_models() -> None:
+    bad = [t for t, _ in _imports("epic_zoo.plots", top_level_only=False) if "models" in t]
+    assert not bad, f"epic_zoo.plots imports {bad}"

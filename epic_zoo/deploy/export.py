@@ -50,12 +50,12 @@ from epic_zoo.data.contract import InputContract, read_contract
 from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, receiver_split
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.records import pack_records
-from epic_zoo.hardware.payload import is_distributed
 from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
 from epic_zoo.provenance import utc_now
 from epic_zoo.weights.files import file_sha256
+from epic_zoo.wire import is_distributed
 
 FORMAT: str = "epic_zoo.deploy"
 FORMAT_VERSION: int = 1

@@ -49,6 +49,7 @@ from epic_zoo.weights.files import (
     atomic_write_text,
     read_json,
 )
+from epic_zoo.wire import is_distributed
 
 
 def normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -155,7 +156,7 @@ def build_config(
         "contract": contract.as_dict(),
         "geometry": Geometry().as_dict(),
         "params": int(sum(p.numel() for p in model.parameters())),
-        "payload_bytes": int(model.payload_bytes()) if hasattr(model, "payload_bytes") else None,
+        "payload_bytes": int(model.payload_bytes()) if is_distributed(model) else None,
         "metrics": normalise_metrics(metrics or {}),
         "record": dict(record or {}),
         "epic_zoo_version": epic_zoo.__version__,
