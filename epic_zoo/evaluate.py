@@ -149,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_arguments(args)
         check_device(args.device)
         model = load(args.model, map_location=args.device)
-        contract = model_contract(model)
-        trained_on = contract.dataset if contract is not None else None
+        stored = model_contract(model)
+        trained_on = stored.dataset if stored is not None else None
         source = open_data(args.data, args.dataset or trained_on, args.split)
+        contract = stored or model_contract(model, str(source.attrs["dataset"]))
         dataset = FWIDataset(source, time_stride=contract.time_stride if contract else None)
         results = evaluate_model(
             model,

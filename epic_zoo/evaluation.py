@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from epic_zoo.data.contract import InputContract
+from epic_zoo.data.contract import InputContract, read_contract
 from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
@@ -57,14 +57,25 @@ REFINE_METRIC_KEYS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "mae", 
 """What the ``refine`` record reports ``before`` and ``after`` the refinement."""
 
 
-def model_contract(model: nn.Module) -> InputContract | None:
-    """The input contract stored with ``model``'s weights (``model.contract``), ``None`` if unknown.
+def model_contract(model: nn.Module, dataset: str | None = None) -> InputContract | None:
+    """The input contract of ``model``'s weights, ``None`` if it cannot be known.
 
-    Set by :func:`epic_zoo.models.load_model` from the Hub ``config.json`` or
-    the checkpoint's datamodule record; a freshly built model has none, and
-    is evaluated on data at their own stored time sampling.
+    ``model.contract`` where :func:`epic_zoo.models.load_model` set it (Hub
+    ``config.json``, the checkpoint's datamodule record); for a freshly built
+    model, the one :func:`epic_zoo.data.contract.read_contract` gives for
+    ``dataset`` records of the model's ``time_samples`` (``None`` without a
+    dataset, or where several strides keep that many samples).
     """
-    return getattr(model, "contract", None)
+    contract = getattr(model, "contract", None)
+    if contract is not None or dataset is None:
+        return contract
+    try:
+        return read_contract(
+            {"dataset": dataset, "model_kwargs": dict(getattr(model, "config", {}))},
+            what=type(model).__name__,
+        )
+    except ValueError:
+        return None
 
 
 def payload_info(model: nn.Module) -> dict[str, Any]:
@@ -86,7 +97,7 @@ def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
     at the time stride of the model's input contract (the data's own where the
     model has none); datasets of dict items pass through."""
     if isinstance(data, ShardedArrays):
-        contract = model_contract(model)
+        contract = model_contract(model, str(data.attrs["dataset"]))
         return FWIDataset(data, time_stride=contract.time_stride if contract else None)
     return data
 
@@ -95,7 +106,7 @@ def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
     expected = getattr(model, "config", {}).get("time_samples")
     got = getattr(dataset, "time_samples", None)
     if expected is not None and got is not None and int(expected) != int(got):
-        contract = model_contract(model)
+        contract = model_contract(model, getattr(dataset, "dataset_name", None))
         stride = str(contract.time_stride) if contract is not None else "S"
         raise ValueError(
             f"the model takes {expected} time samples per record, the data give {got}; "

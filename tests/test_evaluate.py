@@ -195,11 +195,11 @@ def test_compare_metrics_tolerance() -> None:
     assert [f.split(":")[0] for f in failures] == ["ssim", "mae"]
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_recorded_check_reproduces_on_regenerated_data(
     tiny_dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Metrics recorded on the original tiny test split are met on a regeneration of it."""
-    torch.set_num_threads(1)
     folder = hub.save_hub_folder(
         tiny_epic(), tmp_path / "checkpoints" / "epic.flatvel-a", dataset="flatvel-a"
     )
@@ -231,7 +231,11 @@ def test_raw_readers_are_read_at_the_model_contract_stride(tiny_dataset_dir: Pat
     split = H5Split(tiny_dataset_dir / "test")
     model = ZeroVelocity()
     assert evaluation.model_contract(model) is None
-    assert evaluation.as_dataset(split, model).time_stride == 4  # the data's own
+    # a fresh model: the contract's reader derives it from the model's time_samples
+    assert evaluation.model_contract(model, "flatvel-a") == InputContract.make("flatvel-a", 4)
+    model.config["time_samples"] = 5  # kept by every stride from 200 to 249 ms: unknown
+    assert evaluation.model_contract(model, "flatvel-a") is None
+    assert evaluation.as_dataset(split, model).time_stride == 4  # then the data's own
     model.contract = InputContract.make("flatvel-a", 8)
     model.config["time_samples"] = 125
     assert evaluation.as_dataset(split, model).time_samples == 125

@@ -20,6 +20,7 @@ from conftest import TINY_EPIC
 from huggingface_hub import HfApi
 
 from epic_zoo import hub
+from epic_zoo.hub import cli as hub_cli
 from epic_zoo.models import create_model
 from tests.hubfake import (
     NAME,
@@ -94,7 +95,7 @@ def test_train_push_dry_run_then_upload_round_trip(
     x, expected = tiny_run.x, tiny_run.expected
     out = tmp_path / "export"
     args = ["push", str(tiny_run.dir), "--repo-id", REPO, "--dry-run", "--out", str(out)]
-    assert hub.main(args) == 0
+    assert hub_cli.main(args) == 0
     printed = capsys.readouterr().out
     assert f"would upload {out} -> {REPO}@main" in printed and hub.WEIGHTS_NAME in printed
     assert fake_hub.requests == []
@@ -134,7 +135,7 @@ def test_train_push_dry_run_then_upload_round_trip(
 def test_export_zoo_commits_weights_with_a_reproducible_check(
     env: types.SimpleNamespace, tiny_run: types.SimpleNamespace, tmp_path: Path
 ) -> None:
-    from epic_zoo.evaluate import reproduce_pretrained
+    from epic_zoo.evaluation import reproduce_pretrained
 
     spec = importlib.util.spec_from_file_location(
         "export_zoo", REPO_REGISTRY.parent / "export_zoo.py"
@@ -160,16 +161,16 @@ def test_cli_list_and_pull(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     publish_and_register(fake_hub, folder, env.registry)
-    assert hub.main(["list"]) == 0
+    assert hub_cli.main(["list"]) == 0
     assert re.search(
         r"epic.flatvel-a\s+flatvel-a\s+300.0\s+-\s+-\s+-\s+0.480\s+-\s+\d+.*hub",
         capsys.readouterr().out,
     )
-    assert hub.main(["pull", NAME]) == 0
+    assert hub_cli.main(["pull", NAME]) == 0
     assert "downloaded, sha256 verified" in capsys.readouterr().out
-    assert hub.main(["pull", NAME]) == 0
+    assert hub_cli.main(["pull", NAME]) == 0
     assert "already cached" in capsys.readouterr().out
-    assert hub.main(["pull", "epic.nope"]) == 2
+    assert hub_cli.main(["pull", "epic.nope"]) == 2
     assert "unknown pretrained weights 'epic.nope'" in capsys.readouterr().err
 
 
@@ -186,7 +187,7 @@ def test_cli_exports_a_run_folder_and_registers_it(
     (run / "results.json").write_text(json.dumps(results))
     out = env.checkpoints / "epic.flatvel-a"
     argv = ["export", str(run), "--out", str(out), "--register", "--repo-id", REPO]
-    assert hub.main(argv) == 0
+    assert hub_cli.main(argv) == 0
     entry = hub.get_pretrained_info(NAME)
     assert entry.local == "epic.flatvel-a" and entry.repo_id == REPO
     assert entry.metrics == pytest.approx({"ssim": 0.25, "mae": 0.3})

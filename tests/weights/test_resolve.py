@@ -258,14 +258,14 @@ def test_committed_registry_is_consistent() -> None:
             assert hub.file_sha256(weights) == info.sha256, f"{name}: committed file differs"
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("name", _committed())
 def test_committed_weights_load_offline_and_reproduce(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fresh clone, no network, empty HF cache: the user path loads and matches the record."""
-    from epic_zoo.evaluate import reproduce_pretrained
+    from epic_zoo.evaluation import reproduce_pretrained
 
-    torch.set_num_threads(1)
     monkeypatch.delenv(hub.CHECKPOINTS_ENV, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     go_offline(monkeypatch)
