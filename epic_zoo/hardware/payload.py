@@ -26,11 +26,11 @@ from torch import nn
 
 from epic_zoo.data.geometry import NUM_SOURCES
 from epic_zoo.models.codec import unpack_payload
-from epic_zoo.wire import (  # the wire arithmetic's one home, re-exported for the teacher's callers
-    is_distributed,
-    model_receivers,
-    raw_dtype,
-)
+from epic_zoo.wire import RAW_DTYPES as RAW_DTYPES  # re-exported: epic_zoo.wire is the home
+from epic_zoo.wire import is_distributed as is_distributed
+from epic_zoo.wire import model_receivers as model_receivers
+from epic_zoo.wire import raw_dtype
+from epic_zoo.wire import raw_payload_bytes as raw_payload_bytes
 
 RAW_BYTES_PER_VALUE: int = 4
 """Bytes per value of float32 raw records (the default raw format)."""
