@@ -1,6 +1,6 @@
 """The registry of published weights (``checkpoints/registry.json``).
 
-Lower layer: maps a pretrained name such as ``epic.flatvel-a`` to its Hub repo
+Weights-format layer (below the models): maps a pretrained name such as ``epic.flatvel-a`` to its Hub repo
 id, pinned revision, the sha256 of each functional file (``config.json`` and
 ``model.safetensors``), metrics, data profile and (when committed) a local
 folder. Never builds a model.

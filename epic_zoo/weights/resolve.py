@@ -1,6 +1,6 @@
 """Where weights come from: committed folder -> Hugging Face cache -> Hub download.
 
-Lower layer: finds and verifies files, never builds a model.
+Weights-format layer (below the models): finds and verifies files, never builds a model.
 :func:`resolve_pretrained` resolves a registered name in this order; every
 copy's functional files (``config.json`` and ``model.safetensors``) are checked
 against the registry's sha256 before use, and a download that fails the check

@@ -1,6 +1,6 @@
 """Model specs -> the files that hold them; builds nothing.
 
-Lower layer. :func:`resolve_spec` turns anything a user can pass as a model
+Weights-format layer (below the models). :func:`resolve_spec` turns anything a user can pass as a model
 (a pretrained name, a Hub-format folder or its ``model.safetensors``,
 ``hf-hub:ORG/REPO[@REVISION]``, a Lightning ``.ckpt``, a run folder) into a
 :class:`WeightsSource`: the verified Hub-format folder or the checkpoint to
