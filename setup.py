@@ -3,7 +3,7 @@
 Everything else is configured in ``pyproject.toml``. The repository keeps the
 zoo at the top level (``checkpoints/registry.json`` + one Hub-format folder per
 committed weight); the wheel carries the same files as package data under
-``epic_zoo/checkpoints/``, where :func:`epic_zoo.hub.default_registry_path`
+``epic_zoo/checkpoints/``, where :func:`epic_zoo.weights.registry.default_registry_path`
 finds them, so ``pip install`` gives a working offline zoo. Only the registry
 and the three files of each committed Hub folder are copied (no scripts).
 """

@@ -11,7 +11,7 @@ pretrained=True)``: committed folder, else Hugging Face cache, else the pinned
 Hub revision), its test data are regenerated from the recorded data profile
 (dataset, seed, time stride, storage dtype, generator version), and the
 metrics are compared with the record within
-:data:`epic_zoo.evaluate.REPRODUCE_TOLERANCE` (SSIM within 0.005; MAE and RMSE
+:data:`epic_zoo.evaluation.REPRODUCE_TOLERANCE` (SSIM within 0.005; MAE and RMSE
 within 2 % or 0.002 on the normalised scale). Regenerated data are cached
 under ``--root`` (default ``$EPIC_ZOO_DATA/check`` or
 ``~/.cache/epic_zoo/data/check``), so a second run only evaluates.
@@ -31,7 +31,7 @@ import torch
 
 from epic_zoo import hub
 from epic_zoo.data.store import resolve_root
-from epic_zoo.evaluate import reproduce_pretrained
+from epic_zoo.evaluation import reproduce_pretrained
 
 
 def main(argv: list[str] | None = None) -> int:

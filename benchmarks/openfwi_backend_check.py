@@ -92,8 +92,8 @@ def simulate_folder(
 
 def load(spec: str):
     """The model behind ``spec``, its recorded test metrics and training-split size."""
-    from epic_zoo.evaluate import load_model
     from epic_zoo.hub import get_pretrained_info, list_pretrained
+    from epic_zoo.models import load_model
     from epic_zoo.run_layout import RESULTS_FILE
 
     model = load_model(spec)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     datasets = list(DATASET_NAMES) if args.datasets == ["all"] else args.datasets
-    from epic_zoo.evaluate import evaluate_model
+    from epic_zoo.evaluation import evaluate_model
 
     rows = []
     for dataset in datasets:

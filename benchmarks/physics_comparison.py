@@ -12,7 +12,7 @@ with the same data, batch size, epochs and seed:
   on the unlabelled half first, :class:`~epic_zoo.tasks.physics_inversion.PhysicsInversionTask`).
 
 Each run's best checkpoint (by validation MAE, the one the runner tests) is
-scored with :func:`epic_zoo.evaluate.evaluate_model`, the function behind
+scored with :func:`epic_zoo.evaluation.evaluate_model`, the function behind
 ``python -m epic_zoo.evaluate``: SSIM, MAE, and the raw relative data misfit
 (all shots, whole record) on the first ``--misfit-samples`` test samples.
 Then ``epic``'s predictions of the first ``--refine-samples`` test samples
@@ -92,7 +92,8 @@ from epic_zoo.data.datamodule import FWIDataModule  # noqa: E402
 from epic_zoo.data.generate import ensure_data  # noqa: E402
 from epic_zoo.data.profiles import Profile  # noqa: E402
 from epic_zoo.data.store import H5Split, profile_root  # noqa: E402
-from epic_zoo.evaluate import evaluate_model, load_model  # noqa: E402
+from epic_zoo.evaluation import evaluate_model  # noqa: E402
+from epic_zoo.models import load_model  # noqa: E402
 from epic_zoo.provenance import cpu_name, git_commit  # noqa: E402
 from epic_zoo.run import (  # noqa: E402
     config_dir,

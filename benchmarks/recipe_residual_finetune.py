@@ -42,7 +42,8 @@ from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.openfwi import OpenFWIFolder
 from epic_zoo.data.residuals import add_recipe_residuals, recipe_residuals
 from epic_zoo.data.store import H5Split
-from epic_zoo.evaluate import evaluate_model, load_model
+from epic_zoo.evaluation import evaluate_model
+from epic_zoo.models import load_model
 
 
 def data_dir(dataset: str) -> str:

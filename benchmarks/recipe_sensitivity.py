@@ -31,7 +31,8 @@ import torch
 
 from epic_zoo.data.openfwi import OpenFWIFolder
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
-from epic_zoo.evaluate import as_dataset, load_model
+from epic_zoo.evaluation import as_dataset
+from epic_zoo.models import load_model
 
 
 def tensors(

@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from epic_zoo import hub
-from epic_zoo.evaluate import METRIC_KEYS, regenerated_test_metrics
+from epic_zoo.evaluation import METRIC_KEYS, regenerated_test_metrics
+from epic_zoo.models import load_model
 
 HERE = Path(__file__).resolve().parent
 REPO_SIZE_BUDGET_MB = 150.0
@@ -46,7 +47,7 @@ REPO_SIZE_BUDGET_MB = 150.0
 def weight_name(source: Path) -> str:
     """``ARCH.DATASET`` of a run folder or checkpoint (read from the checkpoint)."""
     checkpoint = source if source.suffix == ".ckpt" else hub.run_inputs(source)[0]
-    _, info = hub.model_from_checkpoint(checkpoint)
+    info = load_model(checkpoint).source["info"]
     dataset = info["datamodule_hparams"].get("dataset")
     if dataset is None:
         raise hub.HubFormatError(
@@ -75,7 +76,7 @@ def export_one(source: Path, args: argparse.Namespace, scratch: Path) -> hub.Pre
         folder, registry=args.registry, repo_id=repo_id, revision=revision, local=local
     )
     if entry.data.get("data_source", "synthetic") == "synthetic" and args.check_num > 0:
-        model = hub.load_hub_folder(folder)
+        model = load_model(folder)
         measured = regenerated_test_metrics(
             model, entry.dataset, entry.data, args.check_num, scratch
         )

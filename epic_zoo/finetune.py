@@ -37,10 +37,11 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
-from epic_zoo.hub.folder import read_config
-from epic_zoo.hub.runs import read_lightning_checkpoint
-from epic_zoo.hub.spec import resolve_spec
+from epic_zoo.data.contract import read_contract
 from epic_zoo.models.factory import load_model
+from epic_zoo.weights.folder import read_config
+from epic_zoo.weights.runs import read_lightning_checkpoint
+from epic_zoo.weights.spec import resolve_spec
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +55,22 @@ def _contract(spec: str) -> dict[str, Any]:
     source = resolve_spec(spec)
     if source.folder is not None:
         config = read_config(source.folder, what=spec)
-        contract = {key: config.get(key) for key in CONTRACT_KEYS}
+        architecture, kwargs = config.get("architecture"), config.get("model_kwargs")
+        stored: Mapping[str, Any] = config
     else:
         assert source.checkpoint is not None, source
         ckpt = read_lightning_checkpoint(source.checkpoint)
         hparams = dict(ckpt.get("hyper_parameters") or {})
-        dm = dict(ckpt.get("datamodule_hyper_parameters") or {})
-        contract = {
-            "architecture": hparams.get("model_name"),
-            "model_kwargs": dict(hparams.get("model_kwargs") or {}),
-            "dataset": dm.get("dataset"),
-            "time_stride": dm.get("time_stride"),
-        }
+        architecture = hparams.get("model_name")
+        kwargs = dict(hparams.get("model_kwargs") or {})
+        stored = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    data = read_contract(stored, what=f"init_from={spec}") if stored.get("dataset") else None
+    contract = {
+        "architecture": architecture,
+        "model_kwargs": kwargs,
+        "dataset": data.dataset if data else None,
+        "time_stride": data.time_stride if data else None,
+    }
     missing = [key for key, value in contract.items() if value is None]
     if missing:
         raise ValueError(
@@ -176,5 +181,5 @@ def pretrained_init(
             f"model.kwargs.{key}={value!r}: drop the model.kwargs overrides (the weights fix the "
             "network)"
         )
-    model, _ = load_model(spec)
+    model = load_model(spec)
     return PretrainedInit(spec=spec, model=model, contract=contract)

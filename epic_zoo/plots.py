@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from epic_zoo.data.geometry import DX, NX, NZ, V_MAX, V_MIN
+from epic_zoo.tables import LEARNS_RATIO
 
 
 def velocity_panels(
@@ -96,7 +97,6 @@ def learning_curve_figure(
         spread: ``{label: [(samples_seen, low, high), ...]}``: a shaded band
             around the curve of the same label (e.g. the range over seeds).
     """
-    from epic_zoo.models.baselines import LEARNS_RATIO
 
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     FigureCanvasAgg(fig)

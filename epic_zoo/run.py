@@ -229,7 +229,7 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
     """The model's constructor kwargs: ``model.kwargs`` plus what the data decide.
 
     ``time_samples`` (records' time length) and ``num_devices`` come from the
-    data unless ``model.kwargs`` sets them; a value that contradicts the data
+    data's input contract (``datamodule.contract``) unless ``model.kwargs`` sets them; a value that contradicts the data
     raises ``ValueError`` naming the fix.
     """
     name = model_cfg["name"]
@@ -242,7 +242,8 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             "Choose one with model=FILE (recipes/model/) or model.name=NAME."
         )
     kwargs = dict(to_plain(model_cfg.get("kwargs") or {}))
-    from_data = {"time_samples": datamodule.time_samples, "num_devices": datamodule.num_devices}
+    contract = datamodule.contract
+    from_data = {"time_samples": contract.time_samples, "num_devices": contract.num_devices}
     for key, value in from_data.items():
         given = kwargs.setdefault(key, value)
         if int(given) != int(value):
@@ -254,7 +255,7 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             )
             raise ValueError(
                 f"model.kwargs.{key}={given} but the data give {key}={value} "
-                f"(dataset {datamodule.dataset_name}, time_stride {datamodule.time_stride}): {fix}"
+                f"(dataset {contract.dataset}, time_stride {contract.time_stride}): {fix}"
             )
     return kwargs
 

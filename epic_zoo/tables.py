@@ -15,6 +15,15 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 
+LEARNS_RATIO: float = 0.6
+"""A model learns where its test MAE <= this x the input-free mean-map MAE on the same data."""
+
+
+def learns(mae: float, mean_map_mae: float) -> bool:
+    """Whether ``mae`` is at most :data:`LEARNS_RATIO` x ``mean_map_mae`` (same scale)."""
+    return float(mae) <= LEARNS_RATIO * float(mean_map_mae)
+
+
 LEAD_METRICS: tuple[str, ...] = ("mae_ms", "ssim_openfwi", "ssim", "rmse_ms", "mae", "rmse")
 """Metric columns shown first, in this order: MAE in m/s, then SSIM (then the rest)."""
 

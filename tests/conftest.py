@@ -14,6 +14,9 @@
 - ``fake_samples``: ``fake_samples(n, nt=1000, seed=0)`` -> ``(seismic
   [n, 5, nt, 70], velocity [n, 1, 70, 70] m/s)`` float32, valid but not
   physical (no forward model: fast).
+- ``one_thread``: one intra-op torch thread for the test (the test machines'
+  cores are shared; oversubscription is slow); use it with
+  ``pytestmark = pytest.mark.usefixtures("one_thread")`` or by name.
 - ``write_openfwi_files``: ``write_openfwi_files(folder, dataset, keys,
   samples=3, seed=0)`` writes real-layout ``.npy`` pairs for file keys
   (``(i,)`` for Vel/Style, ``(X, Y)`` for Fault families).
@@ -21,7 +24,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,17 @@ import pytest
 from epic_zoo.data.geometry import NT, V_MAX, V_MIN
 
 FakeSamples = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread during the test, restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _fake_samples(n: int, nt: int = NT, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +124,7 @@ TINY_EPIC = {
 
 Import it as ``from conftest import TINY_EPIC`` (tests/ is on ``sys.path``).
 """
+
+
+pytest_plugins = ["tests.hubfake"]
+"""The loopback Hub and its fixtures (``env``, ``fake_hub``, ``folder``) for tests/weights and tests/hub."""

@@ -2,8 +2,9 @@
 
 The one home for import-graph checks: cycles at import time (importing
 ``a.b.c`` also runs the packages ``a`` and ``a.b``) and cycles that count
-imports deferred into functions; the hub's lower layer never reaching the
-models; a library layer free of CLIs and Lightning.
+imports deferred into functions; the weights-format layer (``epic_zoo.weights``)
+never reaching the models; no lazy re-export (module ``__getattr__``); a
+library layer free of CLIs and Lightning.
 
 Read from the source with :mod:`ast` (nothing is imported), so a violation is
 reported by module and line. The rule (docs/api.md): a library layer (metrics,
@@ -168,7 +169,9 @@ def test_the_graph_sees_known_imports() -> None:
     graph = _graph(top_level_only=True)
     assert "epic_zoo.data.geometry" in graph["epic_zoo.data.timeaxis"]
     assert "epic_zoo.metrics" in graph["epic_zoo.tasks.inversion"]
-    assert "epic_zoo.hub" in graph["epic_zoo.models.builder"]  # importing hub.files runs hub/
+    assert (
+        "epic_zoo.weights" in graph["epic_zoo.models.builder"]
+    )  # importing weights.files runs weights/
     assert "epic_zoo.models" not in graph["epic_zoo.models.builder"]  # its own package
     assert "epic_zoo.models.factory" in _graph(top_level_only=False)["epic_zoo.hub.loader"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -184,27 +187,65 @@ def test_no_import_cycle_counting_deferred_imports() -> None:
     assert not cycles, f"import cycles through function-level imports: {cycles}"
 
 
-HUB_LOWER_LAYER: tuple[str, ...] = tuple(
-    f"epic_zoo.hub.{m}"
-    for m in ("errors", "files", "registry", "folder", "card", "resolve", "runs", "spec")
+WEIGHTS_LAYER: tuple[str, ...] = tuple(
+    m for m in MODULES if m.split(".")[:2] == ["epic_zoo", "weights"]
 )
-"""The hub modules that resolve files and never build a model (timm's ``_hub``)."""
+"""The weights format (files, folder, card, registry, resolve, runs, spec): below the models."""
+ABOVE_WEIGHTS: tuple[str, ...] = (
+    "epic_zoo.models",
+    "epic_zoo.hub",
+    "epic_zoo.tasks",
+    "epic_zoo.bench",
+    "epic_zoo.deploy",
+    "epic_zoo.hardware",
+    "epic_zoo.run",
+    "epic_zoo.evaluate",
+    "epic_zoo.evaluation",
+    "epic_zoo.compare",
+)
+"""Packages and modules that build or use networks: the weights-format layer imports none."""
 
 
-@pytest.mark.parametrize("module", ["epic_zoo.hub", *HUB_LOWER_LAYER])
-def test_hub_lower_layer_never_imports_models(module: str) -> None:
-    upper = (
-        "epic_zoo.models",
-        "epic_zoo.hub.loader",
-        "epic_zoo.hub.export",
-        "epic_zoo.hub.publish",
-    )
+def test_the_weights_layer_is_found() -> None:
+    assert {"epic_zoo.weights.folder", "epic_zoo.weights.spec"} <= set(WEIGHTS_LAYER)
+    assert not [
+        m
+        for m in MODULES
+        if m.startswith("epic_zoo.hub.")
+        and m.rpartition(".")[2]
+        in ("errors", "files", "folder", "card", "registry", "resolve", "runs", "spec")
+    ], "weights-format modules belong in epic_zoo.weights, not epic_zoo.hub"
+
+
+@pytest.mark.parametrize("module", WEIGHTS_LAYER)
+def test_weights_layer_never_imports_models_or_above(module: str) -> None:
     bad = {
         (t, line)
         for t, line in _imports(module, top_level_only=False)
-        if t.startswith(upper) or t == "epic_zoo.hub.cli"
+        if any(t == up or t.startswith(up + ".") for up in ABOVE_WEIGHTS)
     }
-    assert not bad, f"{module} imports a model-building module: {sorted(bad)}"
+    assert not bad, f"{module} imports a layer above the weights format: {sorted(bad)}"
+
+
+@pytest.mark.parametrize(
+    "module", ["epic_zoo.hub.loader", "epic_zoo.hub.export", "epic_zoo.hub.publish"]
+)
+def test_hub_sits_above_models(module: str) -> None:
+    """Loading, export and publishing build networks: they import the models layer."""
+    targets = {t for t, _ in _imports(module, top_level_only=True)}
+    assert any(t.startswith("epic_zoo.models") for t in targets), f"{module} imports no model"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_lazy_module_getattr(module: str) -> None:
+    """No module-level ``__getattr__`` / ``__dir__``: every name is a plain import."""
+    tree = ast.parse(MODULES[module].read_text())
+    lazy = [
+        node.lineno
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in ("__getattr__", "__dir__")
+    ]
+    assert not lazy, f"{module} defines a module-level __getattr__/__dir__ at lines {lazy}"
 
 
 @pytest.mark.parametrize("module", LIBRARY_LAYER)
@@ -225,3 +266,41 @@ def test_clis_do_not_import_each_other(cli: str, other: str) -> None:
         pytest.skip("one package")
     lines = [line for t, line in _imports(source, top_level_only=False) if t == target]
     assert not lines, f"{source} imports the {other} CLI ({target}) at lines {lines}"
+
+
+def test_one_home_for_bytes_on_the_wire() -> None:
+    """Raw record sizes and "is this model distributed?" are defined once, in epic_zoo.wire."""
+    homes: dict[str, list[str]] = {"is_distributed": [], "raw_payload_bytes": [], "link_bytes": []}
+    ad_hoc = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in homes:
+                homes[node.name].append(module)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "hasattr"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value == "payload_bytes"
+            ):
+                ad_hoc.append(f"{module}:{node.lineno}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id == "DistributedModel"
+                and module != "epic_zoo.models.distributed"
+            ):
+                ad_hoc.append(f"{module}:{node.lineno}")
+    assert homes == {k: ["epic_zoo.wire"] for k in homes}, homes
+    assert not ad_hoc, f"ad-hoc 'is distributed' tests (use epic_zoo.wire.is_distributed): {ad_hoc}"
+    assert not [t for t, _ in _imports("epic_zoo.wire", top_level_only=False) if "models" in t]
+
+
+def test_plots_do_not_reach_up_to_the_models() -> None:
+    bad = [t for t, _ in _imports("epic_zoo.plots", top_level_only=False) if "models" in t]
+    assert not bad, f"epic_zoo.plots imports {bad}"

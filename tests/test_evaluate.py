@@ -12,7 +12,8 @@ import torch
 from conftest import TINY_EPIC
 from torch import nn
 
-from epic_zoo import evaluate, hub
+from epic_zoo import evaluate, evaluation, hub
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.datamodule import FWIDataset
 from epic_zoo.data.openfwi import OpenFWIFolder
 from epic_zoo.data.store import H5Split
@@ -47,7 +48,7 @@ def test_metrics_of_a_constant_prediction(tiny_dataset_dir: Path) -> None:
     target = np.stack([normalize_velocity(split[i][1]) for i in range(len(split))]).astype(
         np.float64
     )
-    result = evaluate.evaluate_model(ZeroVelocity(), split, batch_size=3)
+    result = evaluation.evaluate_model(ZeroVelocity(), split, batch_size=3)
     assert result["num_samples"] == len(split) == 8
     assert result["mae"] == pytest.approx(np.abs(target).mean(), rel=1e-5)
     assert result["rmse"] == pytest.approx(np.sqrt((target**2).mean()), rel=1e-5)
@@ -60,7 +61,7 @@ def test_metrics_of_a_constant_prediction(tiny_dataset_dir: Path) -> None:
 def test_openfwi_records_are_decimated_to_the_model(tiny_openfwi_root: Path) -> None:
     model = tiny_epic()
     folder = OpenFWIFolder(tiny_openfwi_root, "flatvel-a", split=None)
-    result = evaluate.evaluate_model(model, folder, batch_size=4)
+    result = evaluation.evaluate_model(model, folder, batch_size=4)
     seismic = np.stack([folder[i][0] for i in range(len(folder))])[:, :, ::4]
     target = torch.from_numpy(
         np.stack([normalize_velocity(folder[i][1]) for i in range(len(folder))])
@@ -84,8 +85,8 @@ def test_cli_writes_json_and_figure(
     record = json.loads(out.read_text())
     assert record["dataset"] == "flatvel-a" and record["num_samples"] == 8
     assert record["architecture"] == "epic" and record["time_stride"] == 4
-    assert set(evaluate.METRIC_KEYS) <= set(record)
-    direct = evaluate.evaluate_model(
+    assert set(evaluation.METRIC_KEYS) <= set(record)
+    direct = evaluation.evaluate_model(
         hub.load_hub_folder(hub_folder), H5Split(tiny_dataset_dir / "test")
     )
     assert record["ssim_openfwi"] == pytest.approx(direct["ssim_openfwi"], abs=1e-6)
@@ -94,38 +95,30 @@ def test_cli_writes_json_and_figure(
     assert "ssim_openfwi" in printed and "bytes/device/sample" in printed
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_misfit_matches_the_raw_records(tiny_dataset_dir: Path, one_thread: None) -> None:
     from epic_zoo.wave_physics import data_misfit
 
     model = tiny_epic()
     split = H5Split(tiny_dataset_dir / "test")
-    plain = evaluate.evaluate_model(model, split, limit=3)
+    plain = evaluation.evaluate_model(model, split, limit=3)
     assert not {"misfit", "misfit_per_device", "misfit_samples", "refine"} & set(plain)
-    result = evaluate.evaluate_model(model, split, limit=3, misfit=True, physics_limit=2)
+    result = evaluation.evaluate_model(model, split, limit=3, misfit=True, physics_limit=2)
     assert {k: result[k] for k in plain} == plain  # the other keys are unchanged
     assert result["misfit_samples"] == 2 and len(result["misfit_per_device"]) == 5
     raw = np.stack([split[i][0] for i in range(2)])  # stored at the model's 4 ms stride
     data = FWIDataset(split)
     with torch.no_grad():
         pred = model(torch.stack([data[i]["seismic"] for i in range(2)]))
-    velocity = evaluate.predicted_velocity_ms(pred)
+    velocity = evaluation.predicted_velocity_ms(pred)
     expected = data_misfit(velocity, raw, data_time_stride=4)
     assert result["misfit"] == pytest.approx(float(expected.sample.mean()), rel=1e-3)
     assert result["misfit_per_device"] == pytest.approx(
         expected.device.mean(dim=0).tolist(), rel=1e-3
     )
     with pytest.raises(ValueError, match="physics_limit=0"):
-        evaluate.evaluate_model(model, split, misfit=True, physics_limit=0)
+        evaluation.evaluate_model(model, split, misfit=True, physics_limit=0)
     with pytest.raises(ValueError, match="dataset name and time stride"):
-        evaluate.evaluate_model(model, [data[0]], misfit=True)
+        evaluation.evaluate_model(model, [data[0]], misfit=True)
 
 
 def test_cli_misfit_and_refinement(
@@ -145,7 +138,7 @@ def test_cli_misfit_and_refinement(
     refined = record["refine"]
     assert refined["iterations"] == 2 and refined["samples"] == 2 and refined["seconds"] > 0
     for stage in ("before", "after"):
-        assert set(refined[stage]) == set(evaluate.REFINE_METRIC_KEYS)
+        assert set(refined[stage]) == set(evaluation.REFINE_METRIC_KEYS)
     assert refined["before"]["misfit"] == pytest.approx(record["misfit"], rel=1e-4)
     assert refined["after"]["misfit"] <= refined["before"]["misfit"] * (1 + 1e-6)
     printed = capsys.readouterr().out
@@ -173,7 +166,7 @@ def test_cli_reads_npy_folders_and_lightning_checkpoints(
     record = json.loads(out.read_text())
     assert record["num_samples"] == 3  # file 49 is the only official test file present
     test = OpenFWIFolder(tiny_openfwi_root, "flatvel-a", split="test")
-    assert record["mae"] == pytest.approx(evaluate.evaluate_model(model, test)["mae"], rel=1e-6)
+    assert record["mae"] == pytest.approx(evaluation.evaluate_model(model, test)["mae"], rel=1e-6)
 
 
 def test_cli_errors_name_the_problem(
@@ -192,21 +185,21 @@ def test_cli_errors_name_the_problem(
     npy.mkdir()
     np.save(npy / "data1.npy", np.zeros((1, 5, 1000, 70), np.float32))
     with pytest.raises(ValueError, match="names no dataset; pass --dataset"):
-        evaluate.open_data(npy)
+        evaluation.open_data(npy)
 
 
 def test_compare_metrics_tolerance() -> None:
     recorded = {"ssim": 0.80, "mae": 0.100}
-    assert evaluate.compare_metrics({"ssim": 0.804, "mae": 0.1019}, recorded) == []
-    failures = evaluate.compare_metrics({"ssim": 0.79, "mae": 0.1030}, recorded)
+    assert evaluation.compare_metrics({"ssim": 0.804, "mae": 0.1019}, recorded) == []
+    failures = evaluation.compare_metrics({"ssim": 0.79, "mae": 0.1030}, recorded)
     assert [f.split(":")[0] for f in failures] == ["ssim", "mae"]
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_recorded_check_reproduces_on_regenerated_data(
     tiny_dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Metrics recorded on the original tiny test split are met on a regeneration of it."""
-    torch.set_num_threads(1)
     folder = hub.save_hub_folder(
         tiny_epic(), tmp_path / "checkpoints" / "epic.flatvel-a", dataset="flatvel-a"
     )
@@ -214,40 +207,46 @@ def test_recorded_check_reproduces_on_regenerated_data(
     info = hub.register(folder, registry=registry, repo_id="org/epic-flatvel-a", local=True)
     data = {"seed": 0, "time_stride": 4, "dtype": "float32", "generator_version": "1"}
     original = FWIDataset(H5Split(tiny_dataset_dir / "test"))
-    recorded = evaluate.evaluate_model(hub.load_hub_folder(folder), original, limit=3)
-    check = {"num": 3, "seed": 0, "metrics": {k: recorded[k] for k in evaluate.METRIC_KEYS}}
+    recorded = evaluation.evaluate_model(hub.load_hub_folder(folder), original, limit=3)
+    check = {"num": 3, "seed": 0, "metrics": {k: recorded[k] for k in evaluation.METRIC_KEYS}}
     hub.write_registry({info.name: dataclasses.replace(info, data=data, check=check)}, registry)
 
-    result = evaluate.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
+    result = evaluation.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
     assert result["failures"] == []
     assert result["measured"]["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
 
     check["metrics"]["ssim"] += 0.05
     hub.write_registry({info.name: dataclasses.replace(info, data=data, check=check)}, registry)
-    result = evaluate.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
+    result = evaluation.reproduce_pretrained(info.name, tmp_path / "regen", registry=registry)
     assert [f.split(":")[0] for f in result["failures"]] == ["ssim"]
 
     with pytest.raises(ValueError, match="generator version 0"):
-        evaluate.regenerated_test_metrics(
+        evaluation.regenerated_test_metrics(
             tiny_epic(), "flatvel-a", {**data, "generator_version": "0"}, 3, tmp_path / "regen"
         )
 
 
-def test_model_time_stride_follows_the_time_axis() -> None:
-    """Strides that do not divide 1000 (3 ms -> 334 samples) come from the one time-axis map."""
+def test_raw_readers_are_read_at_the_model_contract_stride(tiny_dataset_dir: Path) -> None:
+    """The stride comes from the model's stored contract, never from its sample count."""
+    split = H5Split(tiny_dataset_dir / "test")
     model = ZeroVelocity()
-    model.config["time_samples"] = 334
-    assert evaluate.model_time_stride(model) == 3
-    model.config["time_samples"] = 5  # kept by every stride from 200 to 249 ms
-    with pytest.raises(ValueError, match="pass the stored time_stride"):
-        evaluate.model_time_stride(model)
-    model.pretrained_cfg = {"time_stride": 223}
-    assert evaluate.model_time_stride(model) == 223
+    assert evaluation.model_contract(model) is None
+    # a fresh model: the contract's reader derives it from the model's time_samples
+    assert evaluation.model_contract(model, "flatvel-a") == InputContract.make("flatvel-a", 4)
+    model.config["time_samples"] = 5  # kept by every stride from 200 to 249 ms: unknown
+    assert evaluation.model_contract(model, "flatvel-a") is None
+    assert evaluation.as_dataset(split, model).time_stride == 4  # then the data's own
+    model.contract = InputContract.make("flatvel-a", 8)
+    model.config["time_samples"] = 125
+    assert evaluation.as_dataset(split, model).time_samples == 125
+    model.config["time_samples"] = 250
+    with pytest.raises(ValueError, match="--time-stride 8"):
+        evaluation.evaluate_model(model, split)
 
 
 def test_raw_payload_is_the_hardware_arithmetic() -> None:
     from epic_zoo.hardware.payload import raw_payload_bytes
 
-    info = evaluate.payload_info(ZeroVelocity())
+    info = evaluation.payload_info(ZeroVelocity())
     assert info["payload_kind"] == "raw"
     assert info["raw_bytes_per_device"] == raw_payload_bytes(250, 14) == 4 * 5 * 250 * 14

@@ -66,12 +66,7 @@ EPIC_SMALL = {
 FAST_PHYSICS = {"shots": [2], "nt": 120, "max_samples": 2, "val_samples": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _layered(shift: float = 0.0) -> torch.Tensor:

@@ -22,7 +22,7 @@ from epic_zoo.data.geometry import OPENFWI_GEOMETRY, V_MAX, V_MIN
 from epic_zoo.data.store import SHARD_GLOB, H5Split, ShardedArrays, profile_root
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic, normalize_velocity
 from epic_zoo.hardware import payload as pl
-from epic_zoo.models import create_model
+from epic_zoo.models import create_model, load_model
 
 METRICS: tuple[str, ...] = ("ssim", "ssim_openfwi", "mae", "rmse", "mae_ms", "rmse_ms")
 ROUNDTRIP_SAMPLES: int = 4
@@ -148,8 +148,6 @@ def load_bench_model(
     weights are another architecture or were trained on another dataset or
     acquisition geometry.
     """
-    from epic_zoo import hub
-
     if settings.fidelity == "none":
         model = create_model(name, time_samples=time_samples)
         return model.eval(), {
@@ -163,9 +161,11 @@ def load_bench_model(
             source = f"{name}.{dataset}"
         else:
             source = str(find_checkpoint(Path(settings.checkpoints or "."), name, dataset))
-        model, loaded = hub.load_model(source)
+        model = load_model(source)
     except (KeyError, RuntimeError, ValueError) as err:
         raise BenchError(f"weights of {name} on {dataset}: {err}") from err
+    loaded = model.source
+    contract = model.contract
     cfg = loaded["config"] or {}
     record = cfg.get("record") or {}
     if "info" in loaded:  # a Lightning checkpoint or run folder
@@ -176,7 +176,7 @@ def load_bench_model(
     meta = {
         "checkpoint": source,
         "dataset": loaded["dataset"],
-        "time_stride": loaded["time_stride"],
+        "time_stride": contract.time_stride if contract is not None else None,
         "geometry": cfg.get("geometry"),
         "epochs": record.get("epochs"),
         "profile": record.get("profile"),

@@ -1,42 +1,16 @@
 """Data: OpenFWI geometry, velocity generators, forward model, HDF5 store, DataModule.
 
-Names are imported on first use (``from epic_zoo.data import FWIDataModule``)
-so that ``import epic_zoo.data`` stays light.
+Import what you need from its module (``from epic_zoo.data.datamodule import
+FWIDataModule``); the package itself imports nothing, so the light modules
+(catalog, geometry, time axis, transforms, the input contract) load without
+Lightning or deepwave.
+
+- :mod:`~epic_zoo.data.catalog`: the ten datasets and their normalisation stats;
+- :mod:`~epic_zoo.data.geometry`, :mod:`~epic_zoo.data.timeaxis`: acquisition and time axis;
+- :mod:`~epic_zoo.data.contract`: :class:`~epic_zoo.data.contract.InputContract`;
+- :mod:`~epic_zoo.data.transforms`: normalisation;
+- :mod:`~epic_zoo.data.families`, :mod:`~epic_zoo.data.forward`,
+  :mod:`~epic_zoo.data.generate`: synthetic maps and records;
+- :mod:`~epic_zoo.data.store`, :mod:`~epic_zoo.data.openfwi`: readers;
+- :mod:`~epic_zoo.data.datamodule`: ``FWIDataset`` and the Lightning ``FWIDataModule``.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS: dict[str, str] = {
-    "DATASETS": "catalog",
-    "get_dataset": "catalog",
-    "PROFILES": "profiles",
-    "get_profile": "profiles",
-    "receiver_split": "geometry",
-    "simulate": "forward",
-    "generate_velocity": "families",
-    "DataError": "store",
-    "H5Split": "store",
-    "default_root": "store",
-    "ensure_data": "generate",
-    "generate_split": "generate",
-    "OpenFWIFolder": "openfwi",
-    "import_openfwi": "openfwi",
-    "FWIDataset": "datamodule",
-    "FWIDataModule": "datamodule",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"epic_zoo.data.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'epic_zoo.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epic_zoo.data.catalog import get_dataset
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
@@ -303,9 +304,14 @@ class FWIDataModule(L.LightningDataModule):
         return self.info.name
 
     @property
+    def contract(self) -> InputContract:
+        """What a network trained on these data takes (dataset, stride, samples, devices, ranges)."""
+        return InputContract.make(self.dataset_name, self.time_stride, self.num_devices)
+
+    @property
     def time_samples(self) -> int:
-        """Time samples per record after decimation (:func:`~epic_zoo.data.timeaxis.time_samples_for`)."""
-        return time_samples_for(self.time_stride)
+        """Time samples per record after decimation (``self.contract.time_samples``)."""
+        return self.contract.time_samples
 
     @property
     def receiver_split(self) -> list[np.ndarray]:

@@ -46,15 +46,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import epic_zoo
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, receiver_split
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.records import pack_records
-from epic_zoo.hardware.payload import is_distributed
-from epic_zoo.hub.files import file_sha256
 from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
 from epic_zoo.provenance import utc_now
+from epic_zoo.weights.files import file_sha256
+from epic_zoo.wire import is_distributed
 
 FORMAT: str = "epic_zoo.deploy"
 FORMAT_VERSION: int = 1
@@ -92,7 +93,7 @@ def load_source_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Resolve ``spec`` to a network in eval mode and a description of where it came from.
 
-    ``spec`` is anything :func:`epic_zoo.hub.load_model` loads (a Hub-format
+    ``spec`` is anything :func:`epic_zoo.models.load_model` loads (a Hub-format
     folder, a pretrained name such as ``epic.flatvel-a``, ``hf-hub:ORG/REPO``, a
     ``.ckpt`` or a run folder) or an architecture (``epic``,
     ``inversionnet``): the latter builds *untrained* weights from ``seed`` for
@@ -100,8 +101,8 @@ def load_source_model(
     not for maps). ``dataset``/``time_stride`` are ignored for trained weights,
     whose config fixes them.
     """
-    from epic_zoo.hub import HubFormatError, UnknownPretrainedError, load_model
-    from epic_zoo.models import list_models
+    from epic_zoo.models import list_models, load_model
+    from epic_zoo.weights.errors import HubFormatError, UnknownPretrainedError
 
     if spec in list_models() and not Path(spec).exists():
         torch.manual_seed(seed)
@@ -114,7 +115,7 @@ def load_source_model(
         info = {"source": f"untrained {spec} (seed {seed})", "trained": False}
     else:
         try:
-            model, meta = load_model(spec)
+            model = load_model(spec)
         except (UnknownPretrainedError, FileNotFoundError) as err:
             raise BundleError(
                 f"{spec!r} is neither a model spec the hub loads ({err}) nor an architecture "
@@ -122,9 +123,14 @@ def load_source_model(
             ) from err
         except (HubFormatError, ValueError) as err:
             raise BundleError(f"{spec}: {err}") from err
-        if meta["dataset"] is None or meta["time_stride"] is None:
+        meta, contract = model.source, model.contract
+        if contract is None:
             raise BundleError(f"{spec}: the dataset or time stride of these weights is unknown")
-        cfg = {**meta, "name": meta["name"] or meta["architecture"]}
+        cfg = {
+            "name": meta["name"] or meta["architecture"],
+            "dataset": contract.dataset,
+            "time_stride": contract.time_stride,
+        }
         info = {"source": f"{meta['kind']} {spec}", "trained": True}
     info.update(name=cfg["name"], dataset=cfg["dataset"], time_stride=int(cfg["time_stride"]))
     return model.eval(), info
@@ -174,6 +180,9 @@ def export_bundle(
     distributed = is_distributed(model)
     num_devices = model.num_devices if distributed else int(config.get("num_devices", 5))
     receivers = model.receiver_split if distributed else receiver_split(num_devices)
+    contract = InputContract.make(dataset, time_stride, num_devices)
+    if int(config.get("time_samples", NT)) != contract.time_samples:
+        contract = None  # a test-size model whose record length no stride gives
     files: dict[str, Any] = {"devices": []}
     (out / "central").mkdir(parents=True, exist_ok=True)
     if distributed:
@@ -212,7 +221,8 @@ def export_bundle(
         "trained": bool(trained),
         "source": source,
         "dataset": dataset,
-        "time_stride": int(time_stride),
+        "contract": contract.as_dict() if contract is not None else None,
+        "time_stride": int(time_stride),  # the contract's, kept for bundles of older epic_zoo
         "time_samples": int(config.get("time_samples", NT)),
         "num_devices": num_devices,
         "receivers": [np.asarray(r).tolist() for r in receivers],
@@ -277,7 +287,7 @@ def prepare_records(records: np.ndarray, manifest: dict, receivers: int) -> np.n
     ``time_stride``-th sample).
     """
     records = np.asarray(records, dtype=np.float32)
-    time_samples, stride = manifest["time_samples"], manifest["time_stride"]
+    time_samples, stride = int(manifest["time_samples"]), int(manifest["time_stride"])
     if records.ndim != 3 or records.shape[2] != receivers:
         raise ValueError(
             f"records must be [sources, time, {receivers} receivers]; got shape {list(records.shape)}"

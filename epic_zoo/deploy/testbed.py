@@ -352,9 +352,9 @@ def run_testbed(
     ssim_datasets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run every (model, link) deployment, print a table, write the report if ``out`` is given."""
-    from epic_zoo import hub
     from epic_zoo.data.generate import ensure_data
     from epic_zoo.data.store import H5Split
+    from epic_zoo.weights.registry import list_pretrained
 
     torch.set_num_threads(1)
     for name in links:
@@ -407,7 +407,7 @@ def run_testbed(
         ssim = {}
         for ds in ssim_datasets:
             name = f"epic.{ds}"
-            if name not in hub.list_pretrained():
+            if name not in list_pretrained():
                 print(f"testbed: no trained weights {name}; SSIM skipped", file=sys.stderr)
                 continue
             model, info = load_source_model(name)

@@ -18,14 +18,11 @@
 
 ``python -m epic_zoo.bench`` puts these next to the models' fidelity.
 
-The profile tables and the shaper import without torch; the payload and
-simulator names below load their modules on first use.
+The package imports only the profile tables (no torch); import the payload,
+timing and simulator functions from their modules.
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import Any
 
 from epic_zoo.hardware.profiles import (
     CENTRALS,
@@ -38,22 +35,6 @@ from epic_zoo.hardware.profiles import (
     get_link,
 )
 
-_LAZY = {
-    "encode_payloads": "payload",
-    "decode_payloads": "payload",
-    "raw_payloads": "payload",
-    "compress_payloads": "payload",
-    "roundtrip_error": "payload",
-    "ModelCost": "simulator",
-    "Estimate": "simulator",
-    "measure_cost": "simulator",
-    "simulate": "simulator",
-    "transfer_time": "simulator",
-    "measure_costs": "simulator",
-    "host_reference_flops": "timing",
-    "load_profiles_file": "profiles_file",
-}
-
 __all__ = [
     "CENTRALS",
     "DEVICES",
@@ -63,11 +44,4 @@ __all__ = [
     "get_central",
     "get_device",
     "get_link",
-    *_LAZY,
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"epic_zoo.hardware.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'epic_zoo.hardware' has no attribute {name!r}")

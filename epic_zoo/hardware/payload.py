@@ -24,13 +24,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, NUM_SOURCES, receiver_split
+from epic_zoo.data.geometry import NUM_SOURCES
 from epic_zoo.models.codec import unpack_payload
+from epic_zoo.wire import RAW_DTYPES as RAW_DTYPES  # re-exported: epic_zoo.wire is the home
+from epic_zoo.wire import is_distributed as is_distributed
+from epic_zoo.wire import model_receivers as model_receivers
+from epic_zoo.wire import raw_dtype
+from epic_zoo.wire import raw_payload_bytes as raw_payload_bytes
 
 RAW_BYTES_PER_VALUE: int = 4
 """Bytes per value of float32 raw records (the default raw format)."""
-RAW_DTYPES: dict[str, str] = {"float32": "<f4", "float16": "<f2"}
-"""Precisions a device may send its raw records in (numpy little-endian codes)."""
 RAW_FORMATS: tuple[tuple[str, bool], ...] = (
     ("float32", False),
     ("float16", False),
@@ -45,38 +48,10 @@ Payloads = list[list[bytes]]
 """``payloads[k][i]``: bytes device ``k`` sends for sample ``i``."""
 
 
-def is_distributed(model: nn.Module) -> bool:
-    """``True`` for models whose devices send latents (they have ``encode``/``decode``/``payload_bytes``)."""
-    return all(hasattr(model, a) for a in ("encode", "decode", "payload_bytes"))
-
-
-def model_receivers(model: nn.Module) -> list[np.ndarray]:
-    """Receiver indices of each device: ``model.receiver_split``, else the default split of
-    ``model.config["num_devices"]`` (centralised models)."""
-    split = getattr(model, "receiver_split", None)
-    if split is not None:
-        return [np.asarray(idx) for idx in split]
-    num_devices = int(getattr(model, "config", {}).get("num_devices", DEFAULT_NUM_DEVICES))
-    return receiver_split(num_devices)
-
-
 def raw_format_name(precision: str = "float32", compressed: bool = False) -> str:
     """Short name of a raw baseline format: ``f32``, ``f16``, ``f32-zlib``, ``f16-zlib``."""
-    _raw_dtype(precision)
+    raw_dtype(precision)
     return f"f{precision[-2:]}" + ("-zlib" if compressed else "")
-
-
-def _raw_dtype(precision: str) -> np.dtype:
-    if precision not in RAW_DTYPES:
-        raise ValueError(f"raw precision {precision!r}; choose one of {', '.join(RAW_DTYPES)}")
-    return np.dtype(RAW_DTYPES[precision])
-
-
-def raw_payload_bytes(time_samples: int, num_receivers: int, precision: str = "float32") -> int:
-    """Bytes of one device's raw records ``[5, time_samples, num_receivers]`` at ``precision``
-    (``4 * 5 * T * n`` for float32, ``2 * 5 * T * n`` for float16)."""
-    itemsize = _raw_dtype(precision).itemsize
-    return NUM_SOURCES * int(time_samples) * int(num_receivers) * itemsize
 
 
 def _check_seismic(seismic: torch.Tensor | np.ndarray) -> None:
@@ -158,7 +133,7 @@ def raw_payloads(
         ``payloads[k][i]`` = ``seismic_raw[i, :, :, receivers[k]]`` as ``[5, T, n_k]`` C-order bytes.
     """
     _check_seismic(seismic_raw)
-    dtype = _raw_dtype(precision)
+    dtype = raw_dtype(precision)
     raw = np.asarray(seismic_raw)
     return [
         [np.ascontiguousarray(raw[i][..., idx], dtype=dtype).tobytes() for i in range(raw.shape[0])]
@@ -175,7 +150,7 @@ def records_from_payloads(
     :func:`compress_payloads` if ``compressed``) for devices holding contiguous
     receiver blocks in order.
     """
-    dtype = _raw_dtype(precision)
+    dtype = raw_dtype(precision)
     per_device = []
     for device in payloads:
         arrays = [

@@ -23,13 +23,17 @@ from pathlib import Path
 from huggingface_hub.errors import HfHubHTTPError
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
-from epic_zoo.hub.card import card_text
-from epic_zoo.hub.errors import HubFormatError, PretrainedUnavailableError, UnknownPretrainedError
 from epic_zoo.hub.export import export_any
-from epic_zoo.hub.files import CARD_NAME, WEIGHTS_NAME, atomic_write_text, read_json
-from epic_zoo.hub.folder import read_config
 from epic_zoo.hub.publish import push, register
-from epic_zoo.hub.registry import (
+from epic_zoo.weights.card import card_text
+from epic_zoo.weights.errors import (
+    HubFormatError,
+    PretrainedUnavailableError,
+    UnknownPretrainedError,
+)
+from epic_zoo.weights.files import CARD_NAME, WEIGHTS_NAME, atomic_write_text, read_json
+from epic_zoo.weights.folder import read_config
+from epic_zoo.weights.registry import (
     REGISTRY_NAME,
     PretrainedInfo,
     default_registry_path,
@@ -37,7 +41,7 @@ from epic_zoo.hub.registry import (
     list_pretrained,
     read_registry,
 )
-from epic_zoo.hub.resolve import cached_folder, hf_cache_dir, resolve_pretrained
+from epic_zoo.weights.resolve import cached_folder, hf_cache_dir, resolve_pretrained
 
 
 def _where(info: PretrainedInfo, registry_path: Path) -> str:

@@ -11,11 +11,46 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from epic_zoo.hub.errors import HubFormatError
-from epic_zoo.hub.files import CONFIG_NAME, HUB_FILES
-from epic_zoo.hub.folder import save_hub_folder
-from epic_zoo.hub.loader import load_hub_folder, model_from_checkpoint
-from epic_zoo.hub.runs import data_record, run_inputs
+from epic_zoo.data.contract import read_contract
+from epic_zoo.models.factory import load_model
+from epic_zoo.weights.errors import HubFormatError
+from epic_zoo.weights.files import CONFIG_NAME, HUB_FILES
+from epic_zoo.weights.folder import save_hub_folder
+from epic_zoo.weights.runs import run_inputs
+
+
+def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
+    """Data part of the record from ``FWIDataModule`` hyper-parameters.
+
+    Profile, seed, time stride and sample limit as saved; split sizes and dtype
+    from the profile (``limit`` applied); the generator version of this
+    checkout (synthetic data only); the recipe-residual augmentation
+    (:mod:`epic_zoo.data.residuals`) where it was on.
+    """
+    from epic_zoo.data.families import GENERATOR_VERSION
+    from epic_zoo.data.profiles import get_profile
+
+    out: dict[str, Any] = {k: dm[k] for k in ("profile", "seed", "time_stride", "limit") if k in dm}
+    if not out:
+        return out
+    out["data_source"] = "openfwi" if dm.get("openfwi_root") else "synthetic"
+    residuals = dm.get("recipe_residuals") or {}
+    if residuals.get("p"):
+        out["recipe_residuals"] = dict(residuals)
+    if "profile" in dm and out["data_source"] == "synthetic":
+        out["generator_version"] = GENERATOR_VERSION
+        try:
+            profile = get_profile(dm["profile"])
+        except (
+            KeyError
+        ):  # a custom profile (a mapping in the run's config): sizes from results.json
+            return out
+        limit = dm.get("limit")
+        for split in ("train", "val", "test"):
+            n = profile.num(split)
+            out[split] = n if n is None or limit is None else min(n, int(limit))
+        out["dtype"] = profile.dtype
+    return out
 
 
 def export_any(
@@ -35,8 +70,8 @@ def export_any(
     ``record`` entries take precedence. A Hub-format folder is validated
     (loaded) and copied.
 
-    From a checkpoint, ``dataset`` and ``time_stride`` default to its datamodule
-    hyper-parameters. The record gets ``epochs``, ``global_step``,
+    From a checkpoint, ``dataset`` and the input contract default to its
+    datamodule hyper-parameters. The record gets ``epochs``, ``global_step``,
     ``lightning_version``, the task hyper-parameters and the source file name;
     ``record`` adds to / overrides them (recipe, profile, sizes, seed, ...).
     ``export_checkpoint`` is this function (for a ``.ckpt`` source).
@@ -44,7 +79,7 @@ def export_any(
     source = Path(source)
     out_dir = Path(out_dir)
     if source.is_dir() and (source / CONFIG_NAME).is_file():
-        load_hub_folder(source)  # validate before publishing
+        load_model(source)  # validate before publishing
         out_dir.mkdir(parents=True, exist_ok=True)
         if source.resolve() != out_dir.resolve():
             for filename in HUB_FILES:
@@ -61,7 +96,8 @@ def export_any(
         raise HubFormatError(
             f"{source} is neither a .ckpt file, a run folder nor a Hub-format folder"
         )
-    model, info = model_from_checkpoint(checkpoint)
+    model = load_model(checkpoint)
+    info = model.source["info"]
     dm = info["datamodule_hparams"]
     dataset = dataset or dm.get("dataset")
     if dataset is None:
@@ -77,11 +113,17 @@ def export_any(
     }
     auto.update(data_record(dm))
     record = {**auto, **dict(record or {})}
+    try:
+        contract = read_contract(
+            {**dm, **record, "dataset": dataset, "model_kwargs": model.config}, what=str(checkpoint)
+        )
+    except ValueError as err:
+        raise HubFormatError(str(err)) from err
     return save_hub_folder(
         model,
         out_dir,
         dataset=dataset,
-        time_stride=record.get("time_stride"),
+        contract=contract,
         name=name,
         record=record,
         metrics=metrics,

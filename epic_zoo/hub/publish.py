@@ -15,18 +15,19 @@ from typing import Any
 from huggingface_hub import HfApi
 
 import epic_zoo
+from epic_zoo.data.contract import read_contract
 from epic_zoo.hub.export import export_any
-from epic_zoo.hub.files import (
+from epic_zoo.models.builder import build_from_folder
+from epic_zoo.weights.files import (
     DEFAULT_LICENSE,
     HUB_FILES,
     WEIGHTS_NAME,
     file_sha256,
     folder_hashes,
 )
-from epic_zoo.hub.folder import read_config
-from epic_zoo.hub.loader import load_hub_folder
-from epic_zoo.hub.registry import PretrainedInfo, read_registry, write_registry
-from epic_zoo.hub.resolve import hf_endpoint
+from epic_zoo.weights.folder import read_config
+from epic_zoo.weights.registry import PretrainedInfo, read_registry, write_registry
+from epic_zoo.weights.resolve import hf_endpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +72,7 @@ def push(
     export_any(
         source, folder, dataset=dataset, name=name, record=record, metrics=metrics, repo_id=repo_id
     )
-    load_hub_folder(folder, what=f"exported {folder}")
+    build_from_folder(folder, what=f"exported {folder}")
     files = {f: (folder / f).stat().st_size for f in HUB_FILES}
     sha = file_sha256(folder / WEIGHTS_NAME)
     if dry_run:
@@ -112,7 +113,7 @@ def register(
     folder = Path(folder)
     registry = Path(registry)
     config = read_config(folder)
-    load_hub_folder(folder)
+    build_from_folder(folder)
     weights = folder / WEIGHTS_NAME
     sha = file_sha256(weights)
     hashes = folder_hashes(folder)
@@ -139,7 +140,7 @@ def register(
         "recipe_residuals",
     )
     data = {k: record[k] for k in data_keys if k in record}
-    data.setdefault("time_stride", config["time_stride"])
+    data.setdefault("time_stride", read_contract(config, what=str(folder)).time_stride)
     schedule = record.get("schedule") or {}
     training = {
         "samples_seen": record.get("samples_seen"),

@@ -2,12 +2,16 @@
 
 Models layer, beside :mod:`epic_zoo.models.registry` (architectures by name)
 and :mod:`epic_zoo.models.factory` (``create_model`` and the one loader). A
-:class:`~epic_zoo.hub.spec.WeightsSource` (resolved by the hub's lower layer,
-which never builds a model) becomes a network here: the architecture named by
-``config.json`` or the checkpoint's hyper-parameters is checked (registered,
-and equal to the registry's or the caller's) before anything is built, and
-weights load strictly (safetensors, or a ``.ckpt`` read with
-``weights_only=True``). timm's ``_builder`` has the same place.
+:class:`~epic_zoo.weights.spec.WeightsSource` (resolved by the weights-format
+layer, :mod:`epic_zoo.weights`, which never builds a model) becomes a network
+here. Before anything is allocated, the architecture named by ``config.json``
+or the checkpoint's hyper-parameters is checked (registered, and equal to the
+registry's or the caller's), and for a Hub-format folder the network is built
+on the ``meta`` device and its tensor names, shapes and dtypes compared with
+the ``model.safetensors`` header: a config edited to ask for another (or a
+huge) network is refused in one line, and so are non-floating weights. Weights
+then load strictly (safetensors, or a ``.ckpt`` read with ``weights_only=True``).
+timm's ``_builder`` has the same place.
 """
 
 from __future__ import annotations
@@ -23,12 +27,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as load_safetensors
 from torch import nn
 
-from epic_zoo.hub.errors import ArchitectureMismatchError, ChecksumError, HubFormatError
-from epic_zoo.hub.files import CONFIG_NAME, WEIGHTS_NAME, check_safetensors, file_sha256
-from epic_zoo.hub.folder import build_config, read_config
-from epic_zoo.hub.runs import data_record, read_lightning_checkpoint
-from epic_zoo.hub.spec import WeightsSource, pretrained_source
+from epic_zoo.data.contract import InputContract, read_contract
 from epic_zoo.models.registry import build_architecture, list_models
+from epic_zoo.weights.errors import ArchitectureMismatchError, ChecksumError, HubFormatError
+from epic_zoo.weights.files import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_safetensors,
+    file_sha256,
+    read_safetensors_header,
+)
+from epic_zoo.weights.folder import read_config
+from epic_zoo.weights.runs import read_lightning_checkpoint
+from epic_zoo.weights.spec import WeightsSource
 
 
 class SupersededWeightsWarning(UserWarning):
@@ -79,31 +90,109 @@ def check_architecture(
     return architecture
 
 
-def _build(
-    config: Mapping[str, Any], what: str, expected_cls: type | None, model_kwargs: Mapping
-) -> nn.Module:
-    """Construct the (untrained) network of a checked config."""
-    stored = config["model_kwargs"]
+_SAFETENSORS_DTYPES: dict[torch.dtype, str] = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+"""torch dtype -> the dtype string of a safetensors header."""
+_FLOATING: frozenset[str] = frozenset({"F64", "F32", "F16", "BF16"})
+
+TensorSpec = tuple[str, tuple[int, ...]]
+"""``(safetensors dtype string, shape)`` of one stored tensor."""
+
+
+def _check_kwargs(stored: Mapping[str, Any], what: str, model_kwargs: Mapping) -> None:
     for key, value in model_kwargs.items():
         if key in stored and json.loads(json.dumps(value)) != stored[key]:
             raise ValueError(
                 f"{what} was trained with {key}={stored[key]!r}, got {key}={value!r}; drop the "
                 "argument or train new weights"
             )
+
+
+def _build(
+    config: Mapping[str, Any],
+    what: str,
+    expected_cls: type | None,
+    model_kwargs: Mapping,
+    stored_tensors: Mapping[str, TensorSpec],
+) -> nn.Module:
+    """Construct the (untrained) network of a checked config whose tensors fit ``stored_tensors``.
+
+    The network is first built on the ``meta`` device (no memory) and its
+    ``state_dict`` names, shapes and dtypes compared with the stored tensors;
+    only a network that fits them is built for real.
+    """
+    stored = config["model_kwargs"]
+    _check_kwargs(stored, what, model_kwargs)
+    kwargs = {**stored, **model_kwargs}
     try:
-        model = build_architecture(config["architecture"], **{**stored, **model_kwargs})
+        with torch.device("meta"):
+            skeleton = build_architecture(config["architecture"], **kwargs)
     except (TypeError, ValueError) as err:
         raise HubFormatError(
             f"{what}: the model_kwargs in {CONFIG_NAME} do not build {config['architecture']!r} "
             f"({err}); the file was edited or written by another version: restore it"
         ) from err
-    if expected_cls is not None and not isinstance(model, expected_cls):
+    if expected_cls is not None and not isinstance(skeleton, expected_cls):
         raise ArchitectureMismatchError(
-            f"{what} holds {config['architecture']!r} ({type(model).__name__}), not a "
-            f"{expected_cls.__name__}; load it with epic_zoo.models.create_model or "
-            f"{type(model).__name__}.from_pretrained"
+            f"{what} holds {config['architecture']!r} ({type(skeleton).__name__}), not a "
+            f"{expected_cls.__name__}; load it with epic_zoo.models.load_model or "
+            f"{type(skeleton).__name__}.from_pretrained"
         )
-    return model
+    _check_tensors(skeleton, stored_tensors, what, config)
+    del skeleton
+    return build_architecture(config["architecture"], **kwargs)
+
+
+def _check_tensors(
+    skeleton: nn.Module,
+    stored: Mapping[str, TensorSpec],
+    what: str,
+    config: Mapping[str, Any],
+) -> None:
+    """Raise :class:`HubFormatError` unless ``stored`` holds exactly ``skeleton``'s tensors.
+
+    Names and shapes must match; a floating tensor of the network must be
+    stored floating (``int8`` weights, say, are refused, not cast), any other
+    in its own dtype.
+    """
+    wanted = {k: (v.dtype, tuple(v.shape)) for k, v in skeleton.state_dict().items()}
+    arch = f"{config['architecture']}({config['model_kwargs']})"
+    missing, unexpected = sorted(set(wanted) - set(stored)), sorted(set(stored) - set(wanted))
+    if missing or unexpected:
+        raise HubFormatError(
+            f"{what}: the weights do not fit {arch}: {len(missing)} tensors missing "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}; {CONFIG_NAME} and "
+            f"{WEIGHTS_NAME} belong to different models: restore or export them again"
+        )
+    for key, (dtype, shape) in wanted.items():
+        stored_dtype, stored_shape = stored[key]
+        if tuple(stored_shape) != shape:
+            raise HubFormatError(
+                f"{what}: {CONFIG_NAME} builds {key} with shape {list(shape)}, the weights hold "
+                f"{list(stored_shape)}; {CONFIG_NAME} was edited or belongs to other weights: "
+                "restore or export them again"
+            )
+        if dtype.is_floating_point and stored_dtype not in _FLOATING:
+            raise HubFormatError(
+                f"{what}: {key} is stored as {stored_dtype}, not a floating dtype; epic_zoo "
+                "loads float weights only (quantised files are not cast silently): export "
+                "the float32 weights"
+            )
+        if not dtype.is_floating_point and stored_dtype != _SAFETENSORS_DTYPES.get(dtype):
+            raise HubFormatError(
+                f"{what}: {key} is stored as {stored_dtype}, the network keeps it as {dtype}; "
+                "export the weights again"
+            )
 
 
 def _warn_superseded(config: Mapping[str, Any], what: str) -> str | None:
@@ -112,12 +201,25 @@ def _warn_superseded(config: Mapping[str, Any], what: str) -> str | None:
         warnings.warn(
             f"{what} is superseded (kept loadable, do not use for results): {note}",
             SupersededWeightsWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return note
 
 
-def load_hub_folder(
+def check_hashes(folder: Path, sha256: str | Mapping[str, str], what: str) -> None:
+    """Raise :class:`ChecksumError` unless the files of ``folder`` have these sha256."""
+    hashes = {WEIGHTS_NAME: sha256} if isinstance(sha256, str) else dict(sha256)
+    for name, digest in hashes.items():
+        path = folder / name
+        actual = file_sha256(path) if path.is_file() else "missing"
+        if actual != digest:
+            raise ChecksumError(
+                f"{what}: sha256 of {path} is {actual}, the registry expects {digest}; "
+                "the file is corrupt, edited or another version: restore or pull it again"
+            )
+
+
+def build_from_folder(
     folder: str | Path,
     *,
     map_location: str | torch.device = "cpu",
@@ -139,11 +241,13 @@ def load_hub_folder(
             (pretrained weights fix the architecture).
 
     Returns:
-        The network in eval mode, with ``pretrained_cfg`` set to the config dict.
+        The network in eval mode, with ``pretrained_cfg`` set to the config dict
+        and ``contract`` to its :class:`~epic_zoo.data.contract.InputContract`.
 
     Raises:
         HubFormatError: missing/truncated files, bad config, weights that do not
-            fit the architecture; ChecksumError: sha256 mismatch;
+            fit the architecture (checked against the header before building) or
+            are not floating; ChecksumError: sha256 mismatch;
             ArchitectureMismatchError: another or an unknown architecture;
             ValueError: another acquisition geometry, a conflicting
             ``model_kwargs`` value or an unavailable device.
@@ -151,20 +255,15 @@ def load_hub_folder(
     folder = Path(folder)
     what = what or str(folder)
     if sha256 is not None:
-        hashes = {WEIGHTS_NAME: sha256} if isinstance(sha256, str) else dict(sha256)
-        for name, digest in hashes.items():
-            path = folder / name
-            actual = file_sha256(path) if path.is_file() else "missing"
-            if actual != digest:
-                raise ChecksumError(
-                    f"{what}: sha256 of {path} is {actual}, the registry expects {digest}; "
-                    "the file is corrupt, edited or another version: restore or pull it again"
-                )
+        check_hashes(folder, sha256, what)
     config = read_config(folder, what=what)
     check_architecture(config, what, expected if isinstance(expected, str) else None)
     weights = folder / WEIGHTS_NAME
     check_safetensors(weights, what)
-    model = _build(config, what, expected if isinstance(expected, type) else None, model_kwargs)
+    header = read_safetensors_header(weights, what)
+    stored = {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
+    expected_cls = expected if isinstance(expected, type) else None
+    model = _build(config, what, expected_cls, model_kwargs, stored)
     try:
         load_safetensors(model, str(weights), strict=True, device="cpu")
     except SafetensorError as err:
@@ -178,15 +277,18 @@ def load_hub_folder(
         ) from err
     model.to(check_device(map_location)).eval()
     model.pretrained_cfg = config
+    try:
+        model.contract = read_contract(config, what=what)
+    except ValueError as err:
+        raise HubFormatError(str(err)) from err
     _warn_superseded(config, what)
     return model
 
 
 def _strip_prefix(
-    state: Mapping[str, torch.Tensor], model: nn.Module, path: Path
+    state: Mapping[str, torch.Tensor], wanted: set[str], path: Path, arch: str
 ) -> dict[str, torch.Tensor]:
-    """The task's state_dict restricted to ``model``'s keys (``model.`` prefix removed)."""
-    wanted = set(model.state_dict())
+    """The task's state_dict restricted to the network's keys (``model.`` prefix removed)."""
     prefixes = sorted({k[: k.index(".") + 1] for k in state if "." in k})
     for prefix in ["model.", *prefixes]:
         sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -194,11 +296,11 @@ def _strip_prefix(
             return sub
     raise HubFormatError(
         f"{path}: no sub-module of the checkpoint's state_dict has exactly the keys of "
-        f"{model.config['name']} (tried prefixes {['model.', *prefixes]})"
+        f"{arch} (tried prefixes {['model.', *prefixes]})"
     )
 
 
-def model_from_checkpoint(
+def build_from_checkpoint(
     path: str | Path, *, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Network and metadata from an ``InversionTask`` (or GAN task) Lightning checkpoint.
@@ -206,7 +308,8 @@ def model_from_checkpoint(
     The task must have saved ``model_name`` and ``model_kwargs`` as
     hyper-parameters. Returns ``(model in eval mode, info)`` where ``info`` has
     ``hparams``, ``datamodule_hparams``, ``epoch`` (epochs completed),
-    ``global_step`` and ``lightning_version``.
+    ``global_step`` and ``lightning_version``. The network is checked against
+    the stored tensors on the ``meta`` device before it is built.
     """
     path = Path(path)
     ckpt = read_lightning_checkpoint(path)
@@ -216,17 +319,27 @@ def model_from_checkpoint(
             f"{path}: hyper_parameters lack 'model_name' (found {sorted(hparams)}); "
             "export a checkpoint written by epic_zoo.tasks"
         )
-    config = {"architecture": hparams["model_name"], "model_kwargs": hparams.get("model_kwargs")}
+    config = {
+        "architecture": hparams["model_name"],
+        "model_kwargs": dict(hparams.get("model_kwargs") or {}),
+    }
     check_architecture(config, str(path))
-    model = _build(
-        {**config, "model_kwargs": dict(config["model_kwargs"] or {})}, str(path), None, {}
-    )
-    try:
-        model.load_state_dict(_strip_prefix(ckpt["state_dict"], model, path), strict=True)
-    except RuntimeError as err:
-        raise HubFormatError(
-            f"{path}: the weights do not fit {hparams['model_name']}: {err}"
-        ) from err
+    with torch.device("meta"):
+        try:
+            wanted = set(
+                build_architecture(config["architecture"], **config["model_kwargs"]).state_dict()
+            )
+        except (TypeError, ValueError) as err:
+            raise HubFormatError(
+                f"{path}: model_kwargs do not build {config['architecture']!r} ({err})"
+            ) from err
+    state = _strip_prefix(ckpt["state_dict"], wanted, path, config["architecture"])
+    stored = {
+        k: (_SAFETENSORS_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape))
+        for k, v in state.items()
+    }
+    model = _build(config, str(path), None, {}, stored)
+    model.load_state_dict(state, strict=True)
     info = {
         "hparams": hparams,
         "datamodule_hparams": dict(ckpt.get("datamodule_hyper_parameters") or {}),
@@ -234,54 +347,36 @@ def model_from_checkpoint(
         "global_step": int(ckpt.get("global_step", 0)),
         "lightning_version": ckpt.get("pytorch-lightning_version"),
     }
+    dm = info["datamodule_hparams"]
+    model.contract = read_contract(dm, what=str(path)) if dm.get("dataset") else None
     return model.to(check_device(map_location)).eval(), info
 
 
-def load_pretrained(
-    name: str,
-    *,
-    map_location: str | torch.device = "cpu",
-    registry: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    **model_kwargs: Any,
-) -> nn.Module:
-    """Pretrained network by name, e.g. ``load_pretrained("epic.flatvel-a")``.
-
-    Resolution as in :func:`epic_zoo.hub.resolve.resolve_pretrained` (every
-    functional file verified against the registry); the registry's architecture
-    is checked against ``config.json`` before anything is built; loading as in
-    :func:`load_hub_folder` (strict, safetensors only). The returned model is in
-    eval mode and carries ``pretrained_cfg`` (the config dict, plus
-    ``"source"``: local/cache/hub). Superseded weights load with a
-    :class:`SupersededWeightsWarning`.
-    """
-    source = pretrained_source(
-        name,
-        registry=registry,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        endpoint=endpoint,
-        token=token,
-    )
-    return build_from_source(source, map_location=map_location, **model_kwargs)[0]
-
-
-def _meta(model: nn.Module, source: WeightsSource) -> dict[str, Any]:
+def _provenance(model: nn.Module, source: WeightsSource) -> dict[str, Any]:
     cfg = getattr(model, "pretrained_cfg", None) or {}
+    contract: InputContract | None = getattr(model, "contract", None)
     return {
         "spec": source.spec,
         "kind": source.kind,
         "path": str(source.path) if source.path is not None else None,
         "name": cfg.get("name"),
         "architecture": model.config.get("name"),
-        "dataset": cfg.get("dataset"),
-        "time_stride": cfg.get("time_stride"),
+        "dataset": contract.dataset if contract is not None else cfg.get("dataset"),
+        "contract": contract,
         "superseded": (cfg.get("record") or {}).get("superseded"),
         "config": cfg or None,
     }
+
+
+def _check_expected(model: nn.Module, expected: str | type | None, text: str) -> None:
+    if isinstance(expected, type) and not isinstance(model, expected):
+        raise ArchitectureMismatchError(
+            f"{text} holds a {type(model).__name__}, not a {expected.__name__}"
+        )
+    if isinstance(expected, str) and model.config.get("name") != expected:
+        raise ArchitectureMismatchError(
+            f"{text} holds {model.config.get('name')!r}, not {expected!r}"
+        )
 
 
 def build_from_source(
@@ -290,74 +385,37 @@ def build_from_source(
     map_location: str | torch.device = "cpu",
     expected: str | type | None = None,
     **model_kwargs: Any,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The network of a resolved spec, with its weights -> ``(model in eval mode, meta)``.
+) -> nn.Module:
+    """The network of a resolved spec, with its weights, in eval mode.
 
-    ``meta`` as documented by :func:`epic_zoo.models.factory.load_model`.
-    ``expected`` is an architecture name or model class the source must hold;
-    ``model_kwargs`` must equal the stored constructor arguments.
+    Sets ``model.source`` (provenance, see :func:`epic_zoo.models.factory.load_model`)
+    and ``model.contract``. ``expected`` is an architecture name or model class
+    the source must hold; ``model_kwargs`` must equal the stored constructor
+    arguments.
     """
     if source.checkpoint is not None:
-        return _from_checkpoint(source, map_location, expected)
+        model, info = build_from_checkpoint(source.checkpoint, map_location=map_location)
+        _check_expected(model, expected, str(source.checkpoint))
+        _check_kwargs(model.config, str(source.checkpoint), model_kwargs)
+        model.source = {
+            **_provenance(model, source),
+            "checkpoint": str(source.checkpoint),
+            "info": info,
+            **source.extra,
+        }
+        return model
     assert source.folder is not None, source
-    if source.kind != "pretrained":
-        model = load_hub_folder(
-            source.folder,
-            map_location=map_location,
-            what=source.what,
-            expected=expected,
-            **model_kwargs,
-        )
-        return model, {**_meta(model, source), **source.extra}
-    model = load_hub_folder(
+    pretrained = source.kind == "pretrained"
+    model = build_from_folder(
         source.folder,
         map_location=map_location,
-        sha256=source.sha256,
+        sha256=source.sha256 if pretrained else None,
         what=source.what,
-        expected=source.architecture,
+        expected=source.architecture if pretrained else expected,
         **model_kwargs,
     )
-    model.pretrained_cfg = {**model.pretrained_cfg, "source": source.extra["source"]}
-    text = source.spec
-    if isinstance(expected, type) and not isinstance(model, expected):
-        raise ArchitectureMismatchError(
-            f"{text} is a {type(model).__name__}, not a {expected.__name__}"
-        )
-    if isinstance(expected, str) and model.config.get("name") != expected:
-        raise ArchitectureMismatchError(f"{text} is {model.config.get('name')!r}, not {expected!r}")
-    return model, {**_meta(model, source), **source.extra}
-
-
-def _from_checkpoint(
-    source: WeightsSource, map_location: str | torch.device, expected: str | type | None
-) -> tuple[nn.Module, dict[str, Any]]:
-    checkpoint = source.checkpoint
-    assert checkpoint is not None
-    model, info = model_from_checkpoint(checkpoint, map_location=map_location)
-    if isinstance(expected, str) and model.config.get("name") != expected:
-        raise ArchitectureMismatchError(
-            f"{checkpoint} holds {model.config.get('name')!r}, not {expected!r}"
-        )
-    if isinstance(expected, type) and not isinstance(model, expected):
-        raise ArchitectureMismatchError(
-            f"{checkpoint} holds a {type(model).__name__}, not a {expected.__name__}"
-        )
-    dm = info["datamodule_hparams"]
-    meta = _meta(model, source)
-    meta.update(
-        dataset=dm.get("dataset"),
-        time_stride=dm.get("time_stride"),
-        checkpoint=str(checkpoint),
-        info=info,
-        **source.extra,
-    )
-    if dm.get("dataset"):  # the run knows its data: save_pretrained and invert need no dataset=
-        record = {**data_record(dm), **(source.extra.get("record") or {})}
-        model.pretrained_cfg = build_config(
-            model,
-            dm["dataset"],
-            time_stride=dm.get("time_stride"),
-            record=record,
-            metrics=source.extra.get("metrics"),
-        )
-    return model, meta
+    if pretrained:
+        model.pretrained_cfg = {**model.pretrained_cfg, "source": source.extra["source"]}
+        _check_expected(model, expected, source.spec)
+    model.source = {**_provenance(model, source), **source.extra}
+    return model

@@ -1,11 +1,12 @@
-"""``create_model`` and the one loader: a name, folder, checkpoint, run or Hub repo -> model.
+"""The two public routes to a model: :func:`create_model` and :func:`load_model`.
 
 Models layer (timm's ``_factory``): architectures come from
-:mod:`epic_zoo.models.registry`; weights are found by the hub's lower layer
-(:func:`epic_zoo.hub.spec.resolve_spec`, which never builds a model) and
-loaded by :mod:`epic_zoo.models.builder`. :func:`load_model` is the loader
-behind ``epic_zoo.hub.load_model``, ``create_model(..., pretrained=True)``,
-every class's ``from_pretrained``, ``evaluate``, ``bench`` and ``deploy``.
+:mod:`epic_zoo.models.registry`; weights are found by the weights-format layer
+(:func:`epic_zoo.weights.spec.resolve_spec`, which never builds a model) and
+built and loaded by :mod:`epic_zoo.models.builder`. Everything that loads
+weights (``create_model(..., pretrained=True)``, every class's
+``from_pretrained``, ``evaluate``, ``bench``, ``deploy``, the hub's export and
+publish) goes through :func:`load_model`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from epic_zoo.hub.spec import hub_spec, is_weights_spec, resolve_spec
 from epic_zoo.models.builder import build_from_source, check_device
 from epic_zoo.models.registry import build_architecture, model_entrypoint
+from epic_zoo.weights.spec import hub_spec, is_weights_spec, resolve_spec
 
 
 def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
@@ -37,11 +38,11 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
         KeyError: unknown architecture, with the closest registered names.
     """
     if is_weights_spec(name):
-        return load_model(name, **kwargs)[0]
+        return load_model(name, **kwargs)
     arch = name.split(".", 1)[0]
     model_entrypoint(arch)
     if pretrained:
-        return load_model(name, **kwargs)[0]
+        return load_model(name, **kwargs)
     return build_architecture(arch, **kwargs)
 
 
@@ -57,8 +58,8 @@ def load_model(
     force_download: bool = False,
     token: str | bool | None = None,
     **model_kwargs: Any,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The one loader: a name, folder, checkpoint, run or Hub repo -> ``(model, meta)``.
+) -> nn.Module:
+    """The one loader: a name, folder, checkpoint, run or Hub repo -> the network.
 
     Args:
         spec: pretrained name (``epic.flatvel-a``), Hub-format folder or its
@@ -72,17 +73,22 @@ def load_model(
         **model_kwargs: constructor arguments that must equal the stored ones.
 
     Returns:
-        ``(model in eval mode, meta)``; ``meta`` has ``spec``, ``kind``
+        The network in eval mode. ``model.contract`` is its
+        :class:`~epic_zoo.data.contract.InputContract` (``None`` where the
+        source records none); ``model.pretrained_cfg`` the Hub ``config.json``
+        (Hub folders); ``model.source`` the provenance dict: ``spec``, ``kind``
         (``pretrained``/``folder``/``hf-hub``/``checkpoint``/``run``), ``path``,
-        ``name``, ``architecture``, ``dataset`` and ``time_stride`` (``None`` when
-        unknown), ``superseded`` (the reason or ``None``) and ``config`` (the Hub
-        config, if any); checkpoints and runs add ``checkpoint`` and ``info``.
+        ``name``, ``architecture``, ``dataset``, ``contract``, ``superseded``
+        (the reason or ``None``), ``config`` (the Hub config, if any);
+        checkpoints and runs add ``checkpoint`` and ``info`` (hyper-parameters,
+        epochs), runs ``metrics`` and ``record``, pretrained names ``source``
+        (``local``/``cache``/``hub``), ``hf-hub:`` specs ``repo_id``.
 
     Raises:
         UnknownPretrainedError: not a path, Hub spec nor registered name.
         HubFormatError (ChecksumError, ArchitectureMismatchError),
         PretrainedUnavailableError, ValueError: see
-        :func:`epic_zoo.models.builder.load_hub_folder`.
+        :func:`epic_zoo.models.builder.build_from_folder`.
     """
     check_device(map_location)
     source = resolve_spec(
@@ -109,7 +115,9 @@ def from_pretrained(
     map_location: str | torch.device = "cpu",
     **model_kwargs: Any,
 ) -> nn.Module:
-    """``from_pretrained`` of every Hub-native epic_zoo class (see :func:`~epic_zoo.hub.spec.hub_spec`)."""
+    """``from_pretrained`` of every Hub-native epic_zoo class: :func:`load_model` with
+    ``huggingface_hub``'s argument names (``ORG/REPO`` means ``hf-hub:ORG/REPO``,
+    see :func:`~epic_zoo.weights.spec.hub_spec`)."""
     return load_model(
         hub_spec(name_or_path),
         map_location=map_location,
@@ -120,4 +128,4 @@ def from_pretrained(
         force_download=force_download,
         token=token,
         **model_kwargs,
-    )[0]
+    )

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES, receiver_split
-from epic_zoo.models.distributed import DistributedModel
+from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES
+from epic_zoo.wire import is_distributed, link_bytes
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -47,10 +47,6 @@ def model_summary(model: nn.Module) -> dict:
     run nothing on the devices: ``encoder_flops = 0`` and their payload is the
     raw records.
     """
-    # the payload arithmetic lives with the hardware teacher (imported here: hardware
-    # imports the models' codec at module level)
-    from epic_zoo.hardware.payload import raw_payload_bytes
-
     time_samples = int(model.config["time_samples"])
     seismic = torch.zeros(1, NUM_SOURCES, time_samples, NUM_RECEIVERS)
     summary = {
@@ -59,20 +55,19 @@ def model_summary(model: nn.Module) -> dict:
         "flops": count_flops(model, seismic),
         "time_samples": time_samples,
     }
-    if isinstance(model, DistributedModel):
+    if is_distributed(model):
         n0 = model.num_receivers(0)
         seismic_0 = torch.zeros(1, NUM_SOURCES, time_samples, n0)
         encoder = model.encoder_module(0)
         summary.update(
             encoder_params=count_parameters(encoder),
             encoder_flops=count_flops(encoder, model.encoder_input(0, seismic_0)),
-            payload_bytes=model.payload_bytes(),
-            raw_bytes_per_device=raw_payload_bytes(time_samples, n0),
         )
     else:
-        receivers = max(len(idx) for idx in receiver_split(int(model.config["num_devices"])))
-        raw = raw_payload_bytes(time_samples, receivers)
-        summary.update(
-            encoder_params=0, encoder_flops=0, payload_bytes=raw, raw_bytes_per_device=raw
-        )
+        summary.update(encoder_params=0, encoder_flops=0)
+    wire = link_bytes(model)  # epic_zoo.wire: the one home of the link arithmetic
+    summary.update(
+        payload_bytes=wire["payload_bytes_per_device"],
+        raw_bytes_per_device=wire["raw_bytes_per_device"],
+    )
     return summary

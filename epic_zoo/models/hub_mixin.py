@@ -17,8 +17,9 @@ folder or ``.ckpt`` knows its dataset from the run; a freshly built one needs
 ``dataset=`` (it fixes the normalisation the weights expect). ``push_to_hub``
 writes the card for the repo it uploads to.
 
-Only the hub's lower layer is used (folder format, registry, spec
-resolution); the loading itself is :func:`epic_zoo.models.factory.from_pretrained`.
+Only the weights-format layer (:mod:`epic_zoo.weights`: folder format,
+registry, spec resolution) is used; the loading itself is
+:func:`epic_zoo.models.factory.load_model`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from typing import Any
 
 from huggingface_hub import HfApi, PyTorchModelHubMixin
 
-from epic_zoo.hub.folder import save_hub_folder, write_hub_folder
-from epic_zoo.hub.registry import read_registry
+from epic_zoo.data.contract import InputContract
 from epic_zoo.models.factory import from_pretrained
 from epic_zoo.models.inference import invert
+from epic_zoo.weights.folder import save_hub_folder, write_hub_folder
+from epic_zoo.weights.registry import read_registry
 
 
 class HubMixin(
@@ -47,6 +49,10 @@ class HubMixin(
 
     pretrained_cfg: dict[str, Any] | None = None
     """``config.json`` of the folder the weights came from (``None`` for a fresh model)."""
+    contract: InputContract | None = None
+    """The records the weights expect (``None`` for a fresh model or unknown)."""
+    source: dict[str, Any] | None = None
+    """Where the weights came from (:func:`epic_zoo.models.load_model`; ``None`` for a fresh model)."""
 
     def invert(self, records: Any, **kwargs: Any) -> Any:
         """Velocity in m/s ``[B, 70, 70]`` from raw records ``[B, 5, 1000, 70]`` (physical units).
@@ -100,7 +106,11 @@ class HubMixin(
         if loaded and not (config or record or metrics) and dataset in (None, loaded["dataset"]):
             write_hub_folder(self, save_directory, loaded, repo_id=repo_id)
         else:
-            dataset = dataset or loaded.get("dataset")
+            run = self.source or {}  # a run folder or .ckpt: its record and metrics
+            dataset = dataset or loaded.get("dataset") or (self.contract and self.contract.dataset)
+            record = {**(run.get("record") or {}), **dict(record or {})}
+            if metrics is None and not loaded:
+                metrics = run.get("metrics")
             if dataset is None:
                 raise ValueError(
                     f"{type(self).__name__}.save_pretrained needs dataset=NAME (e.g. "
@@ -110,7 +120,9 @@ class HubMixin(
                 self,
                 save_directory,
                 dataset=dataset,
-                time_stride=loaded.get("time_stride"),
+                contract=self.contract
+                if self.contract is not None and dataset == self.contract.dataset
+                else None,
                 record={**(loaded.get("record") or {}), **dict(config or {}), **dict(record or {})},
                 metrics=metrics if metrics is not None else loaded.get("metrics"),
                 repo_id=repo_id,

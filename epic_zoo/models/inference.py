@@ -3,7 +3,7 @@
 A network of the zoo maps *normalised* records ``[B, 5, T, 70]`` to a
 *normalised* map ``[B, 1, 70, 70]`` in ``[-1, 1]``; what "normalised" means
 (the dataset's seismic range, the time stride, the geometry) is fixed by the
-weights and stored in their ``config.json`` (``model.pretrained_cfg``).
+weights and stored in their ``config.json`` (``model.contract``, :mod:`epic_zoo.data.contract`).
 :func:`invert` applies that contract, so a user with OpenFWI records needs
 nothing else::
 
@@ -16,13 +16,12 @@ plain slicing to the weights' time stride (``records[:, :, ::stride]``), the
 OpenFWI seismic normalisation with the weights' dataset statistics
 (:func:`epic_zoo.data.transforms.normalize_seismic`), the network, then
 :func:`~epic_zoo.data.transforms.denormalize_velocity`. SeisBench calls this
-step ``annotate``; timm keeps the same contract in ``pretrained_cfg``.
+step ``annotate``; timm keeps such facts in ``pretrained_cfg``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,79 +29,56 @@ import torch
 from torch import nn
 
 from epic_zoo.data.catalog import get_dataset
+from epic_zoo.data.contract import InputContract, read_contract
 from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, NX, NZ
-from epic_zoo.data.timeaxis import config_time_stride, time_samples_for
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 
 __all__ = ["InputContract", "input_contract", "invert", "prepare_records"]
 
 
-@dataclass(frozen=True)
-class InputContract:
-    """What a network's input must be: set by its weights (``pretrained_cfg``), else given.
-
-    Attributes:
-        dataset: dataset whose seismic range normalises the records (``"flatvel-a"``).
-        time_stride: ms between the samples the network sees (OpenFWI records: 1 ms).
-        time_samples: ``T``, samples per record the network takes (``ceil(nt / stride)``).
-        nt: samples of a raw record at 1 ms (1000 for OpenFWI).
-        sources, receivers: the record's source and receiver axes (5, 70).
-    """
-
-    dataset: str
-    time_stride: int
-    time_samples: int
-    nt: int = NT
-    sources: int = NUM_SOURCES
-    receivers: int = NUM_RECEIVERS
-
-    def describe(self) -> str:
-        """``[B, 5, 1000, 70] at 1 ms or [B, 5, 250, 70] at 4 ms`` for error messages."""
-        raw = f"[B, {self.sources}, {self.nt}, {self.receivers}] at 1 ms"
-        if self.time_stride == 1:
-            return raw
-        return (
-            f"{raw} or [B, {self.sources}, {self.time_samples}, {self.receivers}] "
-            f"at the weights' {self.time_stride} ms"
-        )
+def _describe(contract: InputContract) -> str:
+    """``[B, 5, 1000, 70] at 1 ms or [B, 5, 250, 70] at 4 ms`` for error messages."""
+    raw = f"[B, {NUM_SOURCES}, {NT}, {NUM_RECEIVERS}] at 1 ms"
+    if contract.time_stride == 1:
+        return raw
+    return (
+        f"{raw} or [B, {NUM_SOURCES}, {contract.time_samples}, {NUM_RECEIVERS}] "
+        f"at the weights' {contract.time_stride} ms"
+    )
 
 
 def input_contract(model: nn.Module, dataset: str | None = None) -> InputContract:
-    """The input contract of ``model``: from its weights' config, else ``dataset`` and its kwargs.
+    """The input contract of ``model``: its weights' (``model.contract``), else made for ``dataset``.
+
+    A fresh model (no weights' contract) takes ``dataset`` and the time axis
+    its constructor was given (``time_samples`` of a stride of OpenFWI's
+    1,000 ms records).
 
     Raises:
         ValueError: a fresh model without ``dataset``, or a ``dataset`` that
             contradicts the one the weights were trained on.
     """
+    contract: InputContract | None = getattr(model, "contract", None)
     cfg: Mapping[str, Any] = getattr(model, "pretrained_cfg", None) or {}
-    kwargs: Mapping[str, Any] = getattr(model, "config", None) or {}
-    trained_on = cfg.get("dataset")
-    if trained_on is not None and dataset is not None:
-        if get_dataset(dataset).name != trained_on:
+    if contract is None and cfg:
+        contract = read_contract(cfg, what=str(cfg.get("name") or type(model).__name__))
+    if contract is not None:
+        if dataset is not None and get_dataset(dataset).name != contract.dataset:
             raise ValueError(
-                f"dataset={dataset!r}: these weights were trained on {trained_on!r} and expect "
-                "records normalised with its statistics; drop dataset= (or load weights "
+                f"dataset={dataset!r}: these weights were trained on {contract.dataset!r} and "
+                "expect records normalised with its statistics; drop dataset= (or load weights "
                 f"trained on {dataset})"
             )
-    dataset = trained_on or dataset
+        return contract
     if dataset is None:
         raise ValueError(
-            f"{type(model).__name__} carries no pretrained config: pass dataset=NAME "
+            f"{type(model).__name__} carries no input contract: pass dataset=NAME "
             "(e.g. 'flatvel-a'), the data whose normalisation it was trained with, or load it "
             "with create_model(NAME, pretrained=True)"
         )
-    geometry = cfg.get("geometry") or {}
-    stride = int(cfg["time_stride"]) if cfg.get("time_stride") else config_time_stride(kwargs)
-    nt = int(geometry.get("nt", NT))
-    samples = int(cfg.get("time_samples") or kwargs.get("time_samples") or 0)
-    samples = samples or time_samples_for(stride, nt)
-    return InputContract(
-        dataset=get_dataset(dataset).name,
-        time_stride=stride,
-        time_samples=samples,
-        nt=nt,
-        sources=len(geometry.get("source_columns") or range(NUM_SOURCES)),
-        receivers=len(geometry.get("receiver_columns") or range(NUM_RECEIVERS)),
+    kwargs: Mapping[str, Any] = getattr(model, "config", None) or {}
+    return read_contract(
+        {"dataset": dataset, "model_kwargs": dict(kwargs)}, what=type(model).__name__
     )
 
 
@@ -140,13 +116,13 @@ def prepare_records(
     x = _as_tensor(records)
     if x.ndim == 3:
         x = x.unsqueeze(0)
-    expected = contract.describe()
-    if x.ndim != 4 or x.shape[1] != contract.sources or x.shape[3] != contract.receivers:
+    expected = _describe(contract)
+    if x.ndim != 4 or x.shape[1] != NUM_SOURCES or x.shape[3] != NUM_RECEIVERS:
         raise ValueError(
             f"records of shape {list(records.shape)}: expected {expected} "
             "([batch, source, time, receiver], or one record without the batch axis)"
         )
-    if x.shape[2] == contract.nt and contract.time_stride > 1:
+    if x.shape[2] == NT and contract.time_stride > 1:
         x = x[:, :, :: contract.time_stride]  # plain slicing, as the training data were made
     elif x.shape[2] != contract.time_samples:
         raise ValueError(
@@ -180,7 +156,7 @@ def invert(
     """Velocity maps in m/s from raw records in physical units.
 
     Args:
-        model: a network of the zoo (its weights' ``pretrained_cfg`` fixes the
+        model: a network of the zoo (its weights' ``contract`` fixes the
             dataset normalisation, time stride and geometry).
         records: ``[B, 5, 1000, 70]`` at OpenFWI's 1 ms sampling, or
             ``[B, 5, T, 70]`` at the weights' own stride; ``[5, ., 70]`` for

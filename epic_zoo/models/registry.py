@@ -7,7 +7,7 @@ its plain constructor kwargs plus ``"name"``, so ``create_model(**model.config)`
 rebuilds the same architecture.
 
 Pretrained weights are named ``"arch.dataset"`` (``"epic.flatvel-a"``); the
-names come from the hub's registry (lower layer, builds nothing).
+names come from the weights registry (:mod:`epic_zoo.weights.registry`, below the models).
 :func:`epic_zoo.models.factory.create_model` builds from here or, with
 weights, through :mod:`epic_zoo.models.builder` (timm's ``_registry``,
 ``_factory`` and ``_builder``).
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from epic_zoo.hub.registry import list_pretrained  # noqa: F401  (re-exported: one home)
+from epic_zoo.weights.registry import list_pretrained  # noqa: F401  (re-exported: one home)
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 

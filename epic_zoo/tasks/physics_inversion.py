@@ -189,13 +189,15 @@ class PhysicsInversionTask(InversionTask):
 
     # ---------------------------------------------------------------- data facts
     def _data_facts(self) -> tuple[str, int]:
-        """``(dataset name, data time stride in ms)`` from the arguments or the datamodule."""
+        """``(dataset name, data time stride in ms)`` from the arguments or the datamodule's
+        input contract (:attr:`epic_zoo.data.datamodule.FWIDataModule.contract`)."""
         dataset, stride = self.hparams.dataset_name, self.hparams.data_time_stride
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        if dataset is None:
-            dataset = getattr(datamodule, "dataset_name", None)
-        if stride is None:
-            stride = getattr(datamodule, "time_stride", None)
+        contract = getattr(datamodule, "contract", None)
+        if dataset is None and contract is not None:
+            dataset = contract.dataset
+        if stride is None and contract is not None:
+            stride = contract.time_stride
         if dataset is None or stride is None:
             raise ValueError(
                 "PhysicsInversionTask needs the dataset name and the records' time stride to "

@@ -18,12 +18,7 @@ from epic_zoo.data.geometry import DT, DX, NX, NZ, PEAK_FREQUENCY, SOURCE_COLUMN
 RICKER_PEAK_S = 73 * DT  # the 147-sample Ricker peaks at sample index 73
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _maps() -> np.ndarray:

@@ -26,13 +26,7 @@ DISTRIBUTED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The suite runs on a shared 2-core machine: one intra-op thread per test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _seismic(batch: int = 2, time_samples: int = T_SMALL, seed: int = 0) -> torch.Tensor:

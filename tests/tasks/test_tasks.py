@@ -29,13 +29,7 @@ EPIC_SMALL = {
 INVERSIONNET_DIMS = [8, 16, 32, 64, 128]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the test machine's cores are shared (oversubscription is slow)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _loader(samples: int = 4, time_samples: int = T, batch_size: int = 2) -> DataLoader:

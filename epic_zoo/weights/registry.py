@@ -1,6 +1,6 @@
 """The registry of published weights (``checkpoints/registry.json``).
 
-Lower layer: maps a pretrained name such as ``epic.flatvel-a`` to its Hub repo
+Weights-format layer (below the models): maps a pretrained name such as ``epic.flatvel-a`` to its Hub repo
 id, pinned revision, the sha256 of each functional file (``config.json`` and
 ``model.safetensors``), metrics, data profile and (when committed) a local
 folder. Never builds a model.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import epic_zoo
-from epic_zoo.hub.errors import HubFormatError, UnknownPretrainedError
-from epic_zoo.hub.files import (
+from epic_zoo.weights.errors import HubFormatError, UnknownPretrainedError
+from epic_zoo.weights.files import (
     DEFAULT_LICENSE,
     WEIGHTS_NAME,
     atomic_write_text,

@@ -1,6 +1,6 @@
 """The files of a Hub-format folder: names, hashes, atomic writes, integrity checks.
 
-Lower layer: reads and writes files, never builds a model.
+Weights-format layer: reads and writes files, never builds a model.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from huggingface_hub import constants as hf_constants
 from safetensors import SafetensorError, safe_open
 
-from epic_zoo.hub.errors import HubFormatError
+from epic_zoo.weights.errors import HubFormatError
 
 HUB_FORMAT = "epic_zoo.hub"
 """Value of ``config.json["format"]``."""
@@ -74,6 +74,42 @@ def read_json(path: str | Path | None, *, fix: str | None = None) -> dict[str, A
     return value
 
 
+MAX_HEADER_BYTES = 100 << 20
+"""Largest safetensors header read (the library's own limit); a larger one is refused."""
+
+
+def read_safetensors_header(path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """``{tensor name: {"dtype", "shape", "data_offsets"}}`` from a safetensors file's header.
+
+    The header length is bounded by the file size and :data:`MAX_HEADER_BYTES`
+    before it is read; ``__metadata__`` is dropped. Raises :class:`HubFormatError`.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            if not 0 < header_len <= min(MAX_HEADER_BYTES, size - 8):
+                raise ValueError(f"header length {header_len} does not fit a {size}-byte file")
+            header = json.loads(fh.read(header_len))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        for key, value in tensors.items():
+            if not (
+                isinstance(value, dict)
+                and isinstance(value.get("dtype"), str)
+                and isinstance(value.get("shape"), list)
+                and isinstance(value.get("data_offsets"), list)
+            ):
+                raise ValueError(f"tensor {key!r} has no dtype, shape and data_offsets")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise HubFormatError(
+            f"{what}: {path} is not a complete safetensors file ({err}); delete it and "
+            "download or export it again"
+        ) from err
+    return tensors
+
+
 def check_safetensors(path: Path, what: str) -> None:
     """Raise :class:`HubFormatError` if ``path`` is not a complete safetensors file."""
     if not path.is_file():
@@ -85,20 +121,18 @@ def check_safetensors(path: Path, what: str) -> None:
             f"{what}: {path} is a git-lfs pointer, not the weights; run `git lfs pull` "
             "or delete it to download from the Hub"
         )
+    header = read_safetensors_header(path, what)
     try:
         with safe_open(str(path), framework="pt") as fh:
             fh.keys()
+        end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
         with open(path, "rb") as fh:  # the header's offsets must cover the file exactly
             header_len = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(header_len))
-        end = max(
-            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
-        )
         if 8 + header_len + end != path.stat().st_size:
             raise SafetensorError(
                 f"{path.stat().st_size} bytes where the header describes {8 + header_len + end}"
             )
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise HubFormatError(
             f"{what}: {path} is not a complete safetensors file ({err}); delete it and "
             "download or export it again"

@@ -19,8 +19,9 @@ from conftest import TINY_EPIC
 from huggingface_hub import HfApi, ModelCard, metadata_load
 
 from epic_zoo import hub
-from epic_zoo.hub.card import metric_key
+from epic_zoo.hub import cli as hub_cli
 from epic_zoo.models import create_model
+from epic_zoo.weights.card import metric_key
 
 QUICKSTART = {  # a custom profile: a mapping in recipes/recipe/quickstart.yaml, no registered name
     "name": "quickstart",
@@ -84,10 +85,10 @@ def _records(n: int = 2) -> torch.Tensor:
 
 def test_export_of_a_custom_profile_run(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
-    assert hub.main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert hub_cli.main(["export", str(run_dir), "--out", str(out)]) == 0
     config = hub.read_config(out)
     record = config["record"]
-    assert config["dataset"] == "flatvel-a" and config["time_stride"] == 4
+    assert config["dataset"] == "flatvel-a" and config["contract"]["time_stride"] == 4
     assert record["profile"] == "quickstart"
     assert (record["train"], record["val"], record["test"], record["dtype"]) == (
         300,
@@ -103,7 +104,7 @@ def test_export_of_a_custom_profile_run(run_dir: Path, tmp_path: Path) -> None:
 
 def test_a_run_folder_knows_its_dataset(run_dir: Path, tmp_path: Path) -> None:
     model = create_model(str(run_dir))
-    assert model.pretrained_cfg["dataset"] == "flatvel-a"
+    assert model.contract.dataset == "flatvel-a" and model.contract.time_stride == 4
     model.save_pretrained(tmp_path / "saved")  # no dataset= needed
     again = create_model(str(tmp_path / "saved"))
     assert again.pretrained_cfg["dataset"] == "flatvel-a"

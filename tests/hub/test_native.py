@@ -19,11 +19,11 @@ from huggingface_hub import constants as hf_constants
 from epic_zoo import evaluate, hub
 from epic_zoo.hub import cli as hub_cli
 from epic_zoo.hub import loader
-from epic_zoo.hub.card import metric_key
 from epic_zoo.models import EPIC, InversionNet, builder, create_model
+from epic_zoo.weights.card import metric_key
 from tests.helpers import one_line_error as _one_line_error
 
-REPO_REGISTRY = Path(__file__).resolve().parent.parent / "checkpoints" / hub.REGISTRY_NAME
+REPO_REGISTRY = Path(__file__).resolve().parents[2] / "checkpoints" / hub.REGISTRY_NAME
 NAME = "epic.flatvel-a"
 COMMITTED = REPO_REGISTRY.parent / NAME
 
@@ -84,7 +84,7 @@ def test_fresh_model_save_pretrained_needs_a_dataset_and_loads_back(tmp_path: Pa
     model.save_pretrained(tmp_path / "a", dataset="curvevel-b", metrics={"test/mae": 0.5})
     loaded = InversionNet.from_pretrained(tmp_path / "a")
     assert loaded.pretrained_cfg["dataset"] == "curvevel-b"
-    assert loaded.pretrained_cfg["time_stride"] == 4
+    assert loaded.contract.time_stride == 4
     for key, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[key]), key
 

@@ -7,13 +7,17 @@ One folder per weight, readable by ``huggingface_hub``:
 - ``config.json``: ``architecture`` (a :func:`epic_zoo.models.create_model`
   name) and ``model_kwargs`` (its constructor arguments), the acquisition
   ``geometry`` (:meth:`epic_zoo.data.geometry.Geometry.as_dict`), the
-  ``normalization`` the network expects (dataset seismic min/max, velocity
-  range), ``time_stride`` and ``time_samples``, the training ``record`` and test
-  ``metrics``, and the epic_zoo version that wrote it;
+  ``contract`` the network expects (:class:`epic_zoo.data.contract.InputContract`:
+  dataset, time stride and samples, devices, normalisation ranges; folders
+  written before it hold ``time_stride``, ``time_samples`` and
+  ``normalization`` instead, read by :func:`epic_zoo.data.contract.read_contract`),
+  the training ``record`` and test ``metrics``, and the epic_zoo version that
+  wrote it;
 - ``README.md``: a model card with Hub YAML metadata (``model-index`` with the
-  test metrics) and the same record (:mod:`epic_zoo.hub.card`).
+  test metrics) and the same record (:mod:`epic_zoo.weights.card`).
 
-Lower layer: serialises a given network, never builds one.
+Weights-format layer: serialises a given network, never builds one, never
+imports :mod:`epic_zoo.models`.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from torch import nn
 
 import epic_zoo
 from epic_zoo.data.catalog import get_dataset
-from epic_zoo.data.geometry import NT, V_MAX, V_MIN, Geometry
-from epic_zoo.data.timeaxis import config_time_stride
-from epic_zoo.hub.card import card_text
-from epic_zoo.hub.errors import HubFormatError
-from epic_zoo.hub.files import (
+from epic_zoo.data.contract import InputContract, read_contract
+from epic_zoo.data.geometry import V_MAX, V_MIN, Geometry
+from epic_zoo.provenance import git_commit
+from epic_zoo.weights.card import card_text
+from epic_zoo.weights.errors import HubFormatError
+from epic_zoo.weights.files import (
     CARD_NAME,
     CONFIG_NAME,
     HUB_FILES,
@@ -44,7 +49,7 @@ from epic_zoo.hub.files import (
     atomic_write_text,
     read_json,
 )
-from epic_zoo.provenance import git_commit
+from epic_zoo.wire import is_distributed
 
 
 def normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -99,28 +104,48 @@ def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
     return str(config["name"]), kwargs
 
 
+def model_contract(model: nn.Module, dataset: str) -> InputContract:
+    """The input contract of ``model`` trained on ``dataset``.
+
+    The model's own (``model.contract``, set when it was loaded) where it names
+    ``dataset``; else the one :func:`~epic_zoo.data.contract.read_contract`
+    gives for a record of ``dataset`` and the model's constructor arguments.
+    """
+    contract = getattr(model, "contract", None)
+    if isinstance(contract, InputContract) and contract.dataset == get_dataset(dataset).name:
+        return contract
+    _, kwargs = model_config(model)
+    try:
+        return read_contract({"dataset": dataset, "model_kwargs": kwargs}, what="the model")
+    except ValueError as err:
+        raise HubFormatError(f"{err}; pass contract=FWIDataModule.contract") from err
+
+
 def build_config(
     model: nn.Module,
     dataset: str,
     *,
-    time_stride: int | None = None,
+    contract: InputContract | None = None,
     name: str | None = None,
     record: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``config.json`` dict of ``model`` trained on ``dataset``.
 
-    ``time_stride`` defaults to the model's stored one, else the one stride that
-    keeps ``time_samples`` (:func:`epic_zoo.data.timeaxis.config_time_stride`).
+    ``contract`` (the data module's) defaults to :func:`model_contract`; it must
+    name ``dataset`` and the model's ``time_samples`` and ``num_devices``.
     """
     architecture, kwargs = model_config(model)
     dataset = get_dataset(dataset).name
-    time_samples = int(kwargs.get("time_samples", NT))
-    if time_stride is None:
-        try:
-            time_stride = config_time_stride(kwargs)
-        except ValueError as err:
-            raise HubFormatError(f"{err}; pass time_stride") from err
+    contract = contract if contract is not None else model_contract(model, dataset)
+    if contract.dataset != dataset:
+        raise HubFormatError(f"the input contract is for {contract.dataset}, not {dataset}")
+    for key in ("time_samples", "num_devices"):
+        if key in kwargs and int(kwargs[key]) != int(getattr(contract, key)):
+            raise HubFormatError(
+                f"the model takes {key}={kwargs[key]}, its input contract says "
+                f"{getattr(contract, key)}; pass the contract of the data it was trained on"
+            )
     config: dict[str, Any] = {
         "format": HUB_FORMAT,
         "format_version": HUB_FORMAT_VERSION,
@@ -128,12 +153,10 @@ def build_config(
         "architecture": architecture,
         "model_kwargs": kwargs,
         "dataset": dataset,
-        "time_stride": int(time_stride),
-        "time_samples": time_samples,
+        "contract": contract.as_dict(),
         "geometry": Geometry().as_dict(),
-        "normalization": normalization_stats(dataset),
         "params": int(sum(p.numel() for p in model.parameters())),
-        "payload_bytes": int(model.payload_bytes()) if hasattr(model, "payload_bytes") else None,
+        "payload_bytes": int(model.payload_bytes()) if is_distributed(model) else None,
         "metrics": normalise_metrics(metrics or {}),
         "record": dict(record or {}),
         "epic_zoo_version": epic_zoo.__version__,
@@ -147,7 +170,7 @@ def save_hub_folder(
     out_dir: str | Path,
     *,
     dataset: str,
-    time_stride: int | None = None,
+    contract: InputContract | None = None,
     name: str | None = None,
     record: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -159,7 +182,7 @@ def save_hub_folder(
         model: an epic_zoo network (has ``.config``); saved in float32 as it is.
         out_dir: folder to create or overwrite the three files in.
         dataset: dataset the weights were trained on (sets the normalisation stats).
-        time_stride: time decimation of the training records (default: see :func:`build_config`).
+        contract: the input contract of the training data (default: see :func:`build_config`).
         name: pretrained name (default ``"{architecture}.{dataset}"``).
         record: training record (recipe, data profile and sizes, generator version and
             seed, epochs, commit, ...); ``commit`` defaults to this checkout's.
@@ -172,7 +195,7 @@ def save_hub_folder(
     record = dict(record or {})
     record.setdefault("commit", git_commit())
     config = build_config(
-        model, dataset, time_stride=time_stride, name=name, record=record, metrics=metrics
+        model, dataset, contract=contract, name=name, record=record, metrics=metrics
     )
     return write_hub_folder(model, out_dir, config, repo_id=repo_id)
 
@@ -228,17 +251,22 @@ def read_config(folder: str | Path, *, what: str | None = None) -> dict[str, Any
             f"{what}: config format_version {config.get('format_version')} is not "
             f"{HUB_FORMAT_VERSION}; upgrade epic_zoo (`pip install -U epic_zoo`)"
         )
-    for key in (
-        "architecture",
-        "model_kwargs",
-        "dataset",
-        "geometry",
-        "normalization",
-        "time_stride",
-    ):
+    for key in ("architecture", "model_kwargs", "dataset", "geometry"):
         if key not in config:
             raise HubFormatError(f"{what}: {path} lacks the key {key!r}")
+    if "contract" not in config and not {"time_stride", "normalization"} <= set(config):
+        raise HubFormatError(f"{what}: {path} lacks the key 'contract'")
     Geometry().check_compatible(config["geometry"], what=f"{what} ({CONFIG_NAME})")
+    if "normalization" in config:  # folders written before the contract
+        _check_legacy_normalization(config, what)
+    try:
+        read_contract(config, what=what)
+    except ValueError as err:
+        raise HubFormatError(str(err)) from err
+    return config
+
+
+def _check_legacy_normalization(config: Mapping[str, Any], what: str) -> None:
     expected = normalization_stats(config["dataset"])
     got = config["normalization"]
     for part, fields in (("seismic", ("data_min", "data_max")), ("velocity", ("v_min", "v_max"))):
@@ -252,4 +280,3 @@ def read_config(folder: str | Path, *, what: str | None = None) -> dict[str, Any
                     f"{expected[part][field]!r} for {config['dataset']}; these weights expect other "
                     "inputs, re-export them with this epic_zoo version"
                 )
-    return config

@@ -1,7 +1,7 @@
 """Run folders and Lightning checkpoints: what ``python -m epic_zoo.run`` leaves behind.
 
-Lower layer: reads ``results.json`` and ``.ckpt`` files (``weights_only=True``),
-never builds a model. The file names come from :mod:`epic_zoo.run_layout`.
+Weights-format layer: reads ``results.json`` and ``.ckpt`` files
+(``weights_only=True``), never builds a model. The file names come from :mod:`epic_zoo.run_layout`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from epic_zoo.hub.errors import HubFormatError
-from epic_zoo.hub.files import read_json
 from epic_zoo.run_layout import RESULTS_FILE
+from epic_zoo.weights.errors import HubFormatError
+from epic_zoo.weights.files import read_json
 
 
 def read_lightning_checkpoint(path: Path) -> dict[str, Any]:
@@ -30,40 +30,6 @@ def read_lightning_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise HubFormatError(f"{path} has no 'state_dict'; is it a Lightning checkpoint?")
     return ckpt
-
-
-def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
-    """Data part of the record from ``FWIDataModule`` hyper-parameters.
-
-    Profile, seed, time stride and sample limit as saved; split sizes and dtype
-    from the profile (``limit`` applied); the generator version of this
-    checkout (synthetic data only); the recipe-residual augmentation
-    (:mod:`epic_zoo.data.residuals`) where it was on.
-    """
-    from epic_zoo.data.families import GENERATOR_VERSION
-    from epic_zoo.data.profiles import get_profile
-
-    out: dict[str, Any] = {k: dm[k] for k in ("profile", "seed", "time_stride", "limit") if k in dm}
-    if not out:
-        return out
-    out["data_source"] = "openfwi" if dm.get("openfwi_root") else "synthetic"
-    residuals = dm.get("recipe_residuals") or {}
-    if residuals.get("p"):
-        out["recipe_residuals"] = dict(residuals)
-    if "profile" in dm and out["data_source"] == "synthetic":
-        out["generator_version"] = GENERATOR_VERSION
-        try:
-            profile = get_profile(dm["profile"])
-        except (
-            KeyError
-        ):  # a custom profile (a mapping in the run's config): sizes from results.json
-            return out
-        limit = dm.get("limit")
-        for split in ("train", "val", "test"):
-            n = profile.num(split)
-            out[split] = n if n is None or limit is None else min(n, int(limit))
-        out["dtype"] = profile.dtype
-    return out
 
 
 def profile_record(results: Mapping[str, Any]) -> dict[str, Any]:

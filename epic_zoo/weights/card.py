@@ -15,8 +15,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from epic_zoo.hub.files import CONFIG_NAME, DEFAULT_LICENSE
-from epic_zoo.hub.registry import read_registry
+from epic_zoo.data.contract import read_contract
+from epic_zoo.weights.files import CONFIG_NAME, DEFAULT_LICENSE
+from epic_zoo.weights.registry import read_registry
 
 PIPELINE_TAG = "image-to-image"
 """Hub task of every card: a 2-D array of records in, a 2-D velocity map out."""
@@ -176,7 +177,8 @@ def usage_lines(config: Mapping[str, Any], repo_id: str | None) -> list[str]:
         "",
         f'A local copy of this folder loads the same way: `create_model("path/to/{name}")`. '
         "`model.invert` applies what the weights expect (one sample every "
-        f"{config['time_stride']} ms by plain slicing, OpenFWI's normalisation with the "
+        f"{read_contract(config, what=str(name)).time_stride} ms by plain slicing, OpenFWI's "
+        "normalisation with the "
         f"`{config['dataset']}` statistics in `config.json`); `model(x)` is the normalised path "
         "(`[B, 5, T, 70]` in [-1, 1] -> `[B, 1, 70, 70]` in [-1, 1], x1500 + 3000 gives m/s).",
         "",
@@ -193,6 +195,7 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
     metrics = config.get("metrics") or {}
     record = config.get("record") or {}
     superseded = record.get("superseded")
+    contract = read_contract(config, what=config.get("name", "the config"))
     tags = ["pytorch", "safetensors", "epic_zoo", "full-waveform-inversion", "seismic"]
     tags += ["openfwi", config["architecture"], f"arxiv:{PAPER_ARXIV}"]
     tags += ["superseded"] if superseded else []
@@ -261,7 +264,7 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
         "",
         "| field | value |",
         "|---|---|",
-        f"| time stride | {config['time_stride']} ({config['time_samples']} time samples) |",
+        f"| time stride | {contract.time_stride} ({contract.time_samples} time samples) |",
         f"| parameters | {config['params']:,} |",
         f"| payload bytes per device per sample | {config.get('payload_bytes')} |",
         f"| epic_zoo version | {config['epic_zoo_version']} |",

@@ -1,12 +1,12 @@
 """Model specs -> the files that hold them; builds nothing.
 
-Lower layer. :func:`resolve_spec` turns anything a user can pass as a model
+Weights-format layer (below the models). :func:`resolve_spec` turns anything a user can pass as a model
 (a pretrained name, a Hub-format folder or its ``model.safetensors``,
 ``hf-hub:ORG/REPO[@REVISION]``, a Lightning ``.ckpt``, a run folder) into a
 :class:`WeightsSource`: the verified Hub-format folder or the checkpoint to
 read, with what the registry expects of it. Pretrained names are found (and
-downloaded) by :func:`epic_zoo.hub.resolve.resolve_pretrained`, ``hf-hub:``
-repos by :func:`epic_zoo.hub.resolve.download_repo`.
+downloaded) by :func:`epic_zoo.weights.resolve.resolve_pretrained`, ``hf-hub:``
+repos by :func:`epic_zoo.weights.resolve.download_repo`.
 
 The model factory (:mod:`epic_zoo.models.builder`) builds networks from a
 source, the way timm's ``_builder`` builds from what ``_hub`` resolved.
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from epic_zoo.hub.errors import HubFormatError, UnknownPretrainedError
-from epic_zoo.hub.files import CONFIG_NAME, WEIGHTS_NAME
-from epic_zoo.hub.registry import get_pretrained_info
-from epic_zoo.hub.resolve import download_repo, resolve_pretrained
-from epic_zoo.hub.runs import is_run_folder, run_inputs
+from epic_zoo.weights.errors import HubFormatError, UnknownPretrainedError
+from epic_zoo.weights.files import CONFIG_NAME, WEIGHTS_NAME
+from epic_zoo.weights.registry import get_pretrained_info
+from epic_zoo.weights.resolve import download_repo, resolve_pretrained
+from epic_zoo.weights.runs import is_run_folder, run_inputs
 
 HF_HUB_PREFIX = "hf-hub:"
 """Prefix of a Hub repo spec: ``hf-hub:ORG/REPO`` or ``hf-hub:ORG/REPO@REVISION``."""
@@ -60,7 +60,7 @@ def pretrained_source(
     """The verified folder of a pretrained name (committed copy -> HF cache -> Hub).
 
     ``options`` (``cache_dir``, ``local_files_only``, ``endpoint``, ``token``)
-    as :func:`epic_zoo.hub.resolve.resolve_pretrained`.
+    as :func:`epic_zoo.weights.resolve.resolve_pretrained`.
     """
     info = get_pretrained_info(name, registry)
     folder, source = resolve_pretrained(name, registry=registry, **options)

@@ -1,6 +1,6 @@
 """Where weights come from: committed folder -> Hugging Face cache -> Hub download.
 
-Lower layer: finds and verifies files, never builds a model.
+Weights-format layer (below the models): finds and verifies files, never builds a model.
 :func:`resolve_pretrained` resolves a registered name in this order; every
 copy's functional files (``config.json`` and ``model.safetensors``) are checked
 against the registry's sha256 before use, and a download that fails the check
@@ -25,9 +25,9 @@ from huggingface_hub.errors import (
 )
 
 import epic_zoo
-from epic_zoo.hub.errors import ChecksumError, PretrainedUnavailableError
-from epic_zoo.hub.files import CONFIG_NAME, HUB_FILES, WEIGHTS_NAME
-from epic_zoo.hub.registry import PretrainedInfo, default_registry_path, get_pretrained_info
+from epic_zoo.weights.errors import ChecksumError, PretrainedUnavailableError
+from epic_zoo.weights.files import CONFIG_NAME, HUB_FILES, WEIGHTS_NAME
+from epic_zoo.weights.registry import PretrainedInfo, default_registry_path, get_pretrained_info
 
 
 def hf_cache_dir(cache_dir: str | Path | None = None) -> Path:
