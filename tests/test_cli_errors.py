@@ -216,3 +216,27 @@ def test_compare_damaged_run_logs(tmp_path, capsys) -> None:
     _one_line_error(capsys, str(tmp_path / "bad"))
     assert main([str(tmp_path / "missing")]) == 2
     _one_line_error(capsys, "missing", "does not exist")
+
+
+def test_data_info_refuses_a_shard_declaring_2_to_the_40_samples(tmp_path, capsys) -> None:
+    import h5py
+
+    from epic_zoo.data.__main__ import main
+
+    split_dir = tmp_path / "flatvel-a" / "test"
+    split_dir.mkdir(parents=True)
+    path = split_dir / "shard-00000.h5"
+    n = 2**40
+    with h5py.File(path, "w") as f:  # datasets declared, nothing stored: a tiny file
+        f.create_dataset("seismic", shape=(n, 5, 250, 70), dtype="f4", chunks=(1, 5, 250, 70))
+        f.create_dataset("velocity", shape=(n, 1, 70, 70), dtype="f4", chunks=(1, 1, 70, 70))
+        f.attrs.update(
+            dict(complete=True, count=n, total=n, shard_size=n, num_shards=1, shard_index=0)
+        )
+        f.attrs.update(dict(first_index=0, nt=250, time_stride=4, dtype="float32"))
+    for target in (path, split_dir, tmp_path):
+        assert main(["info", str(target)]) == 2
+        err = capsys.readouterr()
+        lines = [line for line in (err.out + err.err).splitlines() if str(path) in line]
+        assert len(lines) == 1 and "stores data for only part" in lines[0], err
+        assert "Traceback" not in err.err
