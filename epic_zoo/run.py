@@ -57,6 +57,13 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from epic_zoo.config_schema import (
+    ConfigError,
+    check_overrides,
+    explicit_model_kwargs,
+    normalise_overrides,
+    validate_config,
+)
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.evidence import (
@@ -206,7 +213,7 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             f"unknown model.name={name!r}.{hint} Registered models: {', '.join(registered)}. "
             "Choose one with model=FILE (recipes/model/) or model.name=NAME."
         )
-    kwargs = dict(to_plain(model_cfg.get("kwargs") or {}))
+    kwargs = explicit_model_kwargs(name, to_plain(model_cfg.get("kwargs") or {}))
     from_data = {"time_samples": datamodule.time_samples, "num_devices": datamodule.num_devices}
     for key, value in from_data.items():
         given = kwargs.setdefault(key, value)
@@ -665,7 +672,7 @@ def fit_input_free(
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """The configuration ``python -m epic_zoo.run OVERRIDES`` runs (Hydra's compose API)."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=normalise_overrides(overrides))
 
 
 def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -679,12 +686,22 @@ def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
-    return train(cfg)
+    try:
+        validate_config(cfg)
+        return train(cfg)
+    except (ValueError, FileNotFoundError) as err:  # ConfigError and DataError included
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> None:
     """Console entry point (``python -m epic_zoo.run`` / ``epic-zoo-run``)."""
-    args = sys.argv[1:]
+    args = sys.argv[1:] = normalise_overrides(sys.argv[1:])
+    try:
+        check_overrides(args, compose_config)
+    except ConfigError as err:  # one line, before Hydra prints a multi-line report
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if {"--help", "-h"} & set(args) and not any(a.startswith("recipe=") for a in args):
         # Hydra composes the config to print help; show the quick start's.
         sys.argv.append(f"recipe={HELP_RECIPE}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,78 @@ def test_data_info_refuses_a_shard_declaring_2_to_the_40_samples(tmp_path, capsy
         lines = [line for line in (err.out + err.err).splitlines() if str(path) in line]
         assert len(lines) == 1 and "stores data for only part" in lines[0], err
         assert "Traceback" not in err.err
+
+
+# --------------------------------------------------------------------------------- run
+def _run_main(monkeypatch, *argv: str) -> int:
+    """``python -m epic_zoo.run ARGV`` in-process; the exit status (0 if it returned)."""
+    from epic_zoo import run
+
+    monkeypatch.setattr(sys, "argv", ["epic_zoo.run", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        run.main()
+    return int(exit_.value.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["data.dataset=flatvel-z"], ["data.dataset='flatvel-z'", "flatvel-a"]),
+        (["data.profile=huge"], ["data.profile='huge'", "lite"]),
+        (["data.batch_size=-4"], ["data.batch_size=-4", "at least 1"]),
+        (["data.batch_size=0"], ["data.batch_size=0", "at least 1"]),
+        (["data.batch_size=abc"], ["data.batch_size='abc'", "int"]),
+        (["data.num_workers=-1"], ["data.num_workers=-1"]),
+        (["model.name=resnet"], ["model.name='resnet'", "model=NAME", "inversionnet"]),
+        (["model=resnet"], ["model=resnet", "recipes/model/resnet.yaml", "epic-small"]),
+        (["model.name=inversionnet"], ["model.kwargs.latent_dim", "model=inversionnet"]),
+        (["model.kwargs.bogus=1"], ["model.kwargs.bogus", "spelling"]),
+        (["trainer.max_epochs=0"], ["trainer.max_epochs=0"]),
+        (["data=openfwi"], ["data.openfwi_root", "OpenFWI"]),
+        (["-m", "data.batch_size=4,-2"], ["data.batch_size=-2"]),
+    ],
+)
+def test_run_bad_override_is_one_line_before_anything_runs(
+    monkeypatch, tmp_path, capsys, overrides, needles
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run_main(monkeypatch, "recipe=epic_lite", *overrides) == 2
+    _one_line_error(capsys, *needles)
+    assert list(tmp_path.iterdir()) == []  # no run folder, no data, no logs
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        ([], ["recipe", "quickstart"]),
+        (["recipe=nope"], ["recipe=nope", "recipes/recipe/nope.yaml", "epic_lite"]),
+    ],
+)
+def test_run_missing_recipe_is_one_line(monkeypatch, tmp_path, capsys, argv, needles) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run_main(monkeypatch, *argv) == 2
+    _one_line_error(capsys, *needles)
+
+
+def test_run_dir_that_is_a_file_is_refused_and_kept(monkeypatch, a_file, capsys) -> None:
+    before = a_file.read_bytes()
+    for run_dir in (a_file, a_file / "below"):
+        assert _run_main(monkeypatch, "recipe=epic_lite", f"run_dir={run_dir}") == 2
+        _one_line_error(capsys, f"run_dir={run_dir}", "is a file")
+    assert a_file.read_bytes() == before
+
+
+def test_run_bad_override_from_the_shell_has_no_traceback(tmp_path) -> None:
+    import subprocess
+
+    run = subprocess.run(
+        [sys.executable, "-m", "epic_zoo.run", "recipe=epic_lite", "data.batch_size=-1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith("error: data.batch_size=-1")
+    assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
