@@ -119,8 +119,50 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_results_types(path: Path, data: Mapping[str, Any]) -> None:
+    """Raise :class:`CompareError` naming the key where ``data`` has a value of the wrong type."""
+
+    def bad(key: str, value: Any, want: str) -> CompareError:
+        shown = json.dumps(value, default=str)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return CompareError(
+            f"{path}: {key} is {shown}, not {want}; the file was edited or damaged. Leave the "
+            f"run out, or rerun it (`python -m epic_zoo.run ... run_dir={path.parent}`)"
+        )
+
+    for key, want, ok in (
+        ("metrics", "a mapping", lambda v: isinstance(v, dict)),
+        ("baseline", "a mapping", lambda v: isinstance(v, dict)),
+        ("config", "a mapping", lambda v: isinstance(v, dict)),
+        ("schedule", "a mapping", lambda v: isinstance(v, dict)),
+        ("learning_curve", "a list", lambda v: isinstance(v, list)),
+        ("seed", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        ("epochs", "a number", _is_number),
+        ("samples_seen", "a number", _is_number),
+    ):
+        if data.get(key) is not None and not ok(data[key]):
+            raise bad(key, data[key], want)
+    for key in ("recipe", "model", "dataset"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise bad(key, data[key], "a name")
+    for name, value in {**(data.get("metrics") or {}), **(data.get("baseline") or {})}.items():
+        if value is not None and not _is_number(value) and not isinstance(value, bool | str):
+            raise bad(name, value, "a number")
+    for i, row in enumerate(data.get("learning_curve") or []):
+        if not isinstance(row, dict) or not _is_number(row.get("samples_seen")):
+            raise bad(f"learning_curve[{i}]", row, "a row with a numeric samples_seen")
+        for key in ("val/mae_ms", "val/mae"):
+            if row.get(key) is not None and not _is_number(row[key]):
+                raise bad(f"learning_curve[{i}].{key}", row[key], "a number")
+
+
 def _from_results(path: Path) -> dict[str, Any]:
     data = _read_json(path / RESULTS_FILE)
+    _check_results_types(path / RESULTS_FILE, data)
     baseline = data.get("baseline") or {}
     config = data.get("config") or {
         "recipe_name": data.get("recipe"),
@@ -269,8 +311,15 @@ def read_wandb(spec: str, api: Any | None = None) -> dict[str, dict[str, Any]]:
     return {f"wandb:{'/'.join(r.path)} ({r.name})": _from_wandb_run(r) for r in runs}
 
 
-def compare(paths: Sequence[str | Path], api: Any | None = None) -> dict[str, dict[str, Any]]:
-    """``{run label: values}`` for every run under ``paths`` (labels: paths or W&B ids)."""
+def compare(
+    paths: Sequence[str | Path], api: Any | None = None, skipped: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{run label: values}`` for every run under ``paths`` (labels: paths or W&B ids).
+
+    A run named in ``paths`` that cannot be read raises :class:`CompareError`.
+    One found below a folder of several runs is left out, its reason appended
+    to ``skipped``, when that list is given (else it raises too).
+    """
     runs: dict[str, dict[str, Any]] = {}
     for path in paths:
         if str(path).startswith(WANDB_PREFIX):
@@ -284,7 +333,16 @@ def compare(paths: Sequence[str | Path], api: Any | None = None) -> dict[str, di
                 "and pass its run_dir (default runs/RECIPE/DATASET)"
             )
         for run in found:
-            runs[str(run)] = read_run(run)
+            try:
+                runs[str(run)] = read_run(run)
+            except CompareError as err:
+                if skipped is None or found == [Path(path)]:
+                    raise
+                skipped.append(str(err))
+        if skipped is not None and not any(str(r) in runs for r in found):
+            raise CompareError(
+                f"no readable runs under {path} ({len(found)} found, all damaged: see above)"
+            )
     return runs
 
 
@@ -435,12 +493,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    skipped: list[str] = []
     try:
-        runs = compare(args.runs)
+        runs = compare(args.runs, skipped=skipped)
         plotted = plot_learning_curves(runs, args.plot) if args.plot else None
     except CompareError as err:
+        for reason in skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
     metrics = args.metrics or [
         m for m in (*DEFAULT_METRICS, *BASELINE_COLUMNS) if any(m in v for v in runs.values())
     ]
