@@ -316,3 +316,90 @@ def test_run_bad_override_from_the_shell_has_no_traceback(tmp_path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith("error: data.batch_size=-1")
     assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------- hub
+@pytest.fixture()
+def hub_source(tmp_path: Path) -> Path:
+    """A valid Hub-format folder of a tiny EPIC (a source ``hub export`` copies)."""
+    import torch
+    from conftest import TINY_EPIC
+
+    from epic_zoo import hub
+    from epic_zoo.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("epic", **TINY_EPIC).eval()
+    return hub.save_hub_folder(model, tmp_path / "source", dataset="flatvel-a")
+
+
+def test_hub_export_refuses_an_existing_out_without_force(tmp_path, hub_source, capsys) -> None:
+    from epic_zoo.hub.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}\n')
+    assert main(["export", str(hub_source), "--out", str(out)]) == 2
+    _one_line_error(capsys, "--out", str(out), "--force")
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+    assert (out / "config.json").read_text() == '{"mine": true}\n'
+    assert main(["export", str(hub_source), "--out", str(tmp_path / "new")]) == 0  # fresh: fine
+    assert main(["export", str(hub_source), "--out", str(out), "--force"]) == 0
+    assert (out / "config.json").read_bytes() == (hub_source / "config.json").read_bytes()
+
+
+def test_hub_push_dry_run_refuses_an_existing_out(tmp_path, hub_source, capsys) -> None:
+    from epic_zoo.hub.cli import main
+
+    kept = tmp_path / "kept"
+    kept.write_text("x")
+    argv = ["push", str(hub_source), "--repo-id", "org/name", "--dry-run", "--out", str(kept)]
+    assert main(argv) == 2
+    _one_line_error(capsys, "--out", "--force")
+    assert kept.read_text() == "x"
+
+
+def _registry_with(**damage) -> str:
+    """The shipped registry's first entry, with ``damage`` applied to it, as registry text."""
+    import json
+
+    from epic_zoo.hub.registry import default_registry_path
+
+    raw = json.loads(default_registry_path().read_text())
+    name, entry = next(iter(raw["weights"].items()))
+    raw["weights"] = {name: {**entry, **damage}}
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ('{"format_version": 1, "weights": {"a.b"', ["cannot read JSON"]),  # truncated
+        ("[1, 2]", ["JSON object"]),
+        ('{"format_version": 1, "weights": [1]}', ["'weights' must be a mapping"]),
+        ('{"format_version": 1, "weights": {"e.f": [1]}}', ["'e.f' is not a mapping"]),
+        (_registry_with(metrics={"mae": "low"}), ["metrics.mae", "numbers"]),
+        (_registry_with(dataset=7), ["dataset=7", "text"]),
+        (_registry_with(size_bytes=-1), ["size_bytes=-1", "a count"]),
+        (_registry_with(baseline=[1]), ["baseline", "a mapping"]),
+    ],
+)
+def test_hub_list_on_a_malformed_registry_is_one_line(tmp_path, capsys, text, needles) -> None:
+    from epic_zoo.hub.cli import main
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(text)
+    assert main(["--registry", str(registry), "list"]) == 2
+    _one_line_error(capsys, *needles)
+
+
+def test_hub_list_skips_an_entry_it_cannot_show(tmp_path, capsys) -> None:
+    from epic_zoo.hub.cli import main
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(_registry_with(baseline={"mean_map_mae_ms": {"x": 1}}))
+    assert main(["--registry", str(registry), "list"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("skipped: ") and str(registry) in line
+    assert "Traceback" not in captured.err
