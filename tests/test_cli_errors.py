@@ -403,3 +403,24 @@ def test_hub_list_skips_an_entry_it_cannot_show(tmp_path, capsys) -> None:
     (line,) = captured.err.strip().splitlines()
     assert line.startswith("skipped: ") and str(registry) in line
     assert "Traceback" not in captured.err
+
+
+# ------------------------------------------------------------------------------- bench
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("{bad", ["cannot read profiles file"]),
+        ("links:\n  - 1\n", ["links must map names to fields"]),
+        ("links:\n  mine: [1]\n", ["links.mine must map field names"]),
+    ],
+)
+def test_bench_malformed_profiles_file_is_one_line(tmp_path, capsys, text, needles) -> None:
+    from epic_zoo.bench.cli import main
+
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    argv = ["--profiles-file", str(path), "--out", str(out), "--no-plots", "--no-wandb"]
+    assert main(argv) == 2
+    _one_line_error(capsys, str(path), *needles)
+    assert not out.exists() or list(out.rglob("*")) == []  # nothing written
