@@ -424,3 +424,12 @@ def test_bench_malformed_profiles_file_is_one_line(tmp_path, capsys, text, needl
     assert main(argv) == 2
     _one_line_error(capsys, str(path), *needles)
     assert not out.exists() or list(out.rglob("*")) == []  # nothing written
+
+
+def test_run_failure_after_composition_is_one_line(monkeypatch, tmp_path, capsys) -> None:
+    """An expected failure inside the job (here: data that are missing and may not be made)."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["recipe=epic_lite", "data.generate=false", f"data.root={tmp_path / 'no-data'}"]
+    assert _run_main(monkeypatch, *argv, f"run_dir={tmp_path / 'run'}") == 2
+    _one_line_error(capsys, "python -m epic_zoo.data generate")
+    assert not (tmp_path / "run" / "results.json").exists()
