@@ -491,9 +491,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--plot", default=None, metavar="PNG", help="write learning curves (val MAE vs samples)"
     )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     args = parser.parse_args(argv)
 
     skipped: list[str] = []
+    if args.plot and Path(args.plot).exists() and not args.force:
+        print(
+            f"error: --plot {args.plot} already exists; pass --force to overwrite it, "
+            "or choose another file",
+            file=sys.stderr,
+        )
+        return 2
     try:
         runs = compare(args.runs, skipped=skipped)
         plotted = plot_learning_curves(runs, args.plot) if args.plot else None

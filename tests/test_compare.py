@@ -267,3 +267,14 @@ def test_damaged_runs_in_a_folder_are_skipped_with_one_line_each(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: no readable runs") and len(err) == 5
     assert "Traceback" not in "\n".join(err)
+
+
+def test_plot_refuses_to_overwrite_without_force(sweep, tmp_path, capsys):
+    kept = tmp_path / "curves.png"
+    kept.write_bytes(b"mine")
+    assert compare.main([str(sweep), "--plot", str(kept)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--force" in err[0] and str(kept) in err[0]
+    assert kept.read_bytes() == b"mine"
+    assert compare.main([str(sweep), "--plot", str(kept), "--force"]) == 0
+    assert kept.read_bytes()[:4] == b"\x89PNG"
