@@ -315,10 +315,7 @@ def validate_config(cfg: DictConfig) -> None:
     try:
         missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
         if missing:
-            hint = " (the downloaded OpenFWI .npy folder)" if "data.openfwi_root" in missing else ""
-            raise ConfigError(
-                f"{missing[0]} has no value (???): set it, e.g. {missing[0]}=VALUE{hint}"
-            )
+            raise ConfigError(f"{missing[0]} has no value (???): set it, e.g. {missing[0]}=VALUE")
         OmegaConf.to_container(cfg.data, resolve=True)  # a required value raises ConfigError
         _check_types(cfg)
         _check_data(cfg.data)
