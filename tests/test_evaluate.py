@@ -151,7 +151,7 @@ def test_cli_misfit_and_refinement(
     printed = capsys.readouterr().out
     assert "first 2 samples" in printed and "refinement: 2 FWI iterations" in printed
     # without the flags: neither keys nor lines
-    assert evaluate.main([*argv, "--json", str(out)]) == 0
+    assert evaluate.main([*argv, "--json", str(out), "--force"]) == 0
     record = json.loads(out.read_text())
     assert not {"misfit", "misfit_per_device", "misfit_samples", "refine"} & set(record)
     printed = capsys.readouterr().out
