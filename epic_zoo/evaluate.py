@@ -604,10 +604,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     for flag, path in (("--json", args.json), ("--figure", args.figure)):
-        if path and Path(path).exists() and not Path(path).is_dir() and not args.force:
-            raise ValueError(
-                f"{flag} {path} already exists; pass --force to overwrite it, or choose another file"
-            )
+        if path and Path(path).exists() and not Path(path).is_dir():
+            if not Path(path).is_file():  # a pipe or device: opening it could block
+                raise ValueError(f"{flag} {path} is not a regular file; choose another file")
+            if not args.force:
+                raise ValueError(
+                    f"{flag} {path} already exists; pass --force to overwrite it, "
+                    "or choose another file"
+                )
         if path:
             _check_writable(path, flag)
 

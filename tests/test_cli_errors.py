@@ -382,6 +382,7 @@ def _registry_with(**damage) -> str:
         (_registry_with(dataset=7), ["dataset=7", "text"]),
         (_registry_with(size_bytes=-1), ["size_bytes=-1", "a count"]),
         (_registry_with(baseline=[1]), ["baseline", "a mapping"]),
+        ('{"format_version": 1, "weights": {"a.b": {}}}', ["'a.b' lacks architecture"]),
     ],
 )
 def test_hub_list_on_a_malformed_registry_is_one_line(tmp_path, capsys, text, needles) -> None:

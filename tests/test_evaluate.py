@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,9 @@ def test_cli_refuses_to_overwrite_json_and_figure_without_force(
         one_line_error(capsys, flag, str(kept), "--force")
         assert kept.read_bytes() == b"a user's file\n"
     assert evaluate.main([*argv, "--json", str(tmp_path / "kept.json"), "--force"]) == 0
+    os.mkfifo(tmp_path / "pipe")  # refused even with --force: writing it would block
+    assert evaluate.main([*argv, "--json", str(tmp_path / "pipe"), "--force"]) == 2
+    one_line_error(capsys, "not a regular file")
     assert json.loads((tmp_path / "kept.json").read_text())["num_samples"] == 2
 
 

@@ -185,6 +185,9 @@ def _check_entry_types(path: Path, name: str, entry: dict[str, Any]) -> None:
 
     if not isinstance(name, str) or not name:
         raise HubFormatError(f"{path}: a weights name must be text; {_RESTORE}")
+    missing = [key for key in _TEXT[:4] if key not in entry]
+    if missing:
+        raise HubFormatError(f"{path}: entry {name!r} lacks {', '.join(missing)}; {_RESTORE}")
     for key, value in entry.items():
         want = kind(value, key)
         if want is None and key == "metrics":
