@@ -276,8 +276,15 @@ def read_wandb(spec: str, api: Any | None = None) -> dict[str, dict[str, Any]]:
     return {f"wandb:{'/'.join(r.path)} ({r.name})": _from_wandb_run(r) for r in runs}
 
 
-def compare(paths: Sequence[str | Path], api: Any | None = None) -> dict[str, dict[str, Any]]:
-    """``{run label: values}`` for every run under ``paths`` (labels: paths or W&B ids)."""
+def compare(
+    paths: Sequence[str | Path], api: Any | None = None, skipped: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{run label: values}`` for every run under ``paths`` (labels: paths or W&B ids).
+
+    A run named in ``paths`` that cannot be read raises :class:`CompareError`.
+    One found below a folder of several runs is left out, its reason appended
+    to ``skipped``, when that list is given (else it raises too).
+    """
     runs: dict[str, dict[str, Any]] = {}
     for path in paths:
         if str(path).startswith(WANDB_PREFIX):
@@ -291,7 +298,16 @@ def compare(paths: Sequence[str | Path], api: Any | None = None) -> dict[str, di
                 "and pass its run_dir (default runs/RECIPE/DATASET)"
             )
         for run in found:
-            runs[str(run)] = read_run(run)
+            try:
+                runs[str(run)] = read_run(run)
+            except CompareError as err:
+                if skipped is None or found == [Path(path)]:
+                    raise
+                skipped.append(str(err))
+        if skipped is not None and not any(str(r) in runs for r in found):
+            raise CompareError(
+                f"no readable runs under {path} ({len(found)} found, all damaged: see above)"
+            )
     return runs
 
 
@@ -557,14 +573,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", default=None, metavar="JSON", help="also write the table as JSON (row objects)"
     )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite existing --plot, --csv or --json files"
+    )
     args = parser.parse_args(argv)
 
+    skipped: list[str] = []
+    for flag, target in (("--plot", args.plot), ("--csv", args.csv), ("--json", args.json)):
+        if target and Path(target).exists() and not args.force:
+            print(
+                f"error: {flag} {target} already exists; pass --force to overwrite it, "
+                "or choose another file",
+                file=sys.stderr,
+            )
+            return 2
     try:
-        runs = compare(args.runs)
+        runs = compare(args.runs, skipped=skipped)
         plotted = plot_learning_curves(runs, args.plot) if args.plot else None
     except CompareError as err:
+        for reason in skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
     rows, columns, label = table_rows(
         runs, select_metrics(runs, args.metrics), per_run=args.per_run, sort=args.sort
     )

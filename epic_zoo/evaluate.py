@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--figure", help="write a velocity-map panel PNG of the first samples")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite --json / --figure files that exist"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (16)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
@@ -128,6 +131,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     for flag, path in (("--json", args.json), ("--figure", args.figure)):
+        if path and Path(path).exists() and not Path(path).is_dir():
+            if not Path(path).is_file():  # a pipe or device: opening it could block
+                raise ValueError(f"{flag} {path} is not a regular file; choose another file")
+            if not args.force:
+                raise ValueError(
+                    f"{flag} {path} already exists; pass --force to overwrite it, "
+                    "or choose another file"
+                )
         if path:
             _check_writable(path, flag)
 

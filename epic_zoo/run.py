@@ -63,6 +63,13 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from epic_zoo import branch
+from epic_zoo.config_schema import (
+    ConfigError,
+    check_overrides,
+    explicit_model_kwargs,
+    normalise_overrides,
+    validate_config,
+)
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.data.union import UnionDataModule, union_names
@@ -241,8 +248,13 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             f"unknown model.name={name!r}.{hint} Registered models: {', '.join(registered)}. "
             "Choose one with model=FILE (recipes/model/) or model.name=NAME."
         )
-    kwargs = dict(to_plain(model_cfg.get("kwargs") or {}))
-    contract = datamodule.contract
+    kwargs = explicit_model_kwargs(name, to_plain(model_cfg.get("kwargs") or {}))
+    contracts = (
+        list(datamodule.contracts.values())
+        if isinstance(datamodule, UnionDataModule)
+        else [datamodule.contract]
+    )  # a union normalises each dataset with its own range, on one time axis and device split
+    contract = contracts[0]
     from_data = {"time_samples": contract.time_samples, "num_devices": contract.num_devices}
     for key, value in from_data.items():
         given = kwargs.setdefault(key, value)
@@ -791,7 +803,7 @@ def fit_input_free(
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """The configuration ``python -m epic_zoo.run OVERRIDES`` runs (Hydra's compose API)."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=normalise_overrides(overrides))
 
 
 def train_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -819,13 +831,27 @@ def monitored_value(summary: Mapping[str, Any]) -> float:
 
 
 def _hydra_main(cfg: DictConfig) -> float:
-    """The Hydra task function: trains, returns :func:`monitored_value` (``train`` returns the summary)."""
-    return monitored_value(train(cfg))
+    """The Hydra task function: trains, returns :func:`monitored_value` (``train`` returns the summary).
+
+    Expected failures (bad settings, missing data, a run folder of another
+    configuration) print one ``error:`` line and exit with status 2.
+    """
+    try:
+        validate_config(cfg)
+        return monitored_value(train(cfg))
+    except (ValueError, FileNotFoundError) as err:  # ConfigError, DataError, RunIdentityError
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> None:
     """Console entry point (``python -m epic_zoo.run`` / ``epic-zoo-run``)."""
-    args = sys.argv[1:]
+    args = sys.argv[1:] = normalise_overrides(sys.argv[1:])
+    try:
+        check_overrides(args, compose_config)
+    except ConfigError as err:  # one line, before Hydra prints a multi-line report
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if {"--help", "-h"} & set(args) and not any(a.startswith("recipe=") for a in args):
         # Hydra composes the config to print help; show the quick start's.
         sys.argv.append(f"recipe={HELP_RECIPE}")

@@ -149,8 +149,24 @@ def _checked(name: str, value: Any, source: str) -> Any:
                 )
         return {str(k): float(v) for k, v in value.items()}
     if name in ("learning_curve", "budget_checkpoints"):
-        if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):
+        if not isinstance(value, list):
             raise bad("a list of JSON objects")
+        for i, row in enumerate(value):
+            if not isinstance(row, Mapping):
+                raise RunRecordError(
+                    f"{source}: {name}[{i}] is {str(row)[:40]!r}, not a JSON object: the file "
+                    "is damaged or hand-edited; rerun the run to rewrite it"
+                )
+            numbers = ("samples_seen", "val/mae_ms", "val/mae") if name == "learning_curve" else ()
+            for key in numbers:
+                number = row.get(key)
+                if number is not None and (
+                    isinstance(number, bool) or not isinstance(number, (int, float))
+                ):
+                    raise RunRecordError(
+                        f"{source}: {name}[{i}].{key} is {str(number)[:40]!r}, not a number: "
+                        "the file is damaged or hand-edited; rerun the run to rewrite it"
+                    )
         return [dict(r) for r in value]
     if name == "wall_time_s":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):

@@ -223,3 +223,58 @@ def test_two_real_runs_differing_by_seed_are_one_group(tiny_data_root, tmp_path,
     assert row[header.index("seeds")] == "0,1" and row[header.index("n")] == "2"
     assert "±" in row[header.index("test/mae_ms")]
     assert "±" in row[header.index("baseline/mae_ratio_to_mean_map")]
+
+
+@pytest.mark.parametrize(
+    ("damage", "key"),
+    [
+        (lambda r: r.update(metrics=[1, 2]), "metrics"),
+        (lambda r: r.update(baseline="high"), "baseline"),
+        (lambda r: r.update(config=[1]), "config"),
+        (lambda r: r.update(seed="zero"), "seed"),
+        (lambda r: r["metrics"].update({"test/mae_ms": {"x": 1}}), "test/mae_ms"),
+        (lambda r: r.update(learning_curve=[1, 2]), "learning_curve[0]"),
+        (lambda r: r["learning_curve"][1].update({"val/mae_ms": "x"}), "learning_curve[1]"),
+    ],
+)
+def test_results_of_the_wrong_types_are_one_line(tmp_path, capsys, damage, key):
+    run = _write_run(tmp_path / "run", 0, 100.0)
+    results = json.loads((run / "results.json").read_text())
+    damage(results)
+    (run / "results.json").write_text(json.dumps(results))
+    assert compare.main([str(run), "--plot", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and key in err[0], err
+    assert str(run / "results.json") in err[0]
+
+
+def test_damaged_runs_in_a_folder_are_skipped_with_one_line_each(tmp_path, capsys):
+    _write_run(tmp_path / "runs" / "a", 0, 100.0)
+    _write_run(tmp_path / "runs" / "b", 1, 110.0)
+    truncated = _write_run(tmp_path / "runs" / "c", 2, 120.0) / "results.json"
+    truncated.write_text(truncated.read_text()[:50])
+    (tmp_path / "runs" / "d").mkdir()
+    (tmp_path / "runs" / "d" / "results.json").write_text('{"metrics": "none"}')
+    assert compare.main([str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    skipped = captured.err.strip().splitlines()
+    assert len(skipped) == 2 and all(line.startswith("skipped: ") for line in skipped)
+    assert str(truncated) in skipped[0] and "metrics" in skipped[1]
+    assert "0,1" in captured.out  # the two good seeds are one group
+    for name in ("a", "b"):  # nothing left: one error line after the skips
+        (tmp_path / "runs" / name / "results.json").write_text("[]")
+    assert compare.main([str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no readable runs") and len(err) == 5
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_plot_refuses_to_overwrite_without_force(sweep, tmp_path, capsys):
+    kept = tmp_path / "curves.png"
+    kept.write_bytes(b"mine")
+    assert compare.main([str(sweep), "--plot", str(kept)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--force" in err[0] and str(kept) in err[0]
+    assert kept.read_bytes() == b"mine"
+    assert compare.main([str(sweep), "--plot", str(kept), "--force"]) == 0
+    assert kept.read_bytes()[:4] == b"\x89PNG"

@@ -136,6 +136,7 @@ def test_task_function_returns_a_float_for_sweepers(
     ]
     summary = {"learning_curve": curve, "checkpoint_monitor": "val/mae", "checkpoint_mode": "min"}
     monkeypatch.setattr(run_module, "train", lambda cfg: summary)
+    monkeypatch.setattr(run_module, "validate_config", lambda cfg: None)
     assert run_module._hydra_main(None) == 0.2
     summary.update(checkpoint_monitor="val/ssim", checkpoint_mode="max")
     assert run_module._hydra_main(None) == 0.6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_cli_misfit_and_refinement(
     printed = capsys.readouterr().out
     assert "first 2 samples" in printed and "refinement: 2 FWI iterations" in printed
     # without the flags: neither keys nor lines
-    assert evaluate.main([*argv, "--json", str(out)]) == 0
+    assert evaluate.main([*argv, "--json", str(out), "--force"]) == 0
     record = json.loads(out.read_text())
     assert not {"misfit", "misfit_per_device", "misfit_samples", "refine"} & set(record)
     printed = capsys.readouterr().out
@@ -250,3 +251,41 @@ def test_raw_payload_is_the_hardware_arithmetic() -> None:
     info = evaluation.payload_info(ZeroVelocity())
     assert info["payload_kind"] == "raw"
     assert info["raw_bytes_per_device"] == raw_payload_bytes(250, 14) == 4 * 5 * 250 * 14
+
+
+def test_cli_refuses_to_overwrite_json_and_figure_without_force(
+    hub_folder: Path, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers import one_line_error
+
+    argv = ["--model", str(hub_folder), "--data", str(tiny_dataset_dir), "--limit", "2"]
+    for flag, name in (("--json", "kept.json"), ("--figure", "kept.png")):
+        kept = tmp_path / name
+        kept.write_bytes(b"a user's file\n")
+        assert evaluate.main([*argv, flag, str(kept)]) == 2
+        one_line_error(capsys, flag, str(kept), "--force")
+        assert kept.read_bytes() == b"a user's file\n"
+    assert evaluate.main([*argv, "--json", str(tmp_path / "kept.json"), "--force"]) == 0
+    os.mkfifo(tmp_path / "pipe")  # refused even with --force: writing it would block
+    assert evaluate.main([*argv, "--json", str(tmp_path / "pipe"), "--force"]) == 2
+    one_line_error(capsys, "not a regular file")
+    assert json.loads((tmp_path / "kept.json").read_text())["num_samples"] == 2
+
+
+def test_cli_refuses_a_shard_declaring_2_to_the_40_samples(
+    hub_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import h5py
+
+    from tests.helpers import one_line_error
+
+    path = tmp_path / "flatvel-a" / "test" / "shard-00000.h5"
+    path.parent.mkdir(parents=True)
+    n = 2**40
+    with h5py.File(path, "w") as f:  # declared, never stored: a few KB on disk
+        f.create_dataset("seismic", shape=(n, 5, 250, 70), dtype="f4", chunks=(1, 5, 250, 70))
+        f.create_dataset("velocity", shape=(n, 1, 70, 70), dtype="f4", chunks=(1, 1, 70, 70))
+        f.attrs.update(dict(complete=True, count=n, total=n, shard_size=n, num_shards=1))
+        f.attrs.update(dict(shard_index=0, first_index=0, nt=250, time_stride=4, dtype="float32"))
+    assert evaluate.main(["--model", str(hub_folder), "--data", str(path.parent)]) == 2
+    one_line_error(capsys, str(path), "stores data for only part")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,24 +122,78 @@ def index_folder(root: Path) -> dict[str, Path]:
     return found
 
 
-def _open_npy(path: Path, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
-    """Memory-map ``path`` and check its shape is ``[N, *shape_tail]``."""
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+_REDOWNLOAD = "Download it again from OpenFWI (https://openfwi-lanl.github.io)."
+
+
+def read_npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, data offset in bytes)`` of a ``.npy`` file, reading only its header.
+
+    Refuses (:class:`DataError` naming the file) anything that is not a regular
+    file (a FIFO would block, a device never ends), a header numpy cannot
+    parse, and a header whose ``shape * itemsize`` disagrees with the file's
+    size: the check happens before anything sized by the header is allocated.
+    """
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}.") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(
+                f"{path} is not a regular file (a pipe, device or socket); "
+                "pass a folder of downloaded OpenFWI .npy files."
+            )
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in _NPY_HEADER_READERS:
+                raise ValueError(f".npy format version {version} is not supported")
+            shape, fortran, dtype = _NPY_HEADER_READERS[version](f)
+            offset = f.tell()
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+            raise DataError(
+                f"cannot read {path}: truncated or corrupt .npy file ({err}). {_REDOWNLOAD}"
+            ) from None
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if dtype.hasobject or expected != info.st_size:
         raise DataError(
-            f"cannot read {path}: truncated or corrupt .npy file ({err}). "
-            "Download it again from OpenFWI (https://openfwi-lanl.github.io)."
-        ) from err
-    if arr.ndim != len(shape_tail) + 1 or tuple(arr.shape[1:]) != shape_tail:
+            f"cannot read {path}: truncated or corrupt .npy file (its header declares "
+            f"{shape} {dtype} = {expected} bytes, the file has {info.st_size}). {_REDOWNLOAD}"
+        )
+    return tuple(int(n) for n in shape), dtype, bool(fortran), offset
+
+
+def _open_npy(path: Path, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
+    """Memory-map ``path`` after checking its header: shape ``[N, *shape_tail]``, a float dtype.
+
+    Shape and dtype are checked against the OpenFWI contract and the file's
+    size (:func:`read_npy_header`) before the file is mapped, so a forged
+    header allocates nothing.
+    """
+    path = Path(path)
+    shape, dtype, fortran, offset = read_npy_header(path)
+    if len(shape) != len(shape_tail) + 1 or shape[1:] != shape_tail:
         expected = ", ".join(["N", *map(str, shape_tail)])
         raise DataError(
-            f"{path}: {what} has shape {tuple(arr.shape)}, expected ({expected}) "
+            f"{path}: {what} has shape {shape}, expected ({expected}) "
             "as in OpenFWI releases. Is this the right file?"
         )
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise DataError(f"{path}: {what} has dtype {arr.dtype}, expected float32.")
-    return arr
+    if not np.issubdtype(dtype, np.floating):
+        raise DataError(f"{path}: {what} has dtype {dtype}, expected float32. {_REDOWNLOAD}")
+    if shape[0] == 0:
+        return np.empty(shape, dtype)
+    try:
+        return np.memmap(
+            path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+        )
+    except (ValueError, OSError) as err:
+        raise DataError(
+            f"cannot read {path}: truncated or corrupt .npy file ({err}). {_REDOWNLOAD}"
+        ) from err
 
 
 class OpenFWIFolder(ShardedArrays):

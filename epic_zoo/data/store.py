@@ -308,27 +308,122 @@ def regenerate_command(split_dir: Path, attrs: dict[str, Any] | None = None) -> 
     return cmd
 
 
+_INT_ATTRS: tuple[str, ...] = (
+    "count",
+    "total",
+    "shard_size",
+    "num_shards",
+    "shard_index",
+    "first_index",
+    "time_stride",
+    "nt",
+)
+
+
+def _allocated_fraction(dset: h5py.Dataset) -> tuple[int, int]:
+    """``(units stored, units declared)`` of a dataset: chunks if chunked, else bytes.
+
+    HDF5 allocates chunks (and contiguous storage) lazily, so a header can
+    declare any shape at no cost; what is actually stored is what can be read.
+    """
+    if dset.chunks is not None:
+        declared = math.prod(-(-n // c) for n, c in zip(dset.shape, dset.chunks, strict=True))
+        return int(dset.id.get_num_chunks()), int(declared)
+    return int(dset.id.get_storage_size()), int(math.prod(dset.shape) * dset.dtype.itemsize)
+
+
+def _check_shard_header(
+    path: Path, attrs: dict[str, Any], f: h5py.File, fix: str
+) -> dict[str, tuple[int, ...]]:
+    """Check a shard's declared sizes and dtypes against what it stores, reading no samples.
+
+    Raises :class:`DataError` (one line naming ``path`` and ``fix``) for a
+    missing or non-integer size attribute, a ``count`` that disagrees with the
+    datasets' lengths or with ``shard_size``/``total``, a dataset whose
+    declared length is not backed by stored data, or a non-float dtype.
+    """
+    bad = f"Delete it and rerun: {fix}"
+    for key in _INT_ATTRS:
+        value = attrs.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise DataError(
+                f"{path}: attribute {key}={value!r} is missing or not an integer. {bad}"
+            )
+    count, total, size = int(attrs["count"]), int(attrs["total"]), int(attrs["shard_size"])
+    index, first = int(attrs["shard_index"]), int(attrs["first_index"])
+    if not (
+        0 < count <= size
+        and first == index * size
+        and first + count <= total
+        and int(attrs["num_shards"]) == -(-total // size)
+        and attrs["nt"] > 0
+        and attrs["time_stride"] > 0
+    ):
+        raise DataError(
+            f"{path}: inconsistent header (count {count}, shard_size {size}, total {total}, "
+            f"shard_index {index}, first_index {first}, num_shards {attrs['num_shards']}). {bad}"
+        )
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, dtypes in (("seismic", DTYPES), ("velocity", ("float32",))):
+        dset = f.get(name)
+        if not isinstance(dset, h5py.Dataset):
+            continue
+        if dset.dtype.name not in dtypes:
+            raise DataError(
+                f"{path}: {name} is stored as {dset.dtype}, expected {' or '.join(dtypes)}. {bad}"
+            )
+        if name == "seismic" and dset.dtype.name != attrs.get("dtype"):
+            raise DataError(
+                f"{path}: seismic is stored as {dset.dtype} but the header says "
+                f"{attrs.get('dtype')!r}. {bad}"
+            )
+        tail = (
+            (NUM_SOURCES, int(attrs["nt"]), NUM_RECEIVERS) if name == "seismic" else VELOCITY_SHAPE
+        )
+        if dset.shape != (count, *tail):
+            raise DataError(
+                f"{path}: {name} has shape {dset.shape} but the header says "
+                f"{(count, *tail)} ({count} samples). {bad}"
+            )
+        stored, declared = _allocated_fraction(dset)
+        if stored < declared:
+            raise DataError(
+                f"{path}: {name} declares {dset.shape[0]} samples but stores data for only part "
+                f"of them ({stored} of {declared} {'chunks' if dset.chunks else 'bytes'}). {bad}"
+            )
+        shapes[name] = tuple(dset.shape)
+    return shapes
+
+
 def read_shard_attrs(path: Path, fix: str) -> dict[str, Any]:
-    """Attributes of one shard file; :class:`DataError` if it is unreadable or incomplete."""
+    """Attributes of one shard file; :class:`DataError` if it is unreadable or incomplete.
+
+    The declared sizes are checked against the stored datasets before anything
+    is read or allocated (:func:`_check_shard_header`).
+    """
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file. Remove it and rerun: {fix}")
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
-            shapes = {k: f[k].shape for k in ("seismic", "velocity") if k in f}
-    except OSError as err:
+            if not attrs.get("complete") or not all(
+                isinstance(f.get(k), h5py.Dataset) for k in ("seismic", "velocity")
+            ):
+                raise DataError(
+                    f"{path} is incomplete (not a finished epic_zoo shard). "
+                    f"Delete it and rerun: {fix}"
+                )
+            _check_shard_header(path, attrs, f, fix)
+    except (OSError, RuntimeError, KeyError) as err:
         raise DataError(
             f"cannot read {path}: truncated or corrupt HDF5 file ({err}). Delete it and rerun: {fix}"
         ) from err
-    if not attrs.get("complete") or len(shapes) != 2:
+    try:
+        attrs["geometry"] = json.loads(attrs["geometry"])
+    except (KeyError, TypeError, ValueError):
         raise DataError(
-            f"{path} is incomplete (not a finished epic_zoo shard). Delete it and rerun: {fix}"
-        )
-    count = int(attrs["count"])
-    if shapes["seismic"][0] != count or shapes["velocity"][0] != count:
-        raise DataError(
-            f"{path}: holds {shapes['seismic'][0]} samples but its header says {count}. "
-            f"Delete it and rerun: {fix}"
-        )
-    attrs["geometry"] = json.loads(attrs["geometry"])
+            f"{path}: its geometry attribute is missing or not JSON. Delete it and rerun: {fix}"
+        ) from None
     return attrs
 
 
@@ -482,6 +577,12 @@ class H5Split(ShardedArrays):
                 raise DataError(
                     f"{self.path} is incomplete: missing {names}{more} of {first['num_shards']} shards. "
                     f"Finish it with: {fix}"
+                )
+            stored = sum(int(a["count"]) for a in shard_attrs)
+            if stored != int(first["total"]):
+                raise DataError(
+                    f"{self.path}: its shards hold {stored} samples but declare a split of "
+                    f"{first['total']}. Delete the folder and remake it with: {fix}"
                 )
         OPENFWI_GEOMETRY.check_compatible(first["geometry"], what=str(self.path))
         self.counts = [int(a["count"]) for a in shard_attrs]

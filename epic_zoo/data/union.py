@@ -22,6 +22,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.datamodule import FWIDataModule
 
 ALL = "all"
@@ -103,6 +104,11 @@ class UnionDataModule(L.LightningDataModule):
     @property
     def time_samples(self) -> int:
         return next(iter(self.members.values())).time_samples
+
+    @property
+    def contracts(self) -> dict[str, InputContract]:
+        """Each member's input contract (one normalisation per dataset; one time axis and split)."""
+        return {name: member.contract for name, member in self.members.items()}
 
     @property
     def receiver_split(self) -> list[np.ndarray]:

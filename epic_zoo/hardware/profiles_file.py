@@ -54,7 +54,8 @@ def load_profiles_file(path: str | Path) -> dict[str, dict[str, Any]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ProfilesFileError(f"cannot read profiles file {path}: {err}") from err
+        reason = " ".join(str(err).split())  # YAML errors span several lines
+        raise ProfilesFileError(f"cannot read profiles file {path}: {reason}") from err
     if not isinstance(data, dict) or set(data) - set(KINDS):
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ProfilesFileError(
@@ -63,8 +64,14 @@ def load_profiles_file(path: str | Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
     for kind, entries in data.items():
         table, cls = _TABLES[kind]
+        if not isinstance(entries, dict | None):
+            raise ProfilesFileError(f"{path}: {kind} must map names to fields, got {entries!r}")
         for name, raw_fields in (entries or {}).items():
-            fields = {k: _yaml_number(v) for k, v in dict(raw_fields or {}).items()}
+            if not isinstance(raw_fields, dict | None):
+                raise ProfilesFileError(
+                    f"{path}: {kind}.{name} must map field names to values, got {raw_fields!r}"
+                )
+            fields = {str(k): _yaml_number(v) for k, v in (raw_fields or {}).items()}
             base = fields.pop("base", None)
             try:
                 if base is not None:

@@ -69,24 +69,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for name in names:
-        info = entries[name]
-        ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
-        mae_ms = info.metrics.get(
-            "mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS
-        )
-        base = info.baseline or {}
-        mean_map = base.get("mean_map_mae_ms")
-        ratio = base.get("mae_ratio_to_mean_map")
-        learns = {True: "yes", False: "no"}.get(base.get("learns"), "-")
-        seen = info.training.get("samples_seen")
-        payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
-        size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
-        print(
-            f"{name:22s} {info.dataset:13s} {mae_ms:8.1f} "
-            f"{f'{mean_map:.1f}' if mean_map else '-':>9s} {f'{ratio:.2f}' if ratio else '-':>7s} "
-            f"{learns:>6s} {ssim:6.3f} {str(seen) if seen else '-':>8s} {payload:>9s} {size:>5s}  "
-            f"{_where(info, registry_path)}" + ("  SUPERSEDED" if info.superseded else "")
-        )
+        try:
+            print(_list_row(name, entries[name], registry_path))
+        except (TypeError, ValueError, AttributeError) as err:  # a hand-edited entry: one line
+            print(f"skipped: {name} in {registry_path}: unreadable values ({err})", file=sys.stderr)
     print(
         "MAE: recorded test MAE; mean map: the input-free baseline on the same test maps; "
         "learns: MAE <= 0.6 x mean map; SSIM: OpenFWI's; samples: training samples seen"
@@ -97,6 +83,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
             "(see `superseded` in the registry and each model card)"
         )
     return 0
+
+
+def _list_row(name: str, info: PretrainedInfo, registry_path: Path) -> str:
+    """One line of ``list``: recorded metrics beside the mean-map baseline, size, where."""
+    ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
+    mae_ms = info.metrics.get("mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS)
+    base = info.baseline or {}
+    mean_map = base.get("mean_map_mae_ms")
+    ratio = base.get("mae_ratio_to_mean_map")
+    learns = {True: "yes", False: "no"}.get(base.get("learns"), "-")
+    seen = info.training.get("samples_seen")
+    payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
+    size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
+    return (
+        f"{name:22s} {info.dataset:13s} {mae_ms:8.1f} "
+        f"{f'{mean_map:.1f}' if mean_map else '-':>9s} {f'{ratio:.2f}' if ratio else '-':>7s} "
+        f"{learns:>6s} {ssim:6.3f} {str(seen) if seen else '-':>8s} {payload:>9s} {size:>5s}  "
+        f"{_where(info, registry_path)}" + ("  SUPERSEDED" if info.superseded else "")
+    )
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
@@ -112,8 +117,20 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_existing(path: Path | None, flag: str, force: bool) -> None:
+    """``ValueError`` if ``path`` holds anything and ``--force`` was not given (nothing is overwritten)."""
+    if path is None or force or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    raise ValueError(
+        f"{flag} {path} already exists; pass --force to overwrite it, or choose another {flag}"
+    )
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    _refuse_existing(out, "--out", args.force)
     registry = Path(args.registry) if args.registry else default_registry_path()
     if args.register and not args.repo_id:
         raise ValueError("--register needs --repo-id ORG/NAME (the Hub repo of the weights)")
@@ -171,6 +188,7 @@ def _inside(folder: Path, parent: Path) -> bool:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
+    _refuse_existing(Path(args.out) if args.out else None, "--out", args.force)
     if args.out and not args.dry_run:
         print(
             "note: --out only sets where the folder is written; uploading as well", file=sys.stderr
@@ -245,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="pretrained name (default ARCH.DATASET)")
     p.add_argument("--metrics", help="JSON file of test metrics (default: results.json)")
     p.add_argument("--record", help="JSON file of extra record entries")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it holds files")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("register", help=f"add/replace a Hub-format folder in {REGISTRY_NAME}")
@@ -282,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="pretrained name (default ARCH.DATASET)")
     p.add_argument("--metrics", help="JSON file of test metrics to record")
     p.add_argument("--record", help="JSON file of the training record (recipe, profile, seed, ...)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it holds files")
     p.set_defaults(func=_cmd_push)
     return parser
 

@@ -148,13 +148,58 @@ def read_registry(path: str | Path | None = None) -> dict[str, PretrainedInfo]:
             f"{path} is not an epic_zoo registry (format_version {REGISTRY_FORMAT_VERSION} expected)"
         )
     fields = {f.name for f in dataclasses.fields(PretrainedInfo)}
+    weights = raw.get("weights", {})
+    if not isinstance(weights, dict):
+        raise HubFormatError(f"{path}: 'weights' must be a mapping of name -> entry; {_RESTORE}")
     out = {}
-    for name, entry in raw.get("weights", {}).items():
+    for name, entry in weights.items():
+        if not isinstance(entry, dict):
+            raise HubFormatError(f"{path}: entry {name!r} is not a mapping; {_RESTORE}")
         unknown = set(entry) - fields
         if unknown:
             raise HubFormatError(f"{path}: entry {name!r} has unknown keys {sorted(unknown)}")
+        _check_entry_types(path, name, entry)
         out[name] = PretrainedInfo(name=name, **entry)
     return out
+
+
+_RESTORE = "restore the file with `git checkout -- registry.json`"
+_TEXT = ("architecture", "dataset", "repo_id", "sha256", "license")
+_OPTIONAL_TEXT = ("revision", "local", "recipe", "superseded")
+_OPTIONAL_COUNT = ("size_bytes", "params", "payload_bytes")
+_MAPPINGS = ("metrics", "data", "files", "baseline", "training")
+
+
+def _check_entry_types(path: Path, name: str, entry: dict[str, Any]) -> None:
+    """Raise :class:`HubFormatError` naming the key of ``entry`` whose value has the wrong type."""
+
+    def kind(value: Any, key: str) -> str | None:
+        if key in _TEXT or (key in _OPTIONAL_TEXT and value is not None):
+            return None if isinstance(value, str) else "text"
+        if key in _OPTIONAL_COUNT and value is not None:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            return None if ok else "a count"
+        if key in _MAPPINGS or (key == "check" and value is not None):
+            return None if isinstance(value, dict) else "a mapping"
+        return None
+
+    if not isinstance(name, str) or not name:
+        raise HubFormatError(f"{path}: a weights name must be text; {_RESTORE}")
+    missing = [key for key in _TEXT[:4] if key not in entry]
+    if missing:
+        raise HubFormatError(f"{path}: entry {name!r} lacks {', '.join(missing)}; {_RESTORE}")
+    for key, value in entry.items():
+        want = kind(value, key)
+        if want is None and key == "metrics":
+            bad = [
+                k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float)
+            ]
+            want = f"numbers (metrics.{bad[0]})" if bad else None
+        if want is not None:
+            raise HubFormatError(
+                f"{path}: entry {name!r} has {key}={json.dumps(value, default=str)[:40]}, "
+                f"expected {want}; {_RESTORE}"
+            )
 
 
 def write_registry(entries: Mapping[str, PretrainedInfo], path: str | Path) -> Path:

@@ -118,6 +118,7 @@ ALLOWED_TIME_STRIDE: dict[str, str] = {
     "data/union.py": "the union datamodule passes data.time_stride to each dataset's module",
     "finetune.py": "reads the weights' contract and names the data.time_stride setting it fixes",
     "models/inference.py": "invert slices raw records at the contract's stride",
+    "config_schema.py": "validates the data.time_stride setting when the config is composed",
 }
 """Modules that may mention ``time_stride``, and why; any other module is a new re-derivation."""
 

@@ -141,3 +141,24 @@ def test_plot(tiny_dataset_dir):
     fig = FWIDataset(H5Split(tiny_dataset_dir / "test")).plot(0)
     assert len(fig.axes) == 3  # velocity, its colour bar, shot gather
     plt.close(fig)
+
+
+def test_shard_declaring_2_to_the_40_samples_is_refused_by_the_datamodule(tiny_data_root, tmp_path):
+    from epic_zoo.data.store import profile_root
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data_root, root)
+    test_dir = profile_root(root, "tiny", 0) / "flatvel-a" / "test"
+    for shard in test_dir.glob("shard-*.h5"):
+        shard.unlink()
+    forged = test_dir / "shard-00000.h5"
+    n = 2**40
+    with h5py.File(forged, "w") as f:  # declared, never stored: a few KB on disk
+        f.create_dataset("seismic", shape=(n, 5, 250, 70), dtype="f4", chunks=(1, 5, 250, 70))
+        f.create_dataset("velocity", shape=(n, 1, 70, 70), dtype="f4", chunks=(1, 1, 70, 70))
+        f.attrs.update(dict(complete=True, count=n, total=n, shard_size=n, num_shards=1))
+        f.attrs.update(dict(shard_index=0, first_index=0, nt=250, time_stride=4, dtype="float32"))
+    dm = FWIDataModule(profile="tiny", root=root, generate=False)
+    with pytest.raises(DataError, match="stores data for only part") as err:
+        dm.setup()
+    assert str(forged) in str(err.value) and "\n" not in str(err.value)

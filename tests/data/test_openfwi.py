@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from epic_zoo.data.openfwi import OpenFWIFolder, import_openfwi, infer_dataset
 from epic_zoo.data.store import DataError, H5Split
+from tests.helpers import one_line_error
 
 
 def test_reads_official_splits_in_place(tiny_openfwi_root):
@@ -194,3 +198,72 @@ def test_any_folder_of_pairs_is_read_with_a_note(tmp_path, write_openfwi_files, 
     official = OpenFWIFolder(tmp_path, "flatvel-a", "train")  # official names: no note
     assert [p.name for p in official.files] == ["data2.npy", "data10.npy"]
     assert "note" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- forged headers
+
+
+def _forge_npy(
+    path: Path, shape: tuple[int, ...], dtype: str = "<f4", payload: bytes = b""
+) -> Path:
+    """A ``.npy`` whose header declares ``shape`` but whose body is ``payload``."""
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(payload)
+    return path
+
+
+def test_header_declaring_a_huge_shape_allocates_nothing(tmp_path, write_openfwi_files):
+    ((seis, _),) = write_openfwi_files(tmp_path, "flatvel-a", [(4,)], samples=1)
+    _forge_npy(seis, (2**40, 5, 1000, 70), payload=b"\0" * 4096)
+    for mmap in (True, False):
+        tracemalloc.start()
+        try:
+            with pytest.raises(DataError, match=r"data4.npy: truncated or corrupt .npy.*declares"):
+                OpenFWIFolder(tmp_path, "flatvel-a", mmap=mmap)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1_000_000  # bounded by the file, not by the header's 1.5 PB
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "message"),
+    [
+        ((1, 5, 1000, 70), "|O", "truncated or corrupt"),  # pickled objects
+        ((1, 1, 70, 70), "<i8", "dtype int64, expected float32"),
+        ((1, 70, 70), "<f4", r"shape \(1, 70, 70\), expected \(N, 1, 70, 70\)"),
+    ],
+)
+def test_bad_velocity_headers_are_named(tmp_path, write_openfwi_files, shape, dtype, message):
+    ((_, vel),) = write_openfwi_files(tmp_path, "flatvel-a", [(4,)], samples=1)
+    itemsize = np.dtype(dtype).itemsize
+    _forge_npy(vel, shape, dtype, payload=b"\0" * (int(np.prod(shape)) * itemsize))
+    with pytest.raises(DataError, match=message):
+        OpenFWIFolder(tmp_path, "flatvel-a")
+
+
+def test_trailing_bytes_are_corruption(tmp_path, write_openfwi_files):
+    ((_, vel),) = write_openfwi_files(tmp_path, "flatvel-a", [(4,)], samples=1)
+    with open(vel, "ab") as f:
+        f.write(b"junk")
+    with pytest.raises(DataError, match="model4.npy: truncated or corrupt"):
+        OpenFWIFolder(tmp_path, "flatvel-a")
+
+
+def test_fifo_is_refused_without_blocking(tmp_path, write_openfwi_files):
+    ((seis, _),) = write_openfwi_files(tmp_path, "flatvel-a", [(4,)], samples=1)
+    seis.unlink()
+    os.mkfifo(seis)  # no writer: opening it for reading without O_NONBLOCK blocks forever
+    with pytest.raises(DataError, match="data4.npy is not a regular file"):
+        OpenFWIFolder(tmp_path, "flatvel-a")
+
+
+def test_info_on_a_forged_folder_is_one_line(tmp_path, write_openfwi_files, capsys):
+    from epic_zoo.data.__main__ import main
+
+    ((seis, _),) = write_openfwi_files(tmp_path / "FlatVel_A", "flatvel-a", [(4,)], samples=1)
+    _forge_npy(seis, (2**40, 5, 1000, 70))
+    assert main(["info", str(tmp_path / "FlatVel_A")]) == 2
+    one_line_error(capsys, str(seis), "Download it again")

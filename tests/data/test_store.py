@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import h5py
@@ -394,3 +396,85 @@ def test_default_root_env_override(monkeypatch, tmp_path):
     assert store.profile_root(None, "lite", 3) == tmp_path / "lite-seed3"
     monkeypatch.delenv(store.ROOT_ENV)
     assert store.default_root() == Path(os.path.expanduser("~")) / ".cache" / "epic_zoo" / "data"
+
+
+# --------------------------------------------------------------------------- forged headers
+
+
+def _forge_shard(path: Path, fake_samples, *, declared: int | None = None, **overrides) -> Path:
+    """A shard whose header and datasets are written by hand (as an attacker would).
+
+    ``declared``: length of both datasets (HDF5 allocates nothing for it, so
+    the file stays small); the datasets hold 2 real samples otherwise.
+    ``overrides``: attributes or ``seismic_dtype``.
+    """
+    seismic, velocity = fake_samples(2, nt=NT_TINY)
+    n = 2 if declared is None else declared
+    attrs = _attrs(0, n, n, n)
+    seismic_dtype = overrides.pop("seismic_dtype", "float32")
+    attrs.update(overrides, seismic_min=-1.0, seismic_max=1.0, complete=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for name, data, dtype in (
+            ("seismic", seismic, seismic_dtype),
+            ("velocity", velocity, "float32"),
+        ):
+            dset = f.create_dataset(
+                name, shape=(n, *data.shape[1:]), dtype=dtype, chunks=(1, *data.shape[1:])
+            )
+            dset[:2] = data.astype(dtype)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+    return path
+
+
+def test_shard_declaring_2_to_the_40_samples_is_refused_before_reading(tmp_path, fake_samples):
+    path = _forge_shard(
+        tmp_path / "flatvel-a" / "test" / shard_name(0), fake_samples, declared=2**40
+    )
+    assert path.stat().st_size < 10_000_000  # the header costs nothing: the attack is cheap
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="stores data for only part") as err:
+            H5Split(path.parent)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(err.value)
+    assert peak < path.stat().st_size  # nothing sized by the header was allocated
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"seismic_dtype": "int8", "dtype": "int8"}, "seismic is stored as int8"),
+        ({"seismic_dtype": "float16"}, "but the header says 'float32'"),
+        ({"count": "2"}, "attribute count='2' is missing or not an integer"),
+        ({"count": 1}, "but the header says (1, 5, 250, 70)"),
+        ({"total": 7}, "inconsistent header"),
+        ({"geometry": "{not json"}, "geometry attribute is missing or not JSON"),
+    ],
+)
+def test_forged_header_is_named(tmp_path, fake_samples, overrides, message):
+    path = _forge_shard(tmp_path / "flatvel-a" / "test" / shard_name(0), fake_samples, **overrides)
+    with pytest.raises(DataError, match=re.escape(message)):
+        H5Split(path)
+
+
+def test_shards_summing_to_less_than_their_declared_total(written_split):
+    split_dir = written_split[0]
+    with h5py.File(split_dir / shard_name(2), "r+") as f:  # 1 sample stored, 2 declared total
+        f.attrs["total"] = 6
+    for k in (0, 1):
+        with h5py.File(split_dir / shard_name(k), "r+") as f:
+            f.attrs["total"] = 6
+    with pytest.raises(DataError, match="hold 5 samples but declare a split of 6"):
+        H5Split(split_dir)
+
+
+def test_a_fifo_named_like_a_shard_is_refused_without_blocking(tmp_path):
+    split_dir = tmp_path / "flatvel-a" / "test"
+    split_dir.mkdir(parents=True)
+    os.mkfifo(split_dir / shard_name(0))
+    with pytest.raises(DataError, match="is not a regular file"):
+        H5Split(split_dir)
