@@ -722,9 +722,14 @@ class CentralNode:
                         self.parts.folder,
                         err,
                     )
-        except Exception:
+        except Exception:  # a bug, not bad input: counted, and acknowledged so it cannot
+            # fill the broker's in-flight window and stall everything behind it
             self.assembler.count("error")
             self._throttle(logging.ERROR, "receive", "unexpected error on a message", exc_info=True)
+            try:
+                self.link.ack(message)
+            except Exception:
+                pass
 
     def _accept(self, message: mqtt.MQTTMessage) -> None:
         """Check one message; store accepted parts; acknowledge. ``OSError``: not stored, not acked."""

@@ -49,12 +49,14 @@ import queue
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
 
 from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES
 from epic_zoo.deploy.export import EdgeEncoder
@@ -321,7 +323,15 @@ class EdgeNode:
         shared_bucket: token-bucket file shared by the devices of a shared-medium link.
         listen_triggers: subscribe to the trigger topic (records sent on demand).
         ca_certs: CA file for a TLS broker (see :class:`~epic_zoo.deploy.transport.MqttLink`).
+        resend_s: after a reconnect, send again (re-signed, fresh counter) the
+            records sent in the last ``resend_s`` before the connection
+            dropped: a broker killed between its acknowledgement and its next
+            save of the persistence file has lost them (the central
+            de-duplicates, so a record it has is counted and dropped).
     """
+
+    RESEND_MAX: int = 256
+    """Most records kept for a re-send after a reconnect."""
 
     def __init__(
         self,
@@ -335,7 +345,12 @@ class EdgeNode:
         shared_bucket: str | Path | None = None,
         listen_triggers: bool = False,
         ca_certs: str | Path | None = None,
+        resend_s: float = 2.0,
     ) -> None:
+        if not (math.isfinite(resend_s) and resend_s >= 0):
+            raise ValueError(f"resend_s={resend_s} must be a finite number >= 0")
+        self.resend_s = float(resend_s)
+        self._recent: deque[tuple[float, bytes, Properties | None]] = deque(maxlen=self.RESEND_MAX)
         self.encoder = EdgeEncoder(bundle, device)
         self.device = int(device)
         if credentials.device != self.device:
@@ -357,6 +372,7 @@ class EdgeNode:
             status_topic=self.topics.status(self.device),
             status_payload=lambda word: sign_status(self.key, word, self.counter.next()),
             ca_certs=ca_certs,
+            on_reconnect=self._resend,
         )
         self.shaper = LinkShaper(link, shared_bucket) if link is not None else None
         self.stats: dict[str, Any] = {
@@ -369,7 +385,21 @@ class EdgeNode:
             "encode_s": [],
             "bad_triggers": 0,
             "bad_records": 0,
+            "resent": 0,
         }
+
+    def _resend(self, dropped_at: float) -> None:
+        """paho thread, after a reconnect: send again what went out shortly before the drop."""
+        again = [
+            (payload, props)
+            for sent, payload, props in list(self._recent)
+            if dropped_at - self.resend_s <= sent <= dropped_at
+        ]
+        for payload, props in again:
+            self.link.client.publish(
+                self.topic, sign(self.key, payload, self.counter.next()), qos=1, properties=props
+            )
+        self.stats["resent"] += len(again)
 
     def _on_trigger(self, message: mqtt.MQTTMessage) -> None:
         """paho thread: queue a valid trigger; log and count anything else (never raises)."""
@@ -399,6 +429,8 @@ class EdgeNode:
         message = sign(self.key, payload, self.counter.next())
         self.stats["encode_s"].append(time.perf_counter() - start)
         props = publish_properties({"t_release": repr(t_release), "t_sent": repr(time.time())})
+        if self.resend_s > 0:
+            self._recent.append((time.monotonic(), payload, props))
         mqtt_bytes = publish_packet_bytes(self.topic, len(message), props)
         self.stats["messages"] += 1
         self.stats["payload_bytes"] += len(payload)

@@ -182,6 +182,8 @@ class MqttLink:
             while it is away (:data:`NEVER_EXPIRES` for the central).
         manual_ack: acknowledge a received QoS 1 message only when
             :meth:`ack` is called (the central, after the message is on disk).
+        on_reconnect: called (paho thread) after every connect but the first,
+            with the monotonic time the connection had dropped.
     """
 
     def __init__(
@@ -199,8 +201,11 @@ class MqttLink:
         status_payload: Callable[[str], bytes] | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         manual_ack: bool = False,
+        on_reconnect: Callable[[float], None] | None = None,
     ) -> None:
         self.address = (str(address[0]), int(address[1]))
+        self._on_reconnect = on_reconnect
+        self.disconnected_at: float | None = None
         if not 0 <= int(session_expiry_s) <= NEVER_EXPIRES:
             raise ValueError(f"session_expiry_s={session_expiry_s} must be 0..2**32-1")
         self.session_expiry_s = int(session_expiry_s)
@@ -275,9 +280,18 @@ class MqttLink:
             client.subscribe(topic, qos=QOS)
         if self.status_topic is not None:
             client.publish(self.status_topic, self._online_message, qos=QOS, retain=True)
+        if self.connects > 1 and self._on_reconnect is not None:
+            try:
+                self._on_reconnect(
+                    self.disconnected_at if self.disconnected_at is not None else time.monotonic()
+                )
+            except Exception as err:  # never the network thread
+                self.handler_errors += 1
+                log.error("reconnect handler failed: %r", err)
         self.connected.set()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.disconnected_at = time.monotonic()
         self.connected.clear()
 
     def connect(self, timeout_s: float = 10.0) -> MqttLink:

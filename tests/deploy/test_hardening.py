@@ -132,9 +132,13 @@ def test_secrets_are_0600_also_over_world_readable_files(tmp_path: Path) -> None
     for user in ("device-0", "device-1", "central", "operator"):
         (out / f"{user}.json").write_text("{}")
         os.chmod(out / f"{user}.json", 0o644)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(FileExistsError, match="--force"):
+        provision(2, out)  # never replaces keys unasked
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     old_umask = os.umask(0)  # a permissive umask must not widen the mode either
     try:
-        creds = provision(2, out)
+        creds = provision(2, out, overwrite=True)
     finally:
         os.umask(old_umask)
     for user in creds:
@@ -243,14 +247,14 @@ def test_central_survives_forged_messages_and_reports_them_at_once(
     topics = Topics()
     out = tmp_path / "out"
     node = _central(bundle, creds, broker, out)
-    real_offer = node.assembler.offer
+    real_admit = node.assembler.admit
 
-    def offer(label, message, *args):  # one message makes the assembler itself fail
+    def admit(label, message):  # one message makes the assembler itself fail
         if message == b"boom" * 10:
             raise RuntimeError("unexpected")
-        return real_offer(label, message, *args)
+        return real_admit(label, message)
 
-    monkeypatch.setattr(node.assembler, "offer", offer)
+    monkeypatch.setattr(node.assembler, "admit", admit)
     with central_thread(node) as central:
         leaked = MqttLink("device-0", creds["device-0"], broker.address).connect()
         for payload in FORGED.values():

@@ -1,0 +1,485 @@
+"""Issue 25: nothing acknowledged is lost, nobody acts as another device (real mosquitto on 127.0.0.1).
+
+Each test states the property it checks: every acknowledged sample ends as a
+map, no process ends, the victim device stays connected, a forged status
+changes nothing, nothing non-finite is written, nothing is overwritten.
+The attacker holds a leaked broker password but no HMAC key.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import epic_zoo.deploy.central as central_module
+from epic_zoo.deploy.broker import Broker, BrokerLimits
+from epic_zoo.deploy.central import PENDING, REPLAY_STATE, CentralNode
+from epic_zoo.deploy.edge import EdgeNode
+from epic_zoo.deploy.security import (
+    ReplayGuard,
+    sign_status,
+    verify_status,
+)
+from epic_zoo.deploy.transport import MqttLink, Topics
+
+from .conftest import NUM_DEVICES, needs_mosquitto, wait_until
+
+pytestmark = needs_mosquitto
+TOPICS = Topics()
+
+
+def _central(bundle: Path, creds, broker, out: Path, deadline_s: float = 30.0, **kw) -> CentralNode:
+    return CentralNode(
+        bundle / "central", creds["central"], broker.address, out, deadline_s=deadline_s, **kw
+    )
+
+
+def _edges(bundle: Path, creds, broker, devices=range(NUM_DEVICES)) -> dict[int, EdgeNode]:
+    return {k: EdgeNode(bundle, k, creds[f"device-{k}"], broker.address).connect() for k in devices}
+
+
+def _send(edges: dict[int, EdgeNode], records: np.ndarray, sample: int) -> None:
+    for edge in edges.values():
+        edge.send(sample, records[sample % len(records)][..., edge.encoder.receivers])
+
+
+def _flushed(edges: dict[int, EdgeNode], timeout_s: float = 10.0) -> bool:
+    """Every message the edges sent is acknowledged by the broker."""
+    return all(e.link.flush(timeout_s) for e in edges.values())
+
+
+def _maps(out: Path) -> set[int]:
+    return {int(p.stem) for p in (out / "maps").glob("*.npy")}
+
+
+def _timing(out: Path) -> dict[int, dict]:
+    path = out / "timing.jsonl"
+    if not path.exists():
+        return {}
+    return {t["sample_id"]: t for t in map(json.loads, path.read_text().splitlines())}
+
+
+def _close(*links) -> None:
+    for link in links:
+        link.close()
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ 1. one session per device
+def test_another_devices_client_id_cannot_take_over_its_session(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    """A leaked device-2 password, client ids ``device-0`` and ``central`` (clean start):
+    device 0 and the central stay connected, device 0 is not marked offline, and the
+    samples queued for the central while it is away all become maps."""
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        assert wait_until(lambda: all(node.assembler.online), 5)
+        victim_connects = edges[0].link.connects
+        thief = MqttLink("device-0", creds["device-2"], broker.address, clean_start=True).connect()
+        time.sleep(0.5)  # a takeover would drop device 0 now and publish its will
+        assert edges[0].link.connected.is_set() and edges[0].link.connects == victim_connects
+        assert node.link.connects == 1 and node.assembler.online[0]
+        _close(thief)
+    # central away: its persistent session queues every acknowledged sample
+    edges[2].close()  # device 2 leaves (signed offline); the thief below uses its password
+    del edges[2]
+    for i in range(3):
+        _send(edges, records, i)
+    assert _flushed(edges)
+    wiper = MqttLink("central", creds["device-2"], broker.address, clean_start=True).connect()
+    _close(wiper)  # with the central's client id and a clean start: would wipe its queue
+    node = _central(bundle, creds, broker, out, deadline_s=1.0)
+    with central_thread(node):
+        assert wait_until(lambda: _maps(out) == {0, 1, 2}, 10), _maps(out)
+    assert all(_timing(out)[i]["present"] == [True, True, False] for i in range(3))
+    _close(*edges.values())
+
+
+# ------------------------------------------------------------ 2. statuses as trusted as data
+def test_forged_or_replayed_offline_status_does_not_drop_a_device(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    """Unsigned, foreign-signed and replayed ``offline`` statuses (retained) for device 0:
+    the central still waits for device 0, and the sample ends complete."""
+    out = tmp_path / "out"
+    captured: list[bytes] = []
+    spy = MqttLink("operator", creds["operator"], broker.address, subscriptions=[TOPICS.status(0)])
+    spy.client.on_message = lambda _c, _u, msg: captured.append(bytes(msg.payload))
+    spy.connect()
+    first = EdgeNode(bundle, 0, creds["device-0"], broker.address).connect()
+    first.close()  # its signed "online" and "offline" pass the broker: the attacker records them
+    assert wait_until(lambda: len(captured) >= 2, 5)
+    spy.close()
+    old_offline = next(
+        m for m in captured if verify_status(creds["device-0"].key(), m)[0] == "offline"
+    )
+
+    node = _central(bundle, creds, broker, out, deadline_s=30.0)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)  # device 0 back online (fresh signed status)
+        assert wait_until(lambda: all(node.assembler.online), 5)
+        leaked = MqttLink("x", creds["device-0"], broker.address).connect()  # its own topic
+        bad_before = node.assembler.snapshot().get("bad_status", 0)
+        for forged in (
+            b"offline",  # unsigned
+            sign_status(creds["device-1"].key(), "offline", 2**62),  # another device's key
+            old_offline,  # a genuine but old status, replayed
+        ):
+            leaked.publish(TOPICS.status(0), forged, retain=True)
+        assert leaked.flush(5)
+        assert wait_until(lambda: node.assembler.snapshot()["bad_status"] == bad_before + 3, 5)
+        _close(leaked)
+        assert node.assembler.online == [True] * NUM_DEVICES
+        _send({k: edges[k] for k in (1, 2)}, records, 0)
+        time.sleep(1.0)
+        assert _maps(out) == set()  # still waiting for device 0, not decoded without it
+        _send({0: edges[0]}, records, 0)
+        assert wait_until(lambda: 0 in _timing(out), 10)
+        assert _maps(out) == {0} and _timing(out)[0]["present"] == [True] * NUM_DEVICES
+        # a real crash still counts at once: device 1's own signed will
+        edges[1].link.client.loop_stop()
+        edges[1].link.client.socket().close()
+        assert wait_until(lambda: node.assembler.online[1] is False, 10)
+        del edges[1]
+    _close(*edges.values())
+
+
+def test_status_marks_survive_a_restart(tmp_path: Path) -> None:
+    guard = ReplayGuard(tmp_path / "state.json")
+    assert guard.fresh_status(0, 10) and not guard.fresh_status(0, 10)
+    guard.save()
+    again = ReplayGuard(tmp_path / "state.json")
+    assert not again.fresh_status(0, 9) and again.fresh_status(0, 11)
+
+
+# ------------------------------------------------------------------ 3. limits and floods
+def test_broker_limits_are_written_and_validated(creds, tmp_path: Path) -> None:
+    limits = BrokerLimits(max_queued_messages=500, max_inflight_messages=7, autosave_interval=3)
+    broker = Broker(tmp_path / "b", creds, NUM_DEVICES, message_size_limit=4000, limits=limits)
+    text = broker.config_path.read_text()
+    for line in (
+        "use_username_as_clientid true",
+        "max_queued_messages 500",
+        "max_inflight_messages 7",
+        "autosave_on_changes true",
+        "autosave_interval 3",
+        "message_size_limit 4000",
+        "max_packet_size 8096",
+    ):
+        assert f"\n{line}\n" in text, line
+    for bad in (
+        {"max_queued_messages": 0},
+        {"max_inflight_messages": -1},
+        {"autosave_interval": 1.5},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            BrokerLimits(**bad)
+    with pytest.raises(ValueError, match="message_size_limit"):
+        Broker(tmp_path / "c", creds, NUM_DEVICES, message_size_limit=0)
+
+
+def _flood(link: MqttLink, topics: list[str], count: int, stop: threading.Event) -> int:
+    """Publish junk of assorted sizes (QoS 0 and 1) round-robin on ``topics``; returns how many."""
+    rng = np.random.default_rng(1)
+    sent = 0
+    while sent < count and not stop.is_set():
+        payload = rng.bytes(int(rng.integers(1, 200)))
+        link.client.publish(topics[sent % len(topics)], payload, qos=sent % 2)
+        sent += 1
+        if sent % 200 == 0:
+            time.sleep(0.001)  # let paho's thread drain its queue
+    return sent
+
+
+def _junk_flood_while_samples_flow(
+    bundle, creds, broker, records, tmp_path, central_thread, samples: int, junk: int
+) -> None:
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=1.0)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker, devices=(0, 1, 2))
+        edges.pop(2).close()  # device 2's board is lost; its password leaked
+        assert wait_until(lambda: node.assembler.online == [True, True, False], 5)
+        attacker = MqttLink("attacker", creds["device-2"], broker.address).connect()
+        stop = threading.Event()
+        topics = [TOPICS.data(2), TOPICS.status(2), TOPICS.data(0), TOPICS.status(0)]
+        flood = threading.Thread(target=_flood, args=(attacker, topics, junk, stop), daemon=True)
+        flood.start()
+        for i in range(samples):
+            _send(edges, records, i)
+            time.sleep(0.01)
+        assert _flushed(edges, 30)
+        flood.join(60)
+        stop.set()
+        assert wait_until(lambda: len(_maps(out)) == samples, 30), sorted(_maps(out))
+        counters = node.assembler.snapshot()
+        assert central_thread and node.link.connected.is_set()
+        assert counters["accepted"] == 2 * samples
+        assert counters["bad_hmac"] + counters["corrupt"] > 0  # the junk did arrive
+        assert node.assembler.online == [True, True, False]  # junk statuses changed nothing
+        _close(attacker, *edges.values())
+    assert {i: t["present"] for i, t in _timing(out).items()} == {
+        i: [True, True, False] for i in range(samples)
+    }
+    assert "dropped" not in broker.log_path.read_text()
+
+
+def test_junk_flood_with_a_leaked_password_loses_no_sample(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    _junk_flood_while_samples_flow(
+        bundle, creds, broker, records, tmp_path, central_thread, samples=30, junk=3000
+    )
+
+
+@pytest.mark.slow
+def test_long_junk_flood_loses_no_sample(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    _junk_flood_while_samples_flow(
+        bundle, creds, broker, records, tmp_path, central_thread, samples=100, junk=60_000
+    )
+
+
+# ---------------------------------------------------------------------- 4. persistence
+def test_central_stopped_mid_stream_completes_its_samples_after_restart(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    """Parts acknowledged before the central went away are on disk and complete their map."""
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=30.0)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        _send({k: edges[k] for k in (0, 1)}, records, 0)
+        assert _flushed(edges)
+        assert wait_until(lambda: len(list((out / PENDING).glob("*.part"))) == 2, 5)
+    assert _maps(out) == set()  # not decoded partial at shutdown
+    _send({2: edges[2]}, records, 0)  # the last part arrives while the central is away
+    assert _flushed(edges)
+    with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
+        assert wait_until(lambda: _maps(out) == {0}, 10)
+    assert _timing(out)[0]["present"] == [True] * NUM_DEVICES
+    assert list((out / PENDING).glob("*.part")) == []
+    _close(*edges.values())
+
+
+@pytest.mark.slow
+def test_central_process_killed_mid_stream_loses_nothing(
+    bundle, creds, broker, records, tmp_path
+) -> None:
+    """SIGKILL on a real central process with parts in flight; the next one writes every map."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    args = [
+        sys.executable, "-m", "epic_zoo.deploy", "central", "--bundle", str(bundle / "central"),
+        "--credentials", str(tmp_path / "credentials/central.json"),
+        "--broker", f"{broker.host}:{broker.port}", "--out", str(out), "--deadline", "60",
+    ]  # fmt: skip
+    central = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen = []
+        op = MqttLink(
+            "operator", creds["operator"], broker.address, subscriptions=[TOPICS.status("central")]
+        )
+        op.client.on_message = lambda _c, _u, msg: seen.append(bytes(msg.payload))
+        op.connect()
+        assert wait_until(lambda: b"online" in seen, 120)
+        edges = _edges(bundle, creds, broker)
+        for i in range(5):
+            _send({k: edges[k] for k in (0, 1)}, records, i)
+        assert _flushed(edges)
+        assert wait_until(lambda: len(list((out / PENDING).glob("*.part"))) == 10, 30)
+        central.send_signal(signal.SIGKILL)
+        central.wait(10)
+        for i in range(5):
+            _send({2: edges[2]}, records, i)
+        assert _flushed(edges)
+        central = subprocess.Popen([*args, "--samples", "5"], stdout=subprocess.DEVNULL)
+        assert central.wait(120) == 0
+        op.close()
+    finally:
+        if central.poll() is None:
+            central.kill()
+    assert _maps(out) == set(range(5))
+    assert all(t["present"] == [True] * NUM_DEVICES for t in _timing(out).values())
+    _close(*edges.values())
+
+
+def test_broker_killed_loses_no_acknowledged_sample(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    """SIGKILL (no chance to save) right after the broker acknowledged: it saved on every change."""
+    out = tmp_path / "out"
+    with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
+        pass  # the central's persistent session exists
+    edges = _edges(bundle, creds, broker)
+    for i in range(3):
+        _send(edges, records, i)
+    assert _flushed(edges)
+    broker.process.send_signal(signal.SIGKILL)
+    broker.process.wait(5)
+    broker.process = None
+    broker.start()
+    assert wait_until(lambda: all(e.link.connected.is_set() for e in edges.values()), 10)
+    with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
+        assert wait_until(lambda: _maps(out) == {0, 1, 2}, 10), _maps(out)
+    assert all(t["present"] == [True] * NUM_DEVICES for t in _timing(out).values())
+    _close(*edges.values())
+
+
+def test_edges_resend_what_a_killed_broker_had_not_saved(
+    bundle, creds, records, tmp_path, central_thread
+) -> None:
+    """A broker that saves rarely (here: never between SIGTERM and SIGKILL) loses what it
+    acknowledged; the edges send their last records again after the reconnect."""
+    out = tmp_path / "out"
+    limits = BrokerLimits(autosave_interval=100_000)
+    with Broker(tmp_path / "broker", creds, NUM_DEVICES, limits=limits) as broker:
+        with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
+            pass
+        broker.restart()  # SIGTERM: the central's session is saved
+        edges = _edges(bundle, creds, broker)
+        for i in range(3):
+            _send(edges, records, i)
+        assert _flushed(edges)
+        broker.process.send_signal(signal.SIGKILL)
+        broker.process.wait(5)
+        broker.process = None
+        broker.start()
+        assert wait_until(lambda: all(e.link.connects == 2 for e in edges.values()), 10)
+        assert _flushed(edges)
+        assert all(e.stats["resent"] == 3 for e in edges.values())
+        with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
+            assert wait_until(lambda: _maps(out) == {0, 1, 2}, 10), _maps(out)
+        _close(*edges.values())
+    assert all(t["present"] == [True] * NUM_DEVICES for t in _timing(out).values())
+
+
+def test_no_map_while_the_replay_state_cannot_be_saved(
+    bundle, creds, broker, records, tmp_path, central_thread, monkeypatch
+) -> None:
+    """While saving the replay state fails, no map is written; once it works, the map is,
+    with the replay state on disk covering it (a restarted central refuses its replay)."""
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=30.0, retry_s=0.1)
+    failing = threading.Event()
+    failing.set()
+    real_save = ReplayGuard.save
+
+    def save(self):
+        if failing.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self)
+
+    monkeypatch.setattr(ReplayGuard, "save", save)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        _send(edges, records, 0)
+        assert _flushed(edges)
+        assert wait_until(lambda: node.assembler.snapshot()["accepted"] == NUM_DEVICES, 5)
+        time.sleep(0.5)
+        assert _maps(out) == set() and not (out / REPLAY_STATE).exists()
+        failing.clear()
+        assert wait_until(lambda: _maps(out) == {0}, 5)
+    state = json.loads((out / REPLAY_STATE).read_text())["high_water"]
+    assert all(int(state[str(k)]) >= edges[k].counter._last - 10**6 for k in range(NUM_DEVICES))
+    _close(*edges.values())
+
+
+def test_missing_replay_state_is_refused_and_maps_are_never_overwritten(
+    bundle, creds, broker, records, tmp_path, central_thread
+) -> None:
+    out = tmp_path / "out"
+    with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)) as central:
+        edges = _edges(bundle, creds, broker)
+        _send(edges, records, 0)
+        assert wait_until(lambda: central.node.written == 1, 10)
+    complete = (out / "maps/00000000.npy").read_bytes()
+    (out / REPLAY_STATE).unlink()
+    with pytest.raises(ValueError, match="reset-replay-state") as err:
+        _central(bundle, creds, broker, out)
+    assert "\n" not in str(err.value)
+    node = _central(bundle, creds, broker, out, deadline_s=0.5, reset_replay_state=True)
+    with central_thread(node):
+        _send({0: edges[0]}, records, 0)  # sample 0 again, one device only: would be partial
+        assert wait_until(lambda: node.assembler.snapshot()["late"] == 1, 5)
+        time.sleep(0.7)
+    assert (out / "maps/00000000.npy").read_bytes() == complete
+    _close(*edges.values())
+
+
+def test_disk_full_loses_no_acknowledged_sample_and_leaves_no_temporary(
+    bundle, creds, broker, records, tmp_path, central_thread, monkeypatch
+) -> None:
+    """Every fsync fails with ENOSPC for a while: parts are held unacknowledged, maps wait;
+    afterwards every sample is a map, and no ``.tmp`` file is left anywhere."""
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=30.0, retry_s=0.1)
+    full = threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(central_module.os, "fsync", fsync)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        _send(edges, records, 0)
+        assert wait_until(lambda: node.written == 1, 10)
+        full.set()
+        for i in (1, 2, 3):
+            _send(edges, records, i)
+        assert _flushed(edges)  # the broker acknowledged them: they must all become maps
+        time.sleep(0.5)
+        assert _maps(out) == {0} and _temporaries(out) == []
+        assert node.link.connected.is_set()
+        full.clear()
+        assert wait_until(lambda: _maps(out) == {0, 1, 2, 3}, 10), _maps(out)
+    assert _temporaries(out) == []
+    assert all(t["present"] == [True] * NUM_DEVICES for t in _timing(out).values())
+    _close(*edges.values())
+
+
+def test_map_write_failure_is_retried_without_temporaries(
+    bundle, creds, broker, records, tmp_path, central_thread, monkeypatch
+) -> None:
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=30.0, retry_s=0.1)
+    full = threading.Event()
+    full.set()
+    real_link = os.link
+
+    def link(src, dst, **kw):  # the last step of a map write: the temporary is complete
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(central_module.os, "link", link)
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        _send(edges, records, 0)
+        assert wait_until(lambda: len(list((out / PENDING).glob("*.part"))) == NUM_DEVICES, 5)
+        time.sleep(0.3)
+        assert _maps(out) == set()
+        full.clear()
+        assert wait_until(lambda: _maps(out) == {0}, 5)
+    assert list((out / PENDING).glob("*.part")) == [] and _temporaries(out) == []
+    _close(*edges.values())
