@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--autosave-interval",
         type=_int_at_least(1),
         default=1,
-        help="save the persistence file after this many changes (1: after every message)",
+        help="seconds between saves of the broker's persistence file",
     )
     p.set_defaults(func=cmd_broker)
 

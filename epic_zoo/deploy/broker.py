@@ -66,10 +66,13 @@ class BrokerLimits:
             so it is large: it bounds memory, not normal traffic.
         max_queued_bytes: the same backlog in bytes (0: no byte limit).
         max_inflight_messages: QoS 1 messages in flight to one client at a time.
-        autosave_interval: with ``autosave_on_changes``: the broker saves its
-            persistence file after this many changes (queued messages,
-            retained messages, subscriptions); 1 saves after every change, so
-            a broker killed with SIGKILL loses no acknowledged message.
+        autosave_interval: seconds between saves of the persistence file.
+            A broker killed with SIGKILL loses what it acknowledged since its
+            last save; the edges send again what they sent in the
+            ``resend_s`` (3 s) before a reconnect, which covers an interval
+            of 1 s. Saving on every change (``autosave_on_changes``) would
+            rewrite the whole file per message: a flood queued for an absent
+            central would cost the broker time quadratic in its length.
         max_keepalive: longest keepalive a client may ask for, s.
     """
 
@@ -95,7 +98,7 @@ class BrokerLimits:
             f"max_queued_messages {self.max_queued_messages}",
             f"max_queued_bytes {self.max_queued_bytes}",
             f"max_inflight_messages {self.max_inflight_messages}",
-            "autosave_on_changes true",
+            "autosave_on_changes false",
             f"autosave_interval {self.autosave_interval}",
             f"max_keepalive {self.max_keepalive}",
         ]

@@ -345,7 +345,7 @@ class EdgeNode:
         shared_bucket: str | Path | None = None,
         listen_triggers: bool = False,
         ca_certs: str | Path | None = None,
-        resend_s: float = 2.0,
+        resend_s: float = 3.0,
     ) -> None:
         if not (math.isfinite(resend_s) and resend_s >= 0):
             raise ValueError(f"resend_s={resend_s} must be a finite number >= 0")
