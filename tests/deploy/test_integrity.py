@@ -526,3 +526,179 @@ def test_map_write_failure_is_retried_without_temporaries(
         assert wait_until(lambda: _maps(out) == {0}, 5)
     assert list((out / PENDING).glob("*.part")) == [] and _temporaries(out) == []
     _close(*edges.values())
+
+
+# ------------------------------------------------------------------------- 5. bad input
+def _raw_bundle(tmp_path: Path) -> Path:
+    """A small centralised-baseline bundle: devices send raw records frames."""
+    import torch
+
+    from epic_zoo.deploy.export import export_bundle
+    from epic_zoo.models import create_model
+
+    from .conftest import TIME_SAMPLES
+
+    torch.manual_seed(0)
+    model = create_model("inversionnet", time_samples=TIME_SAMPLES, dims=(8, 8, 8, 8, 16)).eval()
+    return export_bundle(
+        model, tmp_path / "raw", name="inv", dataset="flatvel-a", time_stride=4, trained=False,
+        source="t",
+    )  # fmt: skip
+
+
+def test_signed_frame_full_of_nan_is_rejected_and_nothing_non_finite_is_written(
+    creds, records, tmp_path
+) -> None:
+    from epic_zoo.deploy.central import Assembler, MapWriter
+    from epic_zoo.deploy.export import read_manifest
+    from epic_zoo.deploy.records import pack_records
+    from epic_zoo.deploy.security import MessageCounter, new_key, sign
+
+    bundle = _raw_bundle(tmp_path)
+    manifest = read_manifest(bundle)
+    keys = {k: new_key() for k in range(manifest["num_devices"])}
+    asm = Assembler(manifest, keys, deadline_s=1.0)
+    good = pack_records(
+        records[0][..., manifest["receivers"][0]], device_id=0, sample_id=5,
+        model_version=manifest["model_version"],
+    )  # fmt: skip
+    values_at = 31  # after the header: overwrite the amplitudes with NaN, fix the crc32
+    frame = bytearray(good)
+    frame[values_at:-4] = np.full((len(frame) - values_at - 4) // 4, np.nan, "<f4").tobytes()
+    import struct
+    import zlib
+
+    struct.pack_into("<I", frame, len(frame) - 4, zlib.crc32(bytes(frame[:-4])))
+    counter = MessageCounter()
+    assert asm.offer("0", sign(keys[0], bytes(frame), counter.next()), 0.0) == "corrupt"
+    assert asm.offer("0", sign(keys[0], good, counter.next()), 0.0) == "accepted"
+    writer = MapWriter(tmp_path / "out")
+    bad = np.ones((70, 70), np.float32)
+    bad[3, 4] = np.inf
+    with pytest.raises(ValueError, match="NaN/inf"):
+        writer.save_map(1, bad)
+    assert _maps(tmp_path / "out") == set() and _temporaries(tmp_path / "out") == []
+    assert writer.save_map(1, np.ones((70, 70), np.float32))
+    assert not writer.save_map(1, np.zeros((70, 70), np.float32))  # never over an existing map
+    assert np.load(tmp_path / "out/maps/00000001.npy").max() == 1.0
+
+
+def test_watch_folder_skips_fifo_huge_header_and_garbage_once(
+    bundle, creds, records, tmp_path, caplog
+) -> None:
+    """A FIFO (never opened blocking), a header claiming 2**40 values, a truncated file and
+    garbage: each skipped and logged once, nothing allocated from a header, the good record sent."""
+    from epic_zoo.deploy.edge import FolderSource
+
+    from .conftest import TIME_SAMPLES
+
+    watch = tmp_path / "incoming"
+    watch.mkdir()
+    os.mkfifo(watch / "1.npy")
+    with open(watch / "2.npy", "wb") as fh:  # header of a [5, 2**40, 70] float32 array, no data
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (5, 2**40, 70)}
+        )
+    (watch / "3.npy").write_bytes(os.urandom(4000))  # garbage
+    np.save(watch / "4.npy", np.zeros((5, TIME_SAMPLES, 70), np.float64).astype(object))
+    np.save(watch / "5.npy", records[5])
+    truncated = (watch / "5.npy").read_bytes()[:-100]
+    (watch / "6.npy").write_bytes(truncated)  # a writer that died mid-file
+    receivers = EdgeNode(bundle, 0, creds["device-0"], ("127.0.0.1", 1)).encoder.receivers
+    source = FolderSource(watch, receivers, time_lengths=(TIME_SAMPLES,), settle_s=0.2)
+    found: list = []
+    poller = threading.Thread(target=lambda: [found.extend(source.poll()) for _ in range(5)])
+    with caplog.at_level("WARNING"):
+        poller.start()
+        poller.join(10)
+        assert not poller.is_alive(), "poll blocked (the FIFO was opened blocking?)"
+        time.sleep(0.3)  # the truncated file has not changed for settle_s now
+        found.extend(source.poll())
+        found.extend(source.poll())
+    assert [i for i, _ in found] == [5]
+    np.testing.assert_array_equal(found[0][1], records[5][..., receivers])
+    assert source.skipped == 5
+    for name in ("1.npy", "2.npy", "3.npy", "4.npy", "6.npy"):
+        assert sum(name in r.getMessage() for r in caplog.records) == 1, name
+
+
+def test_nested_trigger_cannot_kill_the_mqtt_thread(
+    bundle, creds, broker, records, tmp_path
+) -> None:
+    """Deeply nested and oversized triggers over the real broker: logged, counted, skipped;
+    the next valid trigger is still served."""
+    data = tmp_path / "records.npy"
+    np.save(data, records)
+    from epic_zoo.deploy.edge import ReplaySource
+
+    edge = EdgeNode(bundle, 0, creds["device-0"], broker.address, listen_triggers=True).connect()
+    operator = MqttLink("operator", creds["operator"], broker.address).connect()
+    for bad in (b"[" * 100_000 + b"]" * 100_000, b'{"sample_id": ' * 20, b"\xff" * 50):
+        operator.publish(TOPICS.trigger, bad)
+    operator.publish(TOPICS.trigger, b'{"sample_id": 2}')
+    assert operator.flush(5)
+    edge.run_triggered(ReplaySource(data, edge.encoder.receivers), 1, threading.Event())
+    assert edge.stats["messages"] == 1 and edge.stats["bad_triggers"] == 3
+    assert edge.link.client._thread is not None and edge.link.client._thread.is_alive()
+    _close(operator, edge)
+
+
+def test_a_raising_handler_never_ends_the_network_thread(creds, broker) -> None:
+    got: list[bytes] = []
+
+    def handler(message):
+        if message.payload == b"boom":
+            raise RecursionError("deep")
+        got.append(bytes(message.payload))
+
+    link = MqttLink(
+        "device-0", creds["device-0"], broker.address, on_message=handler,
+        subscriptions=[TOPICS.trigger],
+    ).connect()  # fmt: skip
+    operator = MqttLink("operator", creds["operator"], broker.address).connect()
+    for payload in (b"boom", b"ok"):
+        operator.publish(TOPICS.trigger, payload)
+    assert wait_until(lambda: got == [b"ok"], 5)
+    assert link.handler_errors == 1
+    _close(operator, link)
+
+
+# ----------------------------------------------------------------------- 6. command line
+def test_provision_refuses_to_replace_secrets_without_force(tmp_path, capsys) -> None:
+    from epic_zoo.deploy.__main__ import main
+
+    out = tmp_path / "secrets"
+    assert main(["provision", "--devices", "2", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["provision", "--devices", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no key rotated
+    assert main(["provision", "--devices", "2", "--out", str(out), "--force"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} != before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["central", "--bundle", "b", "--credentials", "c", "--out", "o", "--deadline", "nan"],
+        ["central", "--bundle", "b", "--credentials", "c", "--out", "o", "--deadline", "-1"],
+        ["central", "--bundle", "b", "--credentials", "c", "--out", "o", "--samples", "0"],
+        ["central", "--bundle", "b", "--credentials", "c", "--out", "o", "--broker", "h:70000"],
+        ["edge", "--bundle", "b", "--credentials", "c", "--device", "-1", "--data", "d"],
+        ["edge", "--bundle", "b", "--credentials", "c", "--device", "0", "--data", "d",
+         "--interval", "inf"],
+        ["broker", "--credentials", "c", "--devices", "0"],
+        ["broker", "--credentials", "c", "--devices", "2", "--max-queued-messages", "0"],
+        ["provision", "--devices", "x", "--out", "o"],
+    ],
+)  # fmt: skip
+def test_every_numeric_setting_is_validated_with_one_line(args, capsys) -> None:
+    from epic_zoo.deploy.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
