@@ -370,7 +370,8 @@ def test_broker_killed_loses_no_acknowledged_sample(
     yet (it saves every second) the edges send again after the reconnect."""
     out = tmp_path / "out"
     with central_thread(_central(bundle, creds, broker, out, deadline_s=30.0)):
-        pass  # the central's persistent session exists
+        pass  # the central's persistent session exists ...
+    time.sleep(1.5)  # ... and is saved (a deployment's central session is old)
     edges = _edges(bundle, creds, broker)
     for i in range(3):
         _send(edges, records, i)
