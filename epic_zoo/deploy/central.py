@@ -48,7 +48,10 @@ nothing more.
 ``wrong_version``     header ``model_version`` is not the bundle's
 ``wrong_shape``       latent shape / bit width / scale (or records shape)
                       is not what device ``k`` sends
-``late``              its sample was already decoded (after the deadline)
+``late``              its sample was already decoded (after the deadline), or
+                      its map exists
+``bad_status``        a status message not signed by its device, or not
+                      newer than the device's last status
 ====================  =====================================================
 
 Anything unexpected while handling one message (or decoding one sample) is
@@ -116,9 +119,11 @@ REJECTIONS: tuple[str, ...] = (
     "wrong_version",
     "wrong_shape",
     "late",
+    "bad_status",
     "error",
 )
-"""Reasons a message is rejected, roughly in the order they are checked (``error``: unexpected)."""
+"""Reasons a message is rejected, roughly in the order they are checked (``error``: unexpected;
+``bad_status``: a status message that is not signed by its device or not newer than its last)."""
 REPLAY_STATE: str = "replay_state.json"
 """File name of the persisted high-water marks in the central's output folder."""
 PENDING: str = "pending"
@@ -260,7 +265,7 @@ class Assembler:
         self.finished: OrderedDict[int, None] = OrderedDict()
         self.online = [True] * self.num_devices
         self.last_sample = [-1] * self.num_devices
-        self.counters: Counter[str] = Counter({name: 0 for name in REJECTIONS})
+        self.counters: Counter[str] = Counter({name: 0 for name in (*REJECTIONS, "non_finite")})
         self._lock = threading.Lock()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -641,6 +646,14 @@ class CentralNode:
                     "--reset-replay-state to start a new one anyway"
                 )
         self.replay = ReplayGuard(state)
+        if not state.exists():  # from now on a missing file means it was lost
+            try:
+                self.replay.save(force=True)
+            except OSError as err:
+                raise OSError(
+                    f"cannot write the replay state {state} ({err.strerror or err}); "
+                    "pass a writable --out"
+                ) from None
         self.assembler = Assembler(
             self.decoder.manifest,
             credentials.keys(),
@@ -707,6 +720,9 @@ class CentralNode:
         try:
             with self._held_lock:
                 if self._held:  # keep the order: nothing overtakes a held message
+                    if message.qos == 0:  # devices send QoS 1; QoS 0 has no in-flight bound
+                        self.assembler.count("dropped_qos0")
+                        return
                     self._held.append(message)
                     return
                 try:

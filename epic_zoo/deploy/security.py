@@ -236,12 +236,15 @@ class ReplayGuard:
             self._dirty = True
             return True
 
-    def save(self) -> None:
-        """Write the marks to :attr:`path` if they changed since the last save (``OSError`` if it cannot)."""
+    def save(self, force: bool = False) -> None:
+        """Write the marks to :attr:`path` if they changed since the last save, or if ``force``.
+
+        Raises ``OSError`` if it cannot (the marks stay unsaved).
+        """
         if self.path is None:
             return
         with self._lock:
-            if not self._dirty:
+            if not (self._dirty or force):
                 return
             data = {
                 "format": REPLAY_FORMAT,

@@ -352,8 +352,10 @@ def test_central_process_killed_mid_stream_loses_nothing(
         for i in range(5):
             _send({2: edges[2]}, records, i)
         assert _flushed(edges)
-        central = subprocess.Popen([*args, "--samples", "5"], stdout=subprocess.DEVNULL)
-        assert central.wait(120) == 0
+        central = subprocess.Popen(
+            [*args, "--samples", "5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        assert central.wait(120) == 0, central.stderr.read()[-2000:]
         op.close()
     finally:
         if central.poll() is None:
