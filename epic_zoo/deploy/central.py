@@ -399,8 +399,9 @@ class Assembler:
     def set_status(self, device_label: str, message: bytes) -> str:
         """Apply a status message if it is signed by that device and newer than its last one.
 
-        Returns the word applied, or ``"bad_status"`` (counted) for anything
-        else: unsigned, forged, another device's, or an older status again.
+        Returns the word applied, ``"same"`` for the last status again (a
+        retained message redelivered), or ``"bad_status"`` (counted) for
+        anything else: unsigned, forged, another device's, or an older status.
         Thread-safe.
         """
         device = self.device_index(device_label)
@@ -412,6 +413,8 @@ class Assembler:
             self.count("bad_status")
             return "bad_status"
         if not self.replay.fresh_status(device, counter):
+            if self.replay.status_high_water.get(device) == counter:
+                return "same"  # the retained status again (a resubscription): no news
             self.count("bad_status")
             return "bad_status"
         with self._lock:

@@ -29,6 +29,7 @@ device only. The central's file holds every device's HMAC key.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import json
 import os
@@ -174,26 +175,39 @@ REPLAY_FORMAT = "epic_zoo.deploy.replay/1"
 
 
 class ReplayGuard:
-    """Per-device high-water marks of the signed message counters, optionally persisted.
+    """Per-device anti-replay windows over the signed message counters, optionally persisted.
 
-    :meth:`check` classifies an authenticated data counter: ``"fresh"`` (above
-    the mark), ``"duplicate"`` (equal: the last message again, e.g. a QoS 1
-    redelivery) or ``"replayed"`` (below). :meth:`advance` raises the mark;
-    :meth:`save` writes the marks (atomically, only if they changed) to
-    ``path``, which a restarted central reads back, so a message captured
-    before the restart is still refused. Status messages have marks of their
-    own (:meth:`fresh_status`): a device signs its last will before the data
-    it sends later, so one mark for both would refuse every will.
+    Like the anti-replay window of IPsec (RFC 4303 section 3.4.3): per device,
+    the last :attr:`window` counters accepted are remembered, and every counter
+    at or below the oldest of them that was forgotten (the *floor*) is refused.
+    :meth:`check` classifies an authenticated data counter: ``"fresh"`` (never
+    accepted and above the floor: a message that arrives after a later one,
+    e.g. a QoS 1 retransmission overtaken by a re-sent record, is not lost),
+    ``"duplicate"`` (the last one accepted again, e.g. a QoS 1 redelivery) or
+    ``"replayed"`` (accepted before, or at or below the floor).
+    :meth:`advance` records an accepted counter; :meth:`save` writes the
+    windows (atomically, only if they changed) to ``path``, which a restarted
+    central reads back, so a message captured before the restart is still
+    refused. Status messages have marks of their own (:meth:`fresh_status`):
+    a device signs its last will before the data it sends later, so one mark
+    for both would refuse every will.
 
     Thread-safe (the central checks in the MQTT thread and saves in its main loop).
 
     Args:
-        path: JSON file of the marks (``None``: in memory only).
+        path: JSON file of the windows (``None``: in memory only).
+        window: counters remembered per device.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, window: int = 256) -> None:
+        if int(window) < 1:
+            raise ValueError(f"window={window} must be >= 1")
         self.path = Path(path) if path is not None else None
+        self.window = int(window)
         self.high_water: dict[int, int] = {}
+        self.floor: dict[int, int] = {}
+        self._seen: dict[int, set[int]] = {}
+        self._heap: dict[int, list[int]] = {}
         self.status_high_water: dict[int, int] = {}
         self._dirty = False
         self._lock = threading.Lock()
@@ -203,6 +217,11 @@ class ReplayGuard:
                 if data.get("format") != REPLAY_FORMAT:
                     raise ValueError(f"format is {data.get('format')!r}, not {REPLAY_FORMAT!r}")
                 self.high_water = {int(k): int(v) for k, v in data["high_water"].items()}
+                # a state without windows (older files): nothing below the mark is accepted
+                self.floor = {int(k): int(v) for k, v in data.get("floor", self.high_water).items()}
+                for k, values in data.get("window", {}).items():
+                    for value in values:
+                        self._remember(int(k), int(value))
                 self.status_high_water = {
                     int(k): int(v) for k, v in data.get("status_high_water", {}).items()
                 }
@@ -212,20 +231,37 @@ class ReplayGuard:
                     "Deleting it makes the central accept replays of any message it saw before"
                 ) from None
 
+    def _remember(self, device: int, counter: int) -> None:
+        seen = self._seen.setdefault(device, set())
+        if counter in seen:
+            return
+        seen.add(counter)
+        heap = self._heap.setdefault(device, [])
+        heapq.heappush(heap, counter)
+        while len(heap) > self.window:
+            oldest = heapq.heappop(heap)
+            seen.discard(oldest)
+            self.floor[device] = max(self.floor.get(device, -1), oldest)
+
     def check(self, device: int, counter: int) -> str:
         """``"fresh"``, ``"duplicate"`` or ``"replayed"`` for device ``device``'s data ``counter``."""
+        device = int(device)
         with self._lock:
-            mark = self.high_water.get(int(device), -1)
-        if counter > mark:
-            return "fresh"
-        return "duplicate" if counter == mark else "replayed"
+            mark = self.high_water.get(device, -1)
+            if counter == mark:
+                return "duplicate"
+            if counter in self._seen.get(device, ()) or counter <= self.floor.get(device, -1):
+                return "replayed"
+        return "fresh"
 
     def advance(self, device: int, counter: int) -> None:
-        """Raise device ``device``'s data mark to ``counter`` (never lowers it)."""
+        """Record device ``device``'s accepted ``counter`` (the mark never goes down)."""
+        device = int(device)
         with self._lock:
-            if counter > self.high_water.get(int(device), -1):
-                self.high_water[int(device)] = int(counter)
-                self._dirty = True
+            self._remember(device, int(counter))
+            if counter > self.high_water.get(device, -1):
+                self.high_water[device] = int(counter)
+            self._dirty = True
 
     def fresh_status(self, device: int, counter: int) -> bool:
         """Whether a status ``counter`` is above the device's status mark; if so, raise the mark."""
@@ -249,6 +285,8 @@ class ReplayGuard:
             data = {
                 "format": REPLAY_FORMAT,
                 "high_water": {str(k): v for k, v in sorted(self.high_water.items())},
+                "floor": {str(k): v for k, v in sorted(self.floor.items())},
+                "window": {str(k): sorted(v) for k, v in sorted(self._seen.items())},
                 "status_high_water": {str(k): v for k, v in sorted(self.status_high_water.items())},
             }
             self._dirty = False

@@ -111,16 +111,26 @@ def test_oversize_messages_are_dropped_before_the_tag_is_computed(
     assert asm.counters["oversize"] == 2 * NUM_DEVICES
 
 
-def test_replay_guard_persists_high_water_marks(tmp_path: Path) -> None:
+def test_replay_guard_persists_its_windows(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    guard = ReplayGuard(path)
+    guard = ReplayGuard(path, window=3)
     assert guard.check(0, 5) == "fresh"
     guard.advance(0, 5)
     guard.save()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = ReplayGuard(path)  # a restarted central
-    assert [again.check(0, c) for c in (4, 5, 6)] == ["replayed", "duplicate", "fresh"]
+    again = ReplayGuard(path, window=3)  # a restarted central
+    # 4 was never accepted: a message overtaken by a later one is still taken (once)
+    assert [again.check(0, c) for c in (4, 5, 6)] == ["fresh", "duplicate", "fresh"]
+    for c in (4, 6, 7, 8):
+        again.advance(0, c)
+    # the window holds 6, 7, 8: 5 and 4 were accepted, 3 is at or below the forgotten floor
+    assert [again.check(0, c) for c in (3, 4, 5, 6, 8, 9)] == [
+        "replayed", "replayed", "replayed", "replayed", "duplicate", "fresh",
+    ]  # fmt: skip
     assert again.check(1, 0) == "fresh"
+    path.write_text(json.dumps({"format": "epic_zoo.deploy.replay/1", "high_water": {"0": 9}}))
+    old = ReplayGuard(path)  # a state written before windows: nothing below the mark
+    assert [old.check(0, c) for c in (8, 9, 10)] == ["replayed", "duplicate", "fresh"]
     path.write_text("{not json")
     with pytest.raises(ValueError, match="state.json.*unreadable"):
         ReplayGuard(path)
