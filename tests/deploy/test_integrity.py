@@ -706,3 +706,64 @@ def test_every_numeric_setting_is_validated_with_one_line(args, capsys) -> None:
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: "), err
+
+
+def _tampered_copy(bundle: Path, tmp_path: Path, edit) -> Path:
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(copy, manifest)
+    for folder in (copy, copy / "central", *(copy / "devices").iterdir()):
+        if (folder / "manifest.json").exists():
+            (folder / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_bundle_asking_for_a_huge_model_is_refused_before_allocating(
+    bundle, tmp_path, monkeypatch
+) -> None:
+    import torch
+
+    import epic_zoo.deploy.export as export_module
+    from epic_zoo.deploy.export import BundleError, CentralDecoder, EdgeEncoder
+
+    def huge(_copy, manifest):
+        manifest["model_kwargs"]["d_model"] = 2**20  # a 2**40-parameter fusion layer
+        manifest["model_kwargs"]["latent_dim"] = 2**16
+
+    copy = _tampered_copy(bundle, tmp_path, huge)
+    devices: list[str] = []
+    real = export_module.create_model
+
+    def create_model(*args, **kwargs):
+        devices.append(str(torch.get_default_device()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "create_model", create_model)
+    for load in (lambda: CentralDecoder(copy / "central"), lambda: EdgeEncoder(copy, 0)):
+        with pytest.raises(BundleError, match="does not fit"):
+            load()
+    assert devices == ["meta", "meta"]  # only ever built where it costs no memory
+
+
+def test_bundle_weights_of_another_dtype_are_refused(bundle, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from epic_zoo.deploy.export import BundleError, CentralDecoder
+    from epic_zoo.hub.files import file_sha256
+
+    def to_int8(copy, manifest):
+        rel = manifest["files"]["central"]
+        path = copy / rel
+        weights = load_file(str(path))
+        name = next(n for n, t in weights.items() if t.is_floating_point())
+        weights[name] = weights[name].to(dtype=__import__("torch").int8)
+        save_file(weights, str(path))
+        (copy / "central" / path.name).write_bytes(path.read_bytes())
+        manifest["sha256"][rel] = file_sha256(path)
+
+    copy = _tampered_copy(bundle, tmp_path, to_int8)
+    with pytest.raises(BundleError, match="I8"):
+        CentralDecoder(copy / "central")
