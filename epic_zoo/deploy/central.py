@@ -265,7 +265,9 @@ class Assembler:
         self.finished: OrderedDict[int, None] = OrderedDict()
         self.online = [True] * self.num_devices
         self.last_sample = [-1] * self.num_devices
-        self.counters: Counter[str] = Counter({name: 0 for name in (*REJECTIONS, "non_finite")})
+        self.counters: Counter[str] = Counter(
+            {name: 0 for name in ("received", "accepted", *REJECTIONS, "non_finite")}
+        )
         self._lock = threading.Lock()
 
     def count(self, name: str, n: int = 1) -> None:

@@ -297,6 +297,51 @@ def test_junk_flood_while_the_central_is_away_loses_no_sample(
     _close(*edges.values())
 
 
+def test_a_leaked_device_password_reads_nothing(bundle, creds, broker, records) -> None:
+    """The ACL lets a device read triggers only: another device's data and statuses never reach it."""
+    heard: list[str] = []
+    spy = MqttLink("spy", creds["device-2"], broker.address, subscriptions=["#", TOPICS.data("+")])
+    spy.client.on_message = lambda _c, _u, msg: heard.append(msg.topic)
+    spy.connect()
+    edges = _edges(bundle, creds, broker, devices=(0, 1))
+    _send(edges, records, 0)
+    assert _flushed(edges)
+    operator = MqttLink("operator", creds["operator"], broker.address).connect()
+    operator.publish(TOPICS.trigger, b'{"sample_id": 1}')
+    assert operator.flush(5)
+    assert wait_until(lambda: TOPICS.trigger in heard, 5)  # what it may read does arrive
+    assert set(heard) == {TOPICS.trigger}
+    _close(operator, spy, *edges.values())
+
+
+@pytest.mark.parametrize("jump_s", [-3600.0, 3600.0], ids=["back", "forward"])
+def test_deadlines_ignore_a_stepped_wall_clock(
+    bundle, creds, broker, records, tmp_path, central_thread, monkeypatch, jump_s
+) -> None:
+    """The central's wall clock jumps an hour: a sample missing a device is still decoded
+    after about its deadline (not an hour later), a complete one is not decoded early."""
+    out = tmp_path / "out"
+    node = _central(bundle, creds, broker, out, deadline_s=1.5)
+    real_time = time.time
+    offset = [0.0]
+    monkeypatch.setattr(central_module.time, "time", lambda: real_time() + offset[0])
+    with central_thread(node):
+        edges = _edges(bundle, creds, broker)
+        _send({k: edges[k] for k in (0, 1)}, records, 0)
+        assert wait_until(lambda: node.assembler.snapshot()["accepted"] == 2, 5)
+        offset[0] = jump_s
+        start = time.monotonic()
+        _send({2: edges[2]}, records, 1)  # sample 1 starts after the jump
+        time.sleep(0.3)
+        _send({k: edges[k] for k in (0, 1)}, records, 1)
+        assert wait_until(lambda: {0, 1} <= set(_timing(out)), 10)
+        assert time.monotonic() - start < 4.0
+    timing = _timing(out)
+    assert timing[0]["present"] == [True, True, False]
+    assert timing[1]["present"] == [True] * NUM_DEVICES
+    _close(*edges.values())
+
+
 # ---------------------------------------------------------------------- 4. persistence
 def test_central_stopped_mid_stream_completes_its_samples_after_restart(
     bundle, creds, broker, records, tmp_path, central_thread
