@@ -321,6 +321,7 @@ def cmd_central(args: argparse.Namespace) -> int:
         topics=Topics(args.prefix),
         ca_certs=args.cafile,
         reset_replay_state=args.reset_replay_state,
+        sync_parts=not args.no_fsync,
     )
     node.stop = _stop_on_signals()
     node.decoder.warmup()
@@ -528,6 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start a new replay state although --out holds maps and the old one is missing "
         "(captured messages signed with the current keys could then be replayed)",
+    )
+    central.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="store received parts without a disk flush each (faster; a killed central still "
+        "loses nothing, a power loss may)",
     )
     central.set_defaults(func=cmd_central)
 
