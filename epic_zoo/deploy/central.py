@@ -741,6 +741,7 @@ class CentralNode:
                 try:
                     self._accept(message)
                 except OSError as err:
+                    self.assembler.count("received", -1)  # counted once, when it is stored
                     self._held.append(message)
                     self._held_retry = time.monotonic() + self.retry_s
                     self._throttle(
@@ -811,6 +812,7 @@ class CentralNode:
                 try:
                     self._accept(self._held[0])
                 except OSError:
+                    self.assembler.count("received", -1)
                     self._held_retry = time.monotonic() + self.retry_s
                     return
                 except Exception:

@@ -545,6 +545,7 @@ def test_disk_full_loses_no_acknowledged_sample_and_leaves_no_temporary(
         assert node.link.connected.is_set()
         full.clear()
         assert wait_until(lambda: _maps(out) == {0, 1, 2, 3}, 10), _maps(out)
+        assert node.assembler.snapshot()["received"] == 4 * NUM_DEVICES  # each held one once
     assert _temporaries(out) == []
     assert all(t["present"] == [True] * NUM_DEVICES for t in _timing(out).values())
     _close(*edges.values())
