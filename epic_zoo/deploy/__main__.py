@@ -138,8 +138,16 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _not_there(path: Path | None, flag: str, force: bool) -> None:
+    """An output named on the command line that exists is replaced only with ``--force``."""
+    if path is not None and path.exists() and not force:
+        raise CliError(f"{flag} {path} exists; pass --force to replace it, or another path")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from epic_zoo.deploy.export import export_bundle, load_source_model
+    from epic_zoo.deploy.export import MANIFEST, export_bundle, load_source_model
+
+    _not_there(args.out / MANIFEST, "--out", args.force)
 
     model, info = load_source_model(
         args.model,
@@ -257,6 +265,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         raise CliError(f"--watch folder {args.watch} does not exist; create it first")
     if args.data is not None and not args.data.exists():
         raise CliError(f"--data {args.data} does not exist; pass a split folder, shard or .npy")
+    _not_there(args.stats, "--stats", args.force)
     _writable_file(args.stats, "--stats")
     link = get_link(args.link) if args.link else None
     torch.set_num_threads(args.threads)
@@ -366,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretrained name (epic.flatvel-a), Hub-format folder, or architecture (untrained)",
     )
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    p.add_argument("--force", action="store_true", help="replace a bundle already in --out")
     p.add_argument(
         "--dataset", default="flatvel-a", help="normalisation of an untrained architecture"
     )
@@ -510,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument(
         "--stats", type=Path, default=None, help="write bytes/timing stats JSON here at exit"
     )
+    edge.add_argument("--force", action="store_true", help="replace an existing --stats file")
     edge.set_defaults(func=cmd_edge)
     central = sub.choices["central"]
     central.add_argument(

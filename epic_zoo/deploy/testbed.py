@@ -163,7 +163,7 @@ def run_deployment(
                 "--trigger",
                 "--link", link_name,
                 "--shared-bucket", str(workdir / "shared-medium.bucket"),
-                "--stats", str(workdir / f"device-{k}.json"),
+                "--stats", str(workdir / f"device-{k}.json"), "--force",
                 *common,
             ]  # fmt: skip
         operator = Operator(creds["operator"], broker.address, topics)

@@ -813,3 +813,21 @@ def test_bundle_weights_of_another_dtype_are_refused(bundle, tmp_path) -> None:
     copy = _tampered_copy(bundle, tmp_path, to_int8)
     with pytest.raises(BundleError, match="I8"):
         CentralDecoder(copy / "central")
+
+
+def test_export_and_stats_outputs_need_force(bundle, tmp_path, capsys) -> None:
+    from epic_zoo.deploy.__main__ import main
+
+    out = tmp_path / "b"
+    assert main(["export", "epic-small", "--out", str(out), "--devices", "2"]) == 0
+    manifest = (out / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert main(["export", "epic-small", "--out", str(out), "--devices", "3"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    assert (out / "manifest.json").read_bytes() == manifest  # untouched
+    stats = tmp_path / "stats.json"
+    stats.write_text("keep me")
+    args = ["edge", "--bundle", str(bundle), "--device", "0", "--credentials", "c.json",
+            "--data", str(tmp_path), "--stats", str(stats)]  # fmt: skip
+    assert main(args) == 1
+    assert "--force" in capsys.readouterr().err and stats.read_text() == "keep me"
