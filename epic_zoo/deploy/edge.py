@@ -128,10 +128,25 @@ class ReplaySource:
         self.path = Path(path)
         self.receivers = np.asarray(receivers)
         if self.path.suffix == ".npy":
-            self._array = np.load(self.path, mmap_mode="r")
-            if self._array.ndim != 4:
+            if not self.path.is_file():  # a FIFO would block np.load for ever
+                raise ValueError(f"--data {self.path} is not a regular .npy file")
+            try:
+                self._array = np.load(self.path, mmap_mode="r")  # the header is checked
+            except (ValueError, OSError, EOFError) as err:  # against the file size by mmap
                 raise ValueError(
-                    f"{self.path}: expected [N, 5, T, receivers]; got {self._array.shape}"
+                    f"--data {self.path} is not a readable .npy array: {err}"
+                ) from None
+            if (
+                self._array.ndim != 4
+                or self._array.shape[0] < 1
+                or self._array.shape[1] != NUM_SOURCES
+                or self._array.shape[3] not in (NUM_RECEIVERS, len(self.receivers))
+                or self._array.dtype.kind != "f"
+            ):
+                raise ValueError(
+                    f"--data {self.path}: expected float [N >= 1, {NUM_SOURCES}, T, "
+                    f"{NUM_RECEIVERS} or {len(self.receivers)}]; got {self._array.dtype} "
+                    f"{list(self._array.shape)}"
                 )
             self._split = None
         else:

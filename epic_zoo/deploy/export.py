@@ -60,6 +60,8 @@ from epic_zoo.provenance import utc_now
 FORMAT: str = "epic_zoo.deploy"
 FORMAT_VERSION: int = 1
 MANIFEST: str = "manifest.json"
+MAX_MANIFEST_BYTES: int = 1 << 20
+"""Largest manifest read (a real one is a few kB); checked before parsing."""
 ENCODER_FILE: str = "encoder.safetensors"
 DECODER_FILE: str = "decoder.safetensors"
 FULL_MODEL_FILE: str = "model.safetensors"
@@ -306,7 +308,16 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
             f"no {MANIFEST} in {bundle}; make a bundle with "
             "`python -m epic_zoo.deploy export MODEL --out DIR`"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise BundleError(
+            f"{path} is not a bundle manifest ({err}); re-export the bundle"
+        ) from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{path} is not a {FORMAT} v{FORMAT_VERSION} manifest; re-export with this epic_zoo"

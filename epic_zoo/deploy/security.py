@@ -361,15 +361,19 @@ class Credentials:
         """Read a file written by :meth:`save` (``ValueError`` naming the file if it is not one)."""
         path = Path(path)
         try:
+            if path.stat().st_size > 1 << 20:
+                raise ValueError("larger than 1 MiB")
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             return cls(**data)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"no credentials file {path}; make them with "
                 "`python -m epic_zoo.deploy provision --devices D --out DIR`"
             ) from None
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(f"{path} is not an epic_zoo.deploy credentials file: {err}") from err
+        except (ValueError, TypeError, RecursionError) as err:
+            raise ValueError(f"{path} is not an epic_zoo.deploy credentials file: {err}") from None
 
 
 def provision(

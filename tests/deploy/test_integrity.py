@@ -831,3 +831,36 @@ def test_export_and_stats_outputs_need_force(bundle, tmp_path, capsys) -> None:
             "--data", str(tmp_path), "--stats", str(stats)]  # fmt: skip
     assert main(args) == 1
     assert "--force" in capsys.readouterr().err and stats.read_text() == "keep me"
+
+
+def test_nested_manifest_credentials_and_fifo_data_are_one_line_errors(
+    bundle, creds, tmp_path, capsys
+) -> None:
+    import shutil
+
+    from epic_zoo.deploy.__main__ import main
+
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    broken = tmp_path / "bundle"
+    shutil.copytree(bundle / "central", broken)
+    (broken / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    cred = str(tmp_path / "credentials/central.json")
+    fifo = tmp_path / "records.npy"
+    os.mkfifo(fifo)
+    dev = str(tmp_path / "credentials/device-0.json")
+    for args in (
+        ["central", "--bundle", str(bundle / "central"), "--credentials", str(nested),
+         "--out", str(tmp_path / "o1")],
+        ["central", "--bundle", str(broken), "--credentials", cred, "--out", str(tmp_path / "o2")],
+        ["edge", "--bundle", str(bundle), "--device", "0", "--credentials", dev,
+         "--data", str(fifo), "--broker", "127.0.0.1:1"],
+    ):  # fmt: skip
+        result: list[int] = []
+        runner = threading.Thread(target=lambda a=args, r=result: r.append(main(a)), daemon=True)
+        runner.start()
+        runner.join(30)
+        assert not runner.is_alive(), f"hangs: {args[0]}"
+        assert result == [1]
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
