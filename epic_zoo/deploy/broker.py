@@ -70,7 +70,8 @@ class BrokerLimits:
             A broker killed with SIGKILL loses what it acknowledged since its
             last save; the edges send again what they sent in the
             ``resend_s`` (3 s) before a reconnect, which covers an interval
-            of 1 s. Saving on every change (``autosave_on_changes``) would
+            of 1 s (mosquitto saves once more than a whole interval has
+            passed: every 1-2 s). Saving on every change (``autosave_on_changes``) would
             rewrite the whole file per message: a flood queued for an absent
             central would cost the broker time quadratic in its length.
         max_keepalive: longest keepalive a client may ask for, s.
