@@ -42,9 +42,10 @@ nothing more.
 ``duplicate``         the counter equals device ``k``'s high-water mark (a
                       redelivery of its last message), or this device already
                       delivered this sample
-``replayed``          the counter is below device ``k``'s high-water mark: an
-                      old message sent again (also across central restarts:
-                      the marks persist in ``replay_state.json``)
+``replayed``          the counter was accepted before, or is at or below the
+                      floor of device ``k``'s anti-replay window: an old
+                      message sent again (also across central restarts: the
+                      windows persist in ``replay_state.json``)
 ``wrong_version``     header ``model_version`` is not the bundle's
 ``wrong_shape``       latent shape / bit width / scale (or records shape)
                       is not what device ``k`` sends
@@ -69,7 +70,7 @@ never mixed.
 
 Output (``OUT``): ``maps/{sample_id:08d}.npy`` (velocity ``[70, 70]`` float32,
 m/s), ``timing.jsonl`` (one line per sample: presence, partial flag, arrival,
-decode and end-to-end times), ``summary.json`` (counters), ``replay_state.json`` (per-device high-water
+decode and end-to-end times), ``summary.json`` (counters), ``replay_state.json`` (per-device anti-replay windows
 marks of the message counters; keep it with the maps).
 """
 
@@ -125,7 +126,7 @@ REJECTIONS: tuple[str, ...] = (
 """Reasons a message is rejected, roughly in the order they are checked (``error``: unexpected;
 ``bad_status``: a status message that is not signed by its device or not newer than its last)."""
 REPLAY_STATE: str = "replay_state.json"
-"""File name of the persisted high-water marks in the central's output folder."""
+"""File name of the persisted anti-replay windows in the central's output folder."""
 PENDING: str = "pending"
 """Folder (in the central's output folder) of the accepted parts whose map is not written yet."""
 _PART_HEADER_BYTES = 4096
@@ -211,7 +212,7 @@ class Assembler:
         deadline_s: wait at most this long after a sample's first payload.
         history: how many decoded sample ids are remembered to reject late
             messages (older ids are rejected as late too).
-        replay: the devices' counter high-water marks (persisted by the
+        replay: the devices' anti-replay windows (persisted by the
             caller with :meth:`ReplayGuard.save`); default: in memory only.
         written: whether a sample's map already exists (its parts are then
             ``late``; a map is never written twice).
@@ -614,7 +615,7 @@ class CentralNode:
         deadline_s: see :class:`Assembler`.
         topics: topic layout.
         ca_certs: CA file for a TLS broker (see :class:`~epic_zoo.deploy.transport.MqttLink`).
-        replay_state: file of the devices' counter high-water marks (default
+        replay_state: file of the devices' anti-replay windows (default
             ``out/replay_state.json``); read at start, rewritten as they rise.
         reset_replay_state: start without a replay state although ``out``
             holds maps or pending parts (otherwise refused: a lost state lets

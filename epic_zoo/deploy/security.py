@@ -16,9 +16,10 @@ Two independent checks guard the central node:
    section 5 allows a truncated tag of at least half the hash; 128 bits
    here). The central checks the tag in constant time with the key of the
    device whose topic the message came on, *before* it parses anything
-   (:func:`verify`), then compares the counter with the device's persisted
-   high-water mark (:class:`ReplayGuard`): a counter at or below it is a
-   replay and is dropped, also after the central restarts.
+   (:func:`verify`), then checks the counter against the device's persisted
+   anti-replay window (:class:`ReplayGuard`): a counter accepted before, or
+   at or below the window's floor, is a replay and is dropped, also after
+   the central restarts.
 
 :func:`provision` writes one JSON file per principal (``device-k.json``,
 ``central.json``, ``operator.json``) with mode 0600, also over an existing
