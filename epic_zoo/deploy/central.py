@@ -70,8 +70,10 @@ never mixed.
 
 Output (``OUT``): ``maps/{sample_id:08d}.npy`` (velocity ``[70, 70]`` float32,
 m/s), ``timing.jsonl`` (one line per sample: presence, partial flag, arrival,
-decode and end-to-end times), ``summary.json`` (counters), ``replay_state.json`` (per-device anti-replay windows
-marks of the message counters; keep it with the maps).
+decode and end-to-end times), ``summary.json`` (counters),
+``replay_state.json`` (per-device anti-replay windows of the message
+counters; keep it with the maps) and ``pending/`` (parts acknowledged, map
+not written yet).
 """
 
 from __future__ import annotations
