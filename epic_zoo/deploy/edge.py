@@ -445,7 +445,11 @@ class EdgeNode:
         self.stats["encode_s"].append(time.perf_counter() - start)
         props = publish_properties({"t_release": repr(t_release), "t_sent": repr(time.time())})
         if self.resend_s > 0:
-            self._recent.append((time.monotonic(), payload, props))
+            now = time.monotonic()
+            if self.link.connected.is_set():  # older ones can no longer be needed
+                while self._recent and self._recent[0][0] < now - 2 * self.resend_s:
+                    self._recent.popleft()
+            self._recent.append((now, payload, props))
         mqtt_bytes = publish_packet_bytes(self.topic, len(message), props)
         self.stats["messages"] += 1
         self.stats["payload_bytes"] += len(payload)

@@ -182,7 +182,11 @@ class _Sent:
     """Stands in for the MQTT link: records what the edge publishes."""
 
     def __init__(self) -> None:
+        import threading
+
         self.messages: list[bytes] = []
+        self.connected = threading.Event()
+        self.connected.set()
 
     def publish(self, topic: str, message: bytes, props=None) -> None:
         self.messages.append(message)
