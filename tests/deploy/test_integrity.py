@@ -214,7 +214,7 @@ def _junk_flood_while_samples_flow(
 ) -> None:
     out = tmp_path / "out"
     node = _central(bundle, creds, broker, out, deadline_s=1.0)
-    with central_thread(node):
+    with central_thread(node) as central:
         edges = _edges(bundle, creds, broker, devices=(0, 1, 2))
         edges.pop(2).close()  # device 2's board is lost; its password leaked
         assert wait_until(lambda: node.assembler.online == [True, True, False], 5)
@@ -231,7 +231,7 @@ def _junk_flood_while_samples_flow(
         stop.set()
         assert wait_until(lambda: len(_maps(out)) == samples, 30), sorted(_maps(out))
         counters = node.assembler.snapshot()
-        assert central_thread and node.link.connected.is_set()
+        assert central.thread.is_alive() and node.link.connected.is_set()
         assert counters["accepted"] == 2 * samples
         assert counters["bad_hmac"] + counters["corrupt"] > 0  # the junk did arrive
         assert node.assembler.online == [True, True, False]  # junk statuses changed nothing
