@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -35,11 +36,53 @@ from pathlib import Path
 
 def _address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(
-            f"--broker {text!r} must be HOST:PORT, e.g. 127.0.0.1:1883"
+            f"--broker {text!r} must be HOST:PORT with a port 1..65535, e.g. 127.0.0.1:1883"
         )
     return host or "127.0.0.1", int(port)
+
+
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse type: an integer ``low <= n (<= high)``, one-line error otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} must be {bound}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _float_above(low: float, *, inclusive: bool = False):
+    """An argparse type: a finite number ``> low`` (``>= low`` if ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f"{text} must be a finite number {'>=' if inclusive else '>'} {low:g}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: COMMAND: ...``), no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog.split()[-1]}: {message} (see --help)\n")
 
 
 class CliError(Exception):
@@ -95,8 +138,16 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _not_there(path: Path | None, flag: str, force: bool) -> None:
+    """An output named on the command line that exists is replaced only with ``--force``."""
+    if path is not None and path.exists() and not force:
+        raise CliError(f"{flag} {path} exists; pass --force to replace it, or another path")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from epic_zoo.deploy.export import export_bundle, load_source_model
+    from epic_zoo.deploy.export import MANIFEST, export_bundle, load_source_model
+
+    _not_there(args.out / MANIFEST, "--out", args.force)
 
     model, info = load_source_model(
         args.model,
@@ -132,7 +183,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from epic_zoo.deploy.security import provision
 
     _writable_dir(args.out, "--out")
-    creds = provision(args.devices, args.out)
+    try:
+        creds = provision(args.devices, args.out, overwrite=args.force)
+    except FileExistsError as err:
+        raise CliError(str(err)) from None
     modes = {oct(os.stat(args.out / f"{user}.json").st_mode & 0o777) for user in creds}
     print(
         f"wrote {len(creds)} credential files to {args.out} (mode {', '.join(sorted(modes))}): "
@@ -155,8 +209,16 @@ def cmd_broker(args: argparse.Namespace) -> int:
     tls_files = (args.cafile, args.certfile, args.keyfile)
     if any(tls_files) and not all(tls_files):
         raise CliError("TLS needs all of --cafile, --certfile and --keyfile")
-    limit = None
-    if args.bundle is not None:
+    from epic_zoo.deploy.broker import BrokerLimits
+
+    limits = BrokerLimits(
+        max_queued_messages=args.max_queued_messages,
+        max_queued_bytes=args.max_queued_bytes,
+        max_inflight_messages=args.max_inflight_messages,
+        autosave_interval=args.autosave_interval,
+    )
+    limit = args.message_size_limit
+    if args.bundle is not None and limit is None:
         from epic_zoo.deploy.central import message_limits
         from epic_zoo.deploy.export import read_manifest
 
@@ -177,6 +239,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         port=args.port,
         tls=tls,
         message_size_limit=limit,
+        limits=limits,
     )
     with broker:
         print(
@@ -202,6 +265,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         raise CliError(f"--watch folder {args.watch} does not exist; create it first")
     if args.data is not None and not args.data.exists():
         raise CliError(f"--data {args.data} does not exist; pass a split folder, shard or .npy")
+    _not_there(args.stats, "--stats", args.force)
     _writable_file(args.stats, "--stats")
     link = get_link(args.link) if args.link else None
     torch.set_num_threads(args.threads)
@@ -218,8 +282,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
         listen_triggers=args.trigger,
         ca_certs=args.cafile,
     )
+    time_samples = int(node.encoder.manifest["time_samples"])
+    stride = int(node.encoder.manifest.get("time_stride", 1))
     source = (
-        FolderSource(args.watch, node.encoder.receivers)
+        FolderSource(
+            args.watch, node.encoder.receivers, time_lengths={time_samples, time_samples * stride}
+        )
         if args.watch
         else ReplaySource(args.data, node.encoder.receivers)
     )
@@ -261,6 +329,8 @@ def cmd_central(args: argparse.Namespace) -> int:
         deadline_s=args.deadline,
         topics=Topics(args.prefix),
         ca_certs=args.cafile,
+        reset_replay_state=args.reset_replay_state,
+        sync_parts=not args.no_fsync,
     )
     node.stop = _stop_on_signals()
     node.decoder.warmup()
@@ -289,13 +359,13 @@ def cmd_testbed(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m epic_zoo.deploy",
         description="Run EPIC as a distributed system: edge encoders and a central decoder over MQTT.",
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "export", help="split a model into per-device encoder and central decoder files"
@@ -305,20 +375,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretrained name (epic.flatvel-a), Hub-format folder, or architecture (untrained)",
     )
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    p.add_argument("--force", action="store_true", help="replace a bundle already in --out")
     p.add_argument(
         "--dataset", default="flatvel-a", help="normalisation of an untrained architecture"
     )
     p.add_argument(
-        "--time-stride", type=int, default=4, help="time decimation of an untrained architecture"
+        "--time-stride",
+        type=_int_at_least(1),
+        default=4,
+        help="time decimation of an untrained architecture",
     )
-    p.add_argument("--devices", type=int, default=5, help="devices of an untrained architecture")
     p.add_argument(
-        "--seed", type=int, default=0, help="initialisation seed of an untrained architecture"
+        "--devices", type=_int_at_least(1), default=5, help="devices of an untrained architecture"
+    )
+    p.add_argument(
+        "--seed",
+        type=_int_at_least(0, 2**63 - 1),
+        default=0,
+        help="initialisation seed of an untrained architecture",
     )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("provision", help="create broker credentials and HMAC keys for D devices")
-    p.add_argument("--devices", type=int, required=True)
+    p.add_argument("--devices", type=_int_at_least(1, 65535), required=True)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the credentials already in --out (every device must get its new file)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -329,9 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="run mosquitto with the deployment's passwords and ACLs")
     p.add_argument("--credentials", required=True, type=Path, help="folder written by `provision`")
-    p.add_argument("--devices", type=int, required=True)
+    p.add_argument("--devices", type=_int_at_least(1, 65535), required=True)
     p.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 for real devices)")
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--port", type=_int_at_least(1, 65535), default=1883)
     p.add_argument("--prefix", default="epic", help="topic prefix of the deployment")
     p.add_argument(
         "--workdir", type=Path, default=Path("broker"), help="config, persistence and log folder"
@@ -346,6 +430,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="size the broker's message limit to this bundle's largest message "
         "(default: a full raw record, the largest any bundle sends)",
     )
+    p.add_argument(
+        "--message-size-limit",
+        type=_int_at_least(64, 256 * 2**20),
+        default=None,
+        help="largest message, bytes (default: sized to --bundle, or to a full raw record)",
+    )
+    p.add_argument(
+        "--max-queued-messages",
+        type=_int_at_least(1),
+        default=100_000,
+        help="backlog per client (the central's while it is away)",
+    )
+    p.add_argument(
+        "--max-queued-bytes",
+        type=_int_at_least(0),
+        default=256 * 2**20,
+        help="backlog per client in bytes (0: no limit)",
+    )
+    p.add_argument(
+        "--max-inflight-messages",
+        type=_int_at_least(1),
+        default=100,
+        help="QoS 1 messages in flight per client",
+    )
+    p.add_argument(
+        "--autosave-interval",
+        type=_int_at_least(1),
+        default=1,
+        help="seconds between saves of the broker's persistence file",
+    )
     p.set_defaults(func=cmd_broker)
 
     for name, helptext in (("edge", "run end device K"), ("central", "run the central decoder")):
@@ -359,12 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--broker", type=_address, default=("127.0.0.1", 1883), help="HOST:PORT")
         p.add_argument("--prefix", default="epic", help="topic prefix of the deployment")
         p.add_argument(
-            "--samples", type=int, default=None, help="stop after this many records/maps"
+            "--samples",
+            type=_int_at_least(1),
+            default=None,
+            help="stop after this many records/maps",
         )
-        p.add_argument("--threads", type=int, default=1, help="torch threads")
+        p.add_argument("--threads", type=_int_at_least(1, 1024), default=1, help="torch threads")
         p.add_argument("--cafile", type=Path, default=None, help="CA certificate: connect with TLS")
     edge = sub.choices["edge"]
-    edge.add_argument("--device", type=int, required=True, help="device index K")
+    edge.add_argument(
+        "--device", type=_int_at_least(0, 65535), required=True, help="device index K"
+    )
     src = edge.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--data", type=Path, help="replayed dataset: epic_zoo split folder/shard or .npy [N,5,T,70]"
@@ -372,13 +491,22 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--watch", type=Path, help="folder being filled with {sample_id}.npy records")
     edge.add_argument("--trigger", action="store_true", help="send record i when trigger i arrives")
     edge.add_argument(
-        "--interval", type=float, default=0.0, help="seconds between records (paced replay)"
+        "--interval",
+        type=_float_above(0.0, inclusive=True),
+        default=0.0,
+        help="seconds between records (paced replay)",
     )
     edge.add_argument(
-        "--start-at", type=float, default=None, help="epoch time of the first paced record"
+        "--start-at",
+        type=_float_above(0.0, inclusive=True),
+        default=None,
+        help="epoch time of the first paced record",
     )
     edge.add_argument(
-        "--first-sample", type=int, default=0, help="first sample id of a paced replay"
+        "--first-sample",
+        type=_int_at_least(0, 2**64 - 1),
+        default=0,
+        help="first sample id of a paced replay",
     )
     edge.add_argument(
         "--link", default=None, help="emulate this link profile (wifi, wifi-ac, 4g, nbiot)"
@@ -392,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument(
         "--stats", type=Path, default=None, help="write bytes/timing stats JSON here at exit"
     )
+    edge.add_argument("--force", action="store_true", help="replace an existing --stats file")
     edge.set_defaults(func=cmd_edge)
     central = sub.choices["central"]
     central.add_argument(
@@ -399,22 +528,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     central.add_argument(
         "--deadline",
-        type=float,
+        type=_float_above(0.0),
         default=1.0,
         help="seconds after a sample's first payload before decoding without the missing devices",
     )
     central.add_argument(
-        "--duration", type=float, default=None, help="stop after this many seconds"
+        "--duration", type=_float_above(0.0), default=None, help="stop after this many seconds"
+    )
+    central.add_argument(
+        "--reset-replay-state",
+        action="store_true",
+        help="start a new replay state although --out holds maps and the old one is missing "
+        "(captured messages signed with the current keys could then be replayed)",
+    )
+    central.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="store received parts without a disk flush each (faster; a killed central still "
+        "loses nothing, a power loss may)",
     )
     central.set_defaults(func=cmd_central)
 
     p = sub.add_parser(
         "testbed", help="broker + central + N edge processes here, measured against the simulator"
     )
-    p.add_argument("--devices", type=int, default=5)
+    p.add_argument("--devices", type=_int_at_least(1, 70), default=5)
     p.add_argument("--link", default="wifi", help="link profile(s), comma-separated (wifi,4g)")
     p.add_argument(
-        "--samples", type=int, default=50, help="records per phase (latency, then throughput)"
+        "--samples",
+        type=_int_at_least(1),
+        default=50,
+        help="records per phase (latency, then throughput)",
     )
     p.add_argument("--models", default="epic,inversionnet", help="deployed models, comma-separated")
     p.add_argument(
@@ -428,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset replayed (tiny profile generated if missing)",
     )
     p.add_argument("--data", type=Path, default=None, help="replay this split instead")
-    p.add_argument("--deadline", type=float, default=2.0, help="central deadline, s")
+    p.add_argument("--deadline", type=_float_above(0.0), default=2.0, help="central deadline, s")
     p.add_argument("--out", type=Path, default=None, help="write testbed.md, .json and .png here")
     p.add_argument(
         "--workdir",

@@ -8,12 +8,16 @@ persistence database: queued QoS 1 messages and persistent sessions survive
 a :meth:`Broker.restart`).
 
 Security settings: no anonymous clients (``allow_anonymous false``), a
-password file (mode 0600), an ACL under which device ``k`` may only publish
-its data and status topics and read triggers (see
-:class:`~epic_zoo.deploy.transport.Topics`), and a ``message_size_limit``
-just above the largest legitimate message (:func:`size_limit`), so a client
-with a leaked password cannot make the broker queue, or the central receive,
-large messages.
+password file (mode 0600), client ids bound to user names
+(``use_username_as_clientid true``: one session per principal, so a leaked
+password of device ``j`` cannot take over device ``k``'s or the central's
+session, publish their last will or wipe their queued messages), an ACL under
+which device ``k`` may only publish its data and status topics and read
+triggers (see :class:`~epic_zoo.deploy.transport.Topics`), a
+``message_size_limit`` just above the largest legitimate message
+(:func:`size_limit`), so a client with a leaked password cannot make the
+broker queue, or the central receive, large messages, and the queue,
+in-flight and persistence settings of :class:`BrokerLimits`.
 TLS is a listener option (``certfile``/``keyfile``/``cafile``); see the
 deployment README (``epic_zoo/deploy/README.md``, also docs/deployment.md).
 
@@ -30,6 +34,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from epic_zoo.deploy.security import (
@@ -48,6 +53,56 @@ INSTALL_HINT = (
 
 class BrokerError(RuntimeError):
     """mosquitto is missing, failed to start, or did not stop."""
+
+
+@dataclass(frozen=True)
+class BrokerLimits:
+    """Queue, in-flight and persistence settings of the broker (mosquitto's names).
+
+    Attributes:
+        max_queued_messages: messages the broker holds per client beyond the
+            in-flight ones (the central's backlog while it is away or busy).
+            Beyond it mosquitto drops messages it has already acknowledged,
+            so it is large: it bounds memory, not normal traffic.
+        max_queued_bytes: the same backlog in bytes (0: no byte limit).
+        max_inflight_messages: QoS 1 messages in flight to one client at a time.
+        autosave_interval: seconds between saves of the persistence file.
+            A broker killed with SIGKILL loses what it acknowledged since its
+            last save; the edges send again what they sent in the
+            ``resend_s`` (3 s) before a reconnect, which covers an interval
+            of 1 s (mosquitto saves once more than a whole interval has
+            passed: every 1-2 s). Saving on every change (``autosave_on_changes``) would
+            rewrite the whole file per message: a flood queued for an absent
+            central would cost the broker time quadratic in its length.
+        max_keepalive: longest keepalive a client may ask for, s.
+    """
+
+    max_queued_messages: int = 100_000
+    max_queued_bytes: int = 256 * 2**20
+    max_inflight_messages: int = 100
+    autosave_interval: int = 1
+    max_keepalive: int = 60
+
+    def __post_init__(self) -> None:
+        minimum = {"max_queued_bytes": 0}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low = minimum.get(f.name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"broker setting {f.name}={value!r} must be an integer >= {low}")
+        if self.max_keepalive > 65535:
+            raise ValueError(f"broker setting max_keepalive={self.max_keepalive} must be <= 65535")
+
+    def config_lines(self) -> list[str]:
+        """The mosquitto.conf lines of these settings."""
+        return [
+            f"max_queued_messages {self.max_queued_messages}",
+            f"max_queued_bytes {self.max_queued_bytes}",
+            f"max_inflight_messages {self.max_inflight_messages}",
+            "autosave_on_changes false",
+            f"autosave_interval {self.autosave_interval}",
+            f"max_keepalive {self.max_keepalive}",
+        ]
 
 
 def find_binary(name: str) -> str:
@@ -148,7 +203,9 @@ class Broker:
             TLS only (clients pass ``ca_certs``); ``None``: plain TCP.
         message_size_limit: largest PUBLISH payload the broker accepts, bytes;
             default :func:`default_size_limit`. With a bundle:
-            ``size_limit(max(central.message_limits(manifest)))``.
+            ``size_limit(max(central.message_limits(manifest)))``. Packets
+            (``max_packet_size``) may be 4 KiB longer, for topic and properties.
+        limits: queue, in-flight and persistence settings (:class:`BrokerLimits`).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
@@ -164,13 +221,17 @@ class Broker:
         port: int | None = None,
         tls: Mapping[str, str | Path] | None = None,
         message_size_limit: int | None = None,
+        limits: BrokerLimits | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.message_size_limit = (
             int(message_size_limit) if message_size_limit is not None else default_size_limit()
         )
-        if self.message_size_limit < 1:
-            raise ValueError(f"message_size_limit={message_size_limit} must be >= 1 byte")
+        if not 1 <= self.message_size_limit <= 256 * 2**20:
+            raise ValueError(
+                f"message_size_limit={message_size_limit} must be 1 byte .. 256 MiB (MQTT's limit)"
+            )
+        self.limits = limits if limits is not None else BrokerLimits()
         self.topics = topics or Topics()
         self.host = host
         self.port = int(port) if port is not None else free_port(host)
@@ -196,13 +257,16 @@ class Broker:
                         else []
                     ),
                     "allow_anonymous false",
+                    # one session per principal: the client id is the user name, whatever
+                    # the client sends, so nobody can take over another principal's session
+                    "use_username_as_clientid true",
                     f"password_file {passwd}",
                     f"acl_file {acl}",
                     "persistence true",
                     f"persistence_location {data}/",
-                    "autosave_interval 30",
-                    "max_queued_messages 10000",
+                    *self.limits.config_lines(),
                     f"message_size_limit {self.message_size_limit}",
+                    f"max_packet_size {self.message_size_limit + 4096}",
                     "set_tcp_nodelay true",  # no Nagle delay on the small payloads
                     f"log_dest file {self.log_path}",
                     "log_type error",

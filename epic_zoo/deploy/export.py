@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -60,6 +61,8 @@ from epic_zoo.wire import is_distributed
 FORMAT: str = "epic_zoo.deploy"
 FORMAT_VERSION: int = 1
 MANIFEST: str = "manifest.json"
+MAX_MANIFEST_BYTES: int = 1 << 20
+"""Largest manifest read (a real one is a few kB); checked before parsing."""
 ENCODER_FILE: str = "encoder.safetensors"
 DECODER_FILE: str = "decoder.safetensors"
 FULL_MODEL_FILE: str = "model.safetensors"
@@ -134,6 +137,62 @@ def load_source_model(
         info = {"source": f"{meta['kind']} {spec}", "trained": True}
     info.update(name=cfg["name"], dataset=cfg["dataset"], time_stride=int(cfg["time_stride"]))
     return model.eval(), info
+
+
+_SAFETENSORS_DTYPE = {
+    torch.float32: "F32",
+    torch.float64: "F64",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+"""Torch dtypes as a safetensors header names them."""
+
+
+def _stored_tensors(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` from a safetensors header, without reading any tensor."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {
+                name: (fh.get_slice(name).get_dtype(), tuple(fh.get_slice(name).get_shape()))
+                for name in fh.keys()
+            }
+    except Exception as err:  # safetensors raises its own error types
+        raise BundleError(f"{path} is not a readable safetensors file: {err}") from None
+
+
+def _checked_build(manifest: dict, path: Path, part: str, select) -> nn.Module:
+    """Build the manifest's model only after its ``part`` fits the weights file's header.
+
+    The model is first built on the meta device (no memory), ``select(model)``
+    gives the ``{name: tensor}`` the file must hold; names, shapes and dtypes
+    are compared with the file's header. A manifest that asks for a
+    huge model, or weights of another shape or dtype (int8 would be cast
+    silently), is refused before anything is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            meta = create_model(manifest["architecture"], **manifest["model_kwargs"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise BundleError(f"manifest model {manifest.get('architecture')!r}: {err}") from None
+    expected = {
+        name: (_SAFETENSORS_DTYPE.get(t.dtype, str(t.dtype)), tuple(t.shape))
+        for name, t in select(meta).items()
+    }
+    stored = _stored_tensors(path)
+    if stored != expected:
+        bad = sorted(n for n in set(stored) | set(expected) if stored.get(n) != expected.get(n))
+        raise BundleError(
+            f"{path.name} does not fit the manifest's {manifest['architecture']} ({part}): "
+            f"{len(bad)} tensor(s) differ in name, shape or dtype, e.g. "
+            + ", ".join(f"{n}: file {stored.get(n)} vs model {expected.get(n)}" for n in bad[:2])
+            + "; re-export the bundle"
+        )
+    return create_model(manifest["architecture"], **manifest["model_kwargs"])
 
 
 def _encoder_tensor_ids(model: DistributedModel) -> set[int]:
@@ -259,7 +318,16 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
             f"no {MANIFEST} in {bundle}; make a bundle with "
             "`python -m epic_zoo.deploy export MODEL --out DIR`"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise BundleError(
+            f"{path} is not a bundle manifest ({err}); re-export the bundle"
+        ) from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{path} is not a {FORMAT} v{FORMAT_VERSION} manifest; re-export with this epic_zoo"
@@ -325,12 +393,15 @@ class EdgeEncoder:
             # The architecture is built to take its encoder out (random init, dropped at once):
             # only the encoder's weights are read. A meta-device build would avoid the
             # transient memory but costs seconds of torch imports on every start.
-            encoder = create_model(
-                manifest["architecture"], **manifest["model_kwargs"]
+            path = _bundle_file(bundle, manifest, manifest["files"]["devices"][self.device])
+            k = self.device
+            encoder = _checked_build(
+                manifest,
+                path,
+                f"device {k}'s encoder",
+                lambda m: m.encoder_module(k).state_dict(keep_vars=True),
             ).encoder_module(self.device)
-            weights = load_file(
-                str(_bundle_file(bundle, manifest, manifest["files"]["devices"][self.device]))
-            )
+            weights = load_file(str(path))
             encoder.load_state_dict(weights, strict=True)
             self.encoder = encoder.eval()
             self.bits = int(manifest["codec"]["bits"])
@@ -385,8 +456,17 @@ class CentralDecoder:
         self.num_devices = int(manifest["num_devices"])
         self.receivers = [np.asarray(r) for r in manifest["receivers"]]
         self.model_version = int(manifest["model_version"])
-        model = create_model(manifest["architecture"], **manifest["model_kwargs"])
-        weights = load_file(str(_bundle_file(bundle, manifest, manifest["files"]["central"])))
+        path = _bundle_file(bundle, manifest, manifest["files"]["central"])
+
+        def central_part(m: nn.Module) -> dict[str, torch.Tensor]:
+            state = m.state_dict(keep_vars=True)
+            if manifest["mode"] != "latent":
+                return state
+            encoder_ids = _encoder_tensor_ids(m)
+            return {n: t for n, t in state.items() if id(t) not in encoder_ids}
+
+        model = _checked_build(manifest, path, "the central part", central_part)
+        weights = load_file(str(path))
         if manifest["mode"] == "latent":
             encoder_ids = _encoder_tensor_ids(model)
             expected = {

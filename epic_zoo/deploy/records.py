@@ -67,10 +67,10 @@ def unpack_records(data: bytes) -> tuple[dict, np.ndarray]:
     ``header`` has keys ``device_id, sample_id, model_version, shape``.
 
     Raises:
-        PayloadError: truncated, wrong magic or version, checksum mismatch, or
+        PayloadError: truncated, wrong magic or version, checksum mismatch,
             a length that does not match the declared shape (computed
             exactly, so a crafted shape cannot make it allocate more than
-            the frame holds).
+            the frame holds), or NaN/inf amplitudes.
     """
     data = bytes(data)
     if len(data) < _HEADER.size + _CRC.size:
@@ -88,6 +88,8 @@ def unpack_records(data: bytes) -> tuple[dict, np.ndarray]:
             f"records frame is {len(data)} bytes but shape {tuple(shape)} needs {records_size(tuple(shape))}"
         )
     values = np.frombuffer(data, dtype="<f4", offset=_HEADER.size, count=math.prod(shape))
+    if not np.isfinite(values).all():
+        raise PayloadError("records frame holds NaN or inf amplitudes")
     header = {
         "device_id": device_id,
         "sample_id": sample_id,

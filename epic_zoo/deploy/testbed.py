@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,7 @@ import torch
 from epic_zoo.deploy.broker import Broker, size_limit
 from epic_zoo.deploy.central import message_limits
 from epic_zoo.deploy.export import CentralDecoder, EdgeEncoder, export_bundle, load_source_model
-from epic_zoo.deploy.security import provision
+from epic_zoo.deploy.security import provision, status_word
 from epic_zoo.deploy.transport import MqttLink, Topics
 from epic_zoo.hardware.profiles import ComputeProfile, get_link
 from epic_zoo.provenance import cpu_name, git_commit, utc_now
@@ -90,7 +91,7 @@ class Operator:
                 timing = json.loads(message.payload)
                 self.done[int(timing["sample_id"])] = timing
             else:
-                self.status[message.topic.rsplit("/", 1)[-1]] = message.payload.decode()
+                self.status[message.topic.rsplit("/", 1)[-1]] = status_word(message.payload)
             self._cond.notify_all()
 
     def wait_for(self, predicate, timeout_s: float) -> bool:
@@ -127,7 +128,9 @@ def run_deployment(
     devices = int(manifest["num_devices"])
     workdir.mkdir(parents=True, exist_ok=True)
     topics = Topics()
-    creds = provision(devices, workdir / "credentials")
+    # a throw-away deployment: fresh keys, and a central output of this run only
+    creds = provision(devices, workdir / "credentials", overwrite=True)
+    shutil.rmtree(workdir / "central", ignore_errors=True)
     total = 2 * samples
     logs: dict[str, Path] = {}
     procs: dict[str, subprocess.Popen] = {}
@@ -160,7 +163,7 @@ def run_deployment(
                 "--trigger",
                 "--link", link_name,
                 "--shared-bucket", str(workdir / "shared-medium.bucket"),
-                "--stats", str(workdir / f"device-{k}.json"),
+                "--stats", str(workdir / f"device-{k}.json"), "--force",
                 *common,
             ]  # fmt: skip
         operator = Operator(creds["operator"], broker.address, topics)

@@ -3,17 +3,20 @@
 Topics (prefix ``epic`` by default, :class:`Topics`)::
 
     {prefix}/data/{k}        device k -> central: signed payloads, QoS 1
-    {prefix}/status/{k}      device k online/offline (retained; "offline" is its last will)
+    {prefix}/status/{k}      device k online/offline, signed with its key (retained; "offline" is its last will)
     {prefix}/status/central  central online/offline (retained, last will)
     {prefix}/ctl/trigger     operator -> devices: {"sample_id": i}
     {prefix}/ctl/done        central -> operator: one JSON line per written map
 
 :class:`MqttLink` wraps a paho-mqtt 2.x client for MQTT 5: a fixed client id
+(the broker replaces it by the user name anyway, ``use_username_as_clientid``)
 with ``clean_start=False`` and a session expiry, so the broker keeps the
 subscriptions and queued QoS 1 messages of a client that is away; automatic
 reconnection (paho's network thread) with a short back-off; paho keeps every
 QoS 1 message it sent until the broker's PUBACK and re-sends it after a
-reconnect, so an acknowledged message is in the broker's hands.
+reconnect, so an acknowledged message is in the broker's hands. Every
+message handler runs inside a guard: one that raises is logged and counted
+(:attr:`MqttLink.handler_errors`), and the network thread carries on.
 
 :class:`LinkShaper` emulates a :class:`~epic_zoo.hardware.profiles.LinkProfile`
 on loopback from the sender side: before a message leaves, the device takes
@@ -27,6 +30,7 @@ processes can share.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import socket
@@ -36,6 +40,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -46,10 +51,42 @@ from epic_zoo.deploy.security import Credentials
 from epic_zoo.hardware.profiles import LinkProfile
 from epic_zoo.hardware.shaping import BUCKET_PACKETS, TokenBucket, packet_charges
 
+log = logging.getLogger(__name__)
+
 QOS: int = 1
 """Every data, status and control message is sent at least once."""
 SESSION_EXPIRY_S: int = 3600
-"""How long the broker keeps an absent client's session and queued messages, s."""
+"""How long the broker keeps an absent device's session, s."""
+NEVER_EXPIRES: int = 2**32 - 1
+"""MQTT 5 session expiry meaning "never": the central's queued messages wait for it however long."""
+
+
+class LogThrottle:
+    """At most one log line per key and ``interval_s``; the lines held back are counted and reported.
+
+    A flood of bad messages must not become a flood of log lines (each costs
+    more than rejecting the message).
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 5.0) -> None:
+        self.logger = logger
+        self.interval_s = float(interval_s)
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, key: str, msg: str, *args: object, **kwargs: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval_s:
+                self._held[key] = self._held.get(key, 0) + 1
+                return
+            held = self._held.pop(key, 0)
+            self._last[key] = now
+        if held:
+            msg += f" (and {held} more like it in the last {self.interval_s:g} s)"
+        self.logger.log(level, msg, *args, **kwargs)
 
 
 class ConnectRefused(ConnectionError):
@@ -131,11 +168,22 @@ class MqttLink:
         status_topic: if set, ``"online"`` is published there (retained) on
             every connect and ``"offline"`` is the last will, also sent on a
             clean :meth:`close`.
+        status_payload: makes the status message of a word (a device signs
+            it, :func:`~epic_zoo.deploy.security.sign_status`); called before
+            every connect, ``"online"`` first, then the will ``"offline"``,
+            so the will's counter is above the online message's. Default: the
+            bare word.
         keepalive_s: MQTT keepalive; the broker declares a silent client dead
             after 1.5 times this and publishes its will.
         clean_start: start a fresh session (drop queued messages) instead of resuming.
         ca_certs: CA certificate file: connect with TLS and check the broker's
             certificate against it (the broker needs a TLS listener).
+        session_expiry_s: how long the broker keeps this client's session
+            while it is away (:data:`NEVER_EXPIRES` for the central).
+        manual_ack: acknowledge a received QoS 1 message only when
+            :meth:`ack` is called (the central, after the message is on disk).
+        on_reconnect: called (paho thread) after every connect but the first,
+            with the monotonic time the connection had dropped.
     """
 
     def __init__(
@@ -150,8 +198,21 @@ class MqttLink:
         keepalive_s: int = 5,
         clean_start: bool = False,
         ca_certs: str | Path | None = None,
+        status_payload: Callable[[str], bytes] | None = None,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+        manual_ack: bool = False,
+        on_reconnect: Callable[[float], None] | None = None,
     ) -> None:
         self.address = (str(address[0]), int(address[1]))
+        self._on_reconnect = on_reconnect
+        self.disconnected_at: float | None = None
+        if not 0 <= int(session_expiry_s) <= NEVER_EXPIRES:
+            raise ValueError(f"session_expiry_s={session_expiry_s} must be 0..2**32-1")
+        self.session_expiry_s = int(session_expiry_s)
+        self.handler_errors = 0
+        self._throttle = LogThrottle(log)
+        self._status_payload = status_payload or (lambda word: word.encode())
+        self._online_message = b"online"
         self.subscriptions = list(subscriptions)
         self.status_topic = status_topic
         self.keepalive_s = int(keepalive_s)
@@ -160,14 +221,18 @@ class MqttLink:
         self.connects = 0
         self._refused: str | None = None
         self._on_message = on_message
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=manual_ack,
+        )
         client.username_pw_set(credentials.username, credentials.password)
         if ca_certs is not None:
             client.tls_set(ca_certs=str(ca_certs))
         client.reconnect_delay_set(min_delay=0.1, max_delay=1.0)
         client.max_inflight_messages_set(100)
-        if status_topic is not None:
-            client.will_set(status_topic, b"offline", qos=QOS, retain=True)
+        client.on_pre_connect = self._handle_pre_connect
         # Nagle's algorithm holds a small message until the previous one is acknowledged,
         # which with delayed ACKs costs up to 40 ms per hop: send each message at once.
         client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(
@@ -176,8 +241,35 @@ class MqttLink:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         if on_message is not None:
-            client.on_message = lambda _c, _u, msg: on_message(msg)
+            client.on_message = lambda _c, _u, msg: self._dispatch(msg)
         self.client = client
+
+    def _dispatch(self, message: mqtt.MQTTMessage) -> None:
+        """paho thread: run the handler; anything it raises is logged and counted, never raised."""
+        try:
+            self._on_message(message)  # type: ignore[misc]
+        except Exception as err:  # the per-message guard: the network thread must live on
+            self.handler_errors += 1
+            self._throttle(
+                logging.ERROR,
+                "handler",
+                "message handler failed on a %d-byte message on %s: %r",
+                len(message.payload),
+                message.topic,
+                err,
+            )
+
+    def _handle_pre_connect(self, client, userdata) -> None:
+        """Before every (re)connect: fresh status messages, the will signed after ``online``."""
+        if self.status_topic is None:
+            return
+        self._online_message = self._status_payload("online")
+        client.will_set(self.status_topic, self._status_payload("offline"), qos=QOS, retain=True)
+
+    def ack(self, message: mqtt.MQTTMessage) -> None:
+        """Acknowledge a received message (``manual_ack`` links; harmless otherwise)."""
+        if message.qos:
+            self.client.ack(message.mid, message.qos)
 
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -187,10 +279,19 @@ class MqttLink:
         for topic in self.subscriptions:
             client.subscribe(topic, qos=QOS)
         if self.status_topic is not None:
-            client.publish(self.status_topic, b"online", qos=QOS, retain=True)
+            client.publish(self.status_topic, self._online_message, qos=QOS, retain=True)
+        if self.connects > 1 and self._on_reconnect is not None:
+            try:
+                self._on_reconnect(
+                    self.disconnected_at if self.disconnected_at is not None else time.monotonic()
+                )
+            except Exception as err:  # never the network thread
+                self.handler_errors += 1
+                log.error("reconnect handler failed: %r", err)
         self.connected.set()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.disconnected_at = time.monotonic()
         self.connected.clear()
 
     def connect(self, timeout_s: float = 10.0) -> MqttLink:
@@ -201,7 +302,7 @@ class MqttLink:
             TimeoutError: no CONNACK within ``timeout_s`` (broker down or unreachable).
         """
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self.session_expiry_s
         self.client.connect_async(
             *self.address,
             keepalive=self.keepalive_s,
@@ -255,7 +356,7 @@ class MqttLink:
     def close(self, timeout_s: float = 2.0) -> None:
         """Publish ``offline`` (if a status topic is set), wait for acks, disconnect cleanly."""
         if self.status_topic is not None and self.connected.is_set():
-            self.publish(self.status_topic, b"offline", retain=True)
+            self.publish(self.status_topic, self._status_payload("offline"), retain=True)
         self.flush(timeout_s)
         self.client.disconnect()
         self.client.loop_stop()

@@ -111,16 +111,26 @@ def test_oversize_messages_are_dropped_before_the_tag_is_computed(
     assert asm.counters["oversize"] == 2 * NUM_DEVICES
 
 
-def test_replay_guard_persists_high_water_marks(tmp_path: Path) -> None:
+def test_replay_guard_persists_its_windows(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    guard = ReplayGuard(path)
+    guard = ReplayGuard(path, window=3)
     assert guard.check(0, 5) == "fresh"
     guard.advance(0, 5)
     guard.save()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = ReplayGuard(path)  # a restarted central
-    assert [again.check(0, c) for c in (4, 5, 6)] == ["replayed", "duplicate", "fresh"]
+    again = ReplayGuard(path, window=3)  # a restarted central
+    # 4 was never accepted: a message overtaken by a later one is still taken (once)
+    assert [again.check(0, c) for c in (4, 5, 6)] == ["fresh", "duplicate", "fresh"]
+    for c in (4, 6, 7, 8):
+        again.advance(0, c)
+    # the window holds 6, 7, 8: 5 and 4 were accepted, 3 is at or below the forgotten floor
+    assert [again.check(0, c) for c in (3, 4, 5, 6, 8, 9)] == [
+        "replayed", "replayed", "replayed", "replayed", "duplicate", "fresh",
+    ]  # fmt: skip
     assert again.check(1, 0) == "fresh"
+    path.write_text(json.dumps({"format": "epic_zoo.deploy.replay/1", "high_water": {"0": 9}}))
+    old = ReplayGuard(path)  # a state written before windows: nothing below the mark
+    assert [old.check(0, c) for c in (8, 9, 10)] == ["replayed", "duplicate", "fresh"]
     path.write_text("{not json")
     with pytest.raises(ValueError, match="state.json.*unreadable"):
         ReplayGuard(path)
@@ -132,9 +142,13 @@ def test_secrets_are_0600_also_over_world_readable_files(tmp_path: Path) -> None
     for user in ("device-0", "device-1", "central", "operator"):
         (out / f"{user}.json").write_text("{}")
         os.chmod(out / f"{user}.json", 0o644)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(FileExistsError, match="--force"):
+        provision(2, out)  # never replaces keys unasked
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     old_umask = os.umask(0)  # a permissive umask must not widen the mode either
     try:
-        creds = provision(2, out)
+        creds = provision(2, out, overwrite=True)
     finally:
         os.umask(old_umask)
     for user in creds:
@@ -168,7 +182,11 @@ class _Sent:
     """Stands in for the MQTT link: records what the edge publishes."""
 
     def __init__(self) -> None:
+        import threading
+
         self.messages: list[bytes] = []
+        self.connected = threading.Event()
+        self.connected.set()
 
     def publish(self, topic: str, message: bytes, props=None) -> None:
         self.messages.append(message)
@@ -243,14 +261,14 @@ def test_central_survives_forged_messages_and_reports_them_at_once(
     topics = Topics()
     out = tmp_path / "out"
     node = _central(bundle, creds, broker, out)
-    real_offer = node.assembler.offer
+    real_admit = node.assembler.admit
 
-    def offer(label, message, *args):  # one message makes the assembler itself fail
+    def admit(label, message):  # one message makes the assembler itself fail
         if message == b"boom" * 10:
             raise RuntimeError("unexpected")
-        return real_offer(label, message, *args)
+        return real_admit(label, message)
 
-    monkeypatch.setattr(node.assembler, "offer", offer)
+    monkeypatch.setattr(node.assembler, "admit", admit)
     with central_thread(node) as central:
         leaked = MqttLink("device-0", creds["device-0"], broker.address).connect()
         for payload in FORGED.values():
