@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -55,7 +54,8 @@ from epic_zoo.models import create_model
 from epic_zoo.models.codec import pack_payload, quantize
 from epic_zoo.models.distributed import DistributedModel
 from epic_zoo.provenance import utc_now
-from epic_zoo.weights.files import file_sha256
+from epic_zoo.weights.errors import HubFormatError
+from epic_zoo.weights.files import SAFETENSORS_DTYPES, file_sha256, read_safetensors_header
 from epic_zoo.wire import is_distributed
 
 FORMAT: str = "epic_zoo.deploy"
@@ -139,30 +139,13 @@ def load_source_model(
     return model.eval(), info
 
 
-_SAFETENSORS_DTYPE = {
-    torch.float32: "F32",
-    torch.float64: "F64",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-"""Torch dtypes as a safetensors header names them."""
-
-
 def _stored_tensors(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """``{name: (dtype, shape)}`` from a safetensors header, without reading any tensor."""
+    """``{name: (dtype, shape)}`` from a safetensors header (bounded), without reading any tensor."""
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            return {
-                name: (fh.get_slice(name).get_dtype(), tuple(fh.get_slice(name).get_shape()))
-                for name in fh.keys()
-            }
-    except Exception as err:  # safetensors raises its own error types
-        raise BundleError(f"{path} is not a readable safetensors file: {err}") from None
+        header = read_safetensors_header(path, "the bundle")
+    except HubFormatError as err:
+        raise BundleError(str(err)) from None
+    return {name: (t["dtype"], tuple(t["shape"])) for name, t in header.items()}
 
 
 def _checked_build(manifest: dict, path: Path, part: str, select) -> nn.Module:
@@ -180,7 +163,7 @@ def _checked_build(manifest: dict, path: Path, part: str, select) -> nn.Module:
     except (TypeError, ValueError, KeyError) as err:
         raise BundleError(f"manifest model {manifest.get('architecture')!r}: {err}") from None
     expected = {
-        name: (_SAFETENSORS_DTYPE.get(t.dtype, str(t.dtype)), tuple(t.shape))
+        name: (SAFETENSORS_DTYPES.get(t.dtype, str(t.dtype)), tuple(t.shape))
         for name, t in select(meta).items()
     }
     stored = _stored_tensors(path)

@@ -32,6 +32,7 @@ from epic_zoo.models.registry import build_architecture, list_models
 from epic_zoo.weights.errors import ArchitectureMismatchError, ChecksumError, HubFormatError
 from epic_zoo.weights.files import (
     CONFIG_NAME,
+    SAFETENSORS_DTYPES,
     WEIGHTS_NAME,
     check_safetensors,
     file_sha256,
@@ -90,19 +91,6 @@ def check_architecture(
     return architecture
 
 
-_SAFETENSORS_DTYPES: dict[torch.dtype, str] = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-"""torch dtype -> the dtype string of a safetensors header."""
 _FLOATING: frozenset[str] = frozenset({"F64", "F32", "F16", "BF16"})
 
 TensorSpec = tuple[str, tuple[int, ...]]
@@ -188,7 +176,7 @@ def _check_tensors(
                 "loads float weights only (quantised files are not cast silently): export "
                 "the float32 weights"
             )
-        if not dtype.is_floating_point and stored_dtype != _SAFETENSORS_DTYPES.get(dtype):
+        if not dtype.is_floating_point and stored_dtype != SAFETENSORS_DTYPES.get(dtype):
             raise HubFormatError(
                 f"{what}: {key} is stored as {stored_dtype}, the network keeps it as {dtype}; "
                 "export the weights again"
@@ -335,8 +323,7 @@ def build_from_checkpoint(
             ) from err
     state = _strip_prefix(ckpt["state_dict"], wanted, path, config["architecture"])
     stored = {
-        k: (_SAFETENSORS_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape))
-        for k, v in state.items()
+        k: (SAFETENSORS_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in state.items()
     }
     model = _build(config, str(path), None, {}, stored)
     model.load_state_dict(state, strict=True)

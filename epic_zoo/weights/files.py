@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub import constants as hf_constants
 from safetensors import SafetensorError, safe_open
 
@@ -76,6 +77,21 @@ def read_json(path: str | Path | None, *, fix: str | None = None) -> dict[str, A
 
 MAX_HEADER_BYTES = 100 << 20
 """Largest safetensors header read (the library's own limit); a larger one is refused."""
+
+
+SAFETENSORS_DTYPES: dict[torch.dtype, str] = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+"""torch dtype -> the dtype string of a safetensors header."""
 
 
 def read_safetensors_header(path: Path, what: str) -> dict[str, dict[str, Any]]:

@@ -800,7 +800,7 @@ def test_bundle_weights_of_another_dtype_are_refused(bundle, tmp_path) -> None:
     from safetensors.torch import load_file, save_file
 
     from epic_zoo.deploy.export import BundleError, CentralDecoder
-    from epic_zoo.hub.files import file_sha256
+    from epic_zoo.weights.files import file_sha256
 
     def to_int8(copy, manifest):
         rel = manifest["files"]["central"]
