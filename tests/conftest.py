@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +32,26 @@ import numpy as np
 import pytest
 
 from epic_zoo.data.geometry import NT, V_MAX, V_MIN
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put the root logger's handlers and level back after each test.
+
+    A CLI run through Hydra (``epic_zoo.run``) or ``logging.basicConfig``
+    attaches handlers bound to the ``sys.stderr`` of that test; pytest closes
+    that stream afterwards, and a later test's log records would then fail to
+    print into it ("--- Logging error ---" on stderr).
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:  # Lightning binds its own log handlers to sys.stderr when first imported: do it
+        import lightning.pytorch  # noqa: F401  # now, outside any test's captured stream
+    except ImportError:
+        pass
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 FakeSamples = Callable[..., tuple[np.ndarray, np.ndarray]]
 

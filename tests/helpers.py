@@ -22,7 +22,7 @@ def benchmark_script(name: str) -> ModuleType:
 def one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     """The CLI's stderr holds exactly one ``error:`` line, no traceback, and every needle in it."""
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, err
     for needle in needles:

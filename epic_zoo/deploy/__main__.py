@@ -123,10 +123,29 @@ def _writable_dir(path: Path, flag: str) -> None:
         raise CliError(str(err)) from None
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    ``logging.StreamHandler()`` keeps the stream it was made with; a process
+    that swaps ``sys.stderr`` (a test harness, an embedding application) would
+    then log into a closed stream.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _log_to_stderr() -> None:
     """Rejected messages and skipped inputs go to stderr with a time stamp."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        handlers=[_CurrentStderr()],
     )
 
 
