@@ -53,6 +53,7 @@ def _restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
 
+
 FakeSamples = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
