@@ -52,7 +52,7 @@ import pandas as pd
 import yaml
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
-from epic_zoo.run_identity import NON_RESULT_KEYS
+from epic_zoo.run_identity import NON_RESULT_KEYS, flatten
 from epic_zoo.run_layout import RESULTS_FILE
 from epic_zoo.run_record import RunRecordError, read_run_record
 from epic_zoo.tables import LEAD_METRICS, Stat, format_table
@@ -86,16 +86,6 @@ def _reason(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- reading
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def setting_of(config: Mapping[str, Any]) -> dict[str, Any]:

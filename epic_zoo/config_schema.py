@@ -287,8 +287,9 @@ def _check_model(model: DictConfig) -> None:
     kwargs = model.get("kwargs")
     if kwargs is None:
         return
-    _require(
-        isinstance(kwargs, DictConfig), f"model.kwargs={kwargs!r} must be a mapping of arguments"
+    _require(  # a mapping in the file, or the weights' kwargs (recipe=finetune's resolver)
+        isinstance(kwargs, (DictConfig, Mapping)),
+        f"model.kwargs={kwargs!r} must be a mapping of arguments",
     )
     defaults = model_defaults(str(name))
     for key in kwargs:
@@ -297,7 +298,8 @@ def _check_model(model: DictConfig) -> None:
             f"model.kwargs.{key} is not an argument of model {name!r}; its arguments are "
             f"{', '.join(defaults)}",
         )
-    OmegaConf.to_container(kwargs, resolve=True)  # resolves the defaults: may raise ConfigError
+    if isinstance(kwargs, DictConfig):
+        OmegaConf.to_container(kwargs, resolve=True)  # resolves the defaults: may raise ConfigError
 
 
 def _check_run_dir(run_dir: str) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
+from epic_zoo.config_schema import model_defaults
 from epic_zoo.data.contract import read_contract
 from epic_zoo.models.factory import load_model
 from epic_zoo.weights.folder import read_config
@@ -64,6 +65,8 @@ def _contract(spec: str) -> dict[str, Any]:
         architecture = hparams.get("model_name")
         kwargs = dict(hparams.get("model_kwargs") or {})
         stored = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    if architecture is not None:  # every constructor argument (runs record only non-defaults)
+        kwargs = {**model_defaults(str(architecture)), **dict(kwargs or {})}
     data = read_contract(stored, what=f"init_from={spec}") if stored.get("dataset") else None
     contract = {
         "architecture": architecture,

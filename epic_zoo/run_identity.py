@@ -62,12 +62,13 @@ class RunIdentityError(ValueError):
     """A start that would make a run folder describe a run that did not happen."""
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and empty mappings kept as values)."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{dotted}."))
+            flat.update(flatten(value, f"{dotted}."))
         else:
             flat[dotted] = value
     return flat
@@ -79,7 +80,7 @@ def _ignored(dotted: str) -> bool:
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-affecting part of a plain run config, flattened to dotted keys (sorted)."""
-    flat = _flatten(config)
+    flat = flatten(config)
     return {key: flat[key] for key in sorted(flat) if not _ignored(key)}
 
 

@@ -22,12 +22,7 @@ from epic_zoo.tasks.inversion import InversionTask
 SPEC = "epic.flatvel-a"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture (conftest.py)
 
 
 def _overrides(openfwi_root: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -79,13 +79,7 @@ def _tiny_config(recipe: str, data_root: Path, run_dir: Path, *extra: str):
     return cfg
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the test machine's cores are shared (oversubscription is slow)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture (conftest.py)
 
 
 # ----------------------------------------------------------------- composition

@@ -173,7 +173,8 @@ def test_pip_install_dot_installs_the_zoo_offline(built: dict[str, Path], tmp_pa
 
 
 def test_empty_registry_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from epic_zoo.hub import UnknownPretrainedError, get_pretrained_info, main
+    from epic_zoo.hub import UnknownPretrainedError, get_pretrained_info
+    from epic_zoo.hub.cli import main
 
     with pytest.raises(UnknownPretrainedError, match="python -m build.*EPIC_ZOO_CHECKPOINTS"):
         get_pretrained_info("epic.flatvel-a", registry=tmp_path / "registry.json")
