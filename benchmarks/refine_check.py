@@ -14,7 +14,11 @@ One record per dataset, ``{out}/{dataset}.json``, written after every map
 (resumable: maps already in the record are skipped; ``--num`` larger adds maps).
 
     python benchmarks/refine_check.py --datasets all --num 4 --conditions clean field
-    python benchmarks/refine_check.py --floor --datasets all --num 4   # misfit floor only
+
+Each map's record also holds ``floor_misfit``: the relative L2 difference
+between deepwave's and the recipe port's records of the TRUE map, the misfit
+below which the refinement cannot go. Panels (truth / EPIC / refined, the
+last batch's first two maps) go to ``{out}/panels/``.
 
 ``--seed`` 314159 is the measurement draw; the default schedule was chosen on
 draw 271828 (``--tune`` prints a summary and writes nothing by default).
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=DEFAULT_SCHEDULE.batch_size)
     parser.add_argument("--cache", type=Path, default=Path("data/refine"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/refine"))
-    parser.add_argument("--panels", type=Path, default=None, help="folder for before/after PNGs")
+    parser.add_argument("--panels", type=Path, default=None, help="PNG folder ({out}/panels)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", action="store_true", help="print only; write no record")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.panels is None:
+        args.panels = args.out / "panels"
     overrides = json.loads(args.schedule)
     if "stages" in overrides:
         from epic_zoo.refine import Stage
