@@ -153,11 +153,12 @@ def run_dataset(
     record.setdefault("records", "exact OpenFWI recipe port (backend='openfwi'), 1 ms float32")
     record.setdefault("refined_with", "deepwave (CPML), epic_zoo.refine.refine_maps")
     record.setdefault("conditions", {})
-    if record.get("schedule") not in (None, schedule.as_dict()):
+    described = json.loads(json.dumps(schedule.as_dict()))  # as a record holds it
+    if record.get("schedule") not in (None, described):
         raise SystemExit(
             f"{path} was made with another schedule; move it away or use --out for a new record"
         )
-    record["schedule"] = schedule.as_dict()
+    record["schedule"] = described
     model = load_model(model_spec)
     for condition in args.conditions:
         done = {m["index"]: m for m in record["conditions"].get(condition, {}).get("maps", [])}
