@@ -235,6 +235,32 @@ def save_panels(path: Path, truth: torch.Tensor, start: torch.Tensor, after: tor
     plt.close(fig)
 
 
+def table(out: Path) -> str:
+    """Markdown table of every record in ``out``, one row per dataset and condition."""
+    lines = [
+        "| dataset | condition | maps | EPIC MAE | refined MAE | ratio | mean-map MAE | "
+        "SSIM before | SSIM after | misfit before | misfit after | floor | CPU-s/map (threads) |",
+        "|" + "---|" * 13,
+    ]
+    for path in sorted(out.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "conditions" not in record:
+            continue
+        for condition in CONDITIONS:
+            if condition not in record["conditions"]:
+                continue
+            s = record["conditions"][condition]["summary"]
+            threads = record["conditions"][condition]["maps"][0]["threads"]
+            lines.append(
+                f"| {record['dataset']} | {condition} | {s['maps']} | {s['mae_before']:.1f} | "
+                f"{s['mae_after']:.1f} | {s['ratio_after_to_epic']:.2f} | "
+                f"{s['mean_map_mae']:.1f} | {s['ssim_before']:.3f} | {s['ssim_after']:.3f} | "
+                f"{s['misfit_before']:.4f} | {s['misfit_after']:.4f} | {s['floor_misfit']:.4f} | "
+                f"{s['cpu_seconds_per_map']:.0f} ({threads}) |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["all"])
@@ -251,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
     )
     parser.add_argument("--tune", action="store_true", help="print only; write no record")
+    parser.add_argument("--table", action="store_true", help="print the records' table and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.out))
+        return 0
     torch.set_num_threads(args.threads)
     if args.panels is None:
         args.panels = args.out / "panels"
