@@ -248,9 +248,9 @@ class Schedule:
     )
     prior: str = "auto"
     prior_weights: dict[str, float] = field(
-        default_factory=lambda: {"row_tv": 1e-3, "tv_2d": 1e-3, "smooth": 1e-2}
+        default_factory=lambda: {"row_tv": 0.1, "tv_2d": 0.05, "smooth": 0.5}
     )
-    depth_power: float = 1.0
+    depth_power: float = 0.5
     time_gain: float = 1.0
     history_size: int = 10
     max_evaluations_per_iteration: int = 4
