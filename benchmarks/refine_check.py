@@ -242,7 +242,10 @@ def table(out: Path) -> str:
         "SSIM before | SSIM after | misfit before | misfit after | floor | CPU-s/map (threads) |",
         "|" + "---|" * 13,
     ]
-    for path in sorted(out.glob("*.json")):
+    for dataset in DATASET_NAMES:
+        path = out / f"{dataset}.json"
+        if not path.is_file():
+            continue
         record = json.loads(path.read_text())
         if "conditions" not in record:
             continue
