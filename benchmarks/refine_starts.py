@@ -80,16 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     for dataset in args.datasets:
-        path = args.out / f"{dataset}.json"
-        record = json.loads(path.read_text()) if path.is_file() else {"dataset": dataset}
-        record.update(seed=args.seed, maps=args.num, records="exact OpenFWI recipe port, clean")
         velocity, records = port_pairs(dataset, args.seed, range(args.num), args.cache)
         truth = torch.from_numpy(velocity).float()
         for name in args.starts:
+            path = args.out / f"{dataset}-{name}.json"  # one file per start: runs in parallel
+            record = {"dataset": dataset, "start": name, "seed": args.seed, "maps": args.num}
+            record["records"] = "exact OpenFWI recipe port, clean"
             start = start_maps(name, dataset, truth, records)
             result = refine_maps(start, records, dataset=dataset)
             before, after = map_metrics(start, truth), map_metrics(result.velocity, truth)
-            record[name] = {
+            record["result"] = {
                 "mae_before": float(np.mean(before["mae_ms"])),
                 "mae_after": float(np.mean(after["mae_ms"])),
                 "ssim_before": float(np.mean(before["ssim_openfwi"])),
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_seconds_per_map": result.cpu_seconds / args.num,
                 "threads": result.threads,
             }
-            print(dataset, name, json.dumps(record[name]), flush=True)
+            print(dataset, name, json.dumps(record["result"]), flush=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(record, indent=1) + "\n")
     return 0
