@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from epic_zoo.hub import load_model
-
     from epic_zoo.data.catalog import DATASET_NAMES
+    from epic_zoo.hub import load_model
 
     rows = []
     for dataset in list(DATASET_NAMES) if args.datasets == ["all"] else args.datasets:
