@@ -53,7 +53,10 @@ def _parse() -> argparse.Namespace:
         "--refine-samples", type=int, default=4, help="test samples refined (4; 0 = none)"
     )
     parser.add_argument(
-        "--refine-iterations", type=int, default=10, help="Adam steps of refinement (10)"
+        "--refine-iterations",
+        type=int,
+        default=10,
+        help="refinement iterations (10): the default schedule of epic_zoo.refine scaled to about N",
     )
     parser.add_argument(
         "--step-repeats", type=int, default=3, help="timed training steps per task (3)"
@@ -103,7 +106,6 @@ from epic_zoo.run import (  # noqa: E402
 from epic_zoo.run_layout import RESULTS_FILE  # noqa: E402
 from epic_zoo.tasks.inversion import InversionTask, to_plain  # noqa: E402
 from epic_zoo.tasks.physics_inversion import PhysicsInversionTask  # noqa: E402
-from epic_zoo.wave_physics import REFINE_LR_MS  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "epic": ["recipe=epic"],
@@ -201,7 +203,7 @@ def refine_row(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
         "dataset": dataset,
         "samples": result["samples"],
         "iterations": result["iterations"],
-        "lr_ms": REFINE_LR_MS,
+        "refinement": "epic_zoo.refine default schedule, scaled to the iterations",
         **{f"{k}_before": v for k, v in result["before"].items()},
         **{f"{k}_after": v for k, v in result["after"].items()},
         "seconds": result["seconds"],

@@ -4,7 +4,7 @@ Command line (``python -m epic_zoo.evaluate --help``)::
 
     python -m epic_zoo.evaluate --model epic.flatvel-a --data DATA [--dataset flatvel-a] \\
         [--json OUT.json] [--figure OUT.png] [--batch-size 16] \\
-        [--misfit] [--refine N] [--physics-limit 8]
+        [--misfit] [--refine [N]] [--physics-limit 8]
 
 ``--model`` is a pretrained name (``epic.flatvel-a``), a Hub-format folder, a
 Lightning ``.ckpt`` or a run folder holding one. ``--data`` is an epic_zoo
@@ -82,10 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--refine",
-        type=int,
+        type=_refine_setting,
+        nargs="?",
+        const="default",
         default=0,
         metavar="N",
-        help="refine the predictions with N full-waveform-inversion iterations, report before/after",
+        help="refine the predictions by full-waveform inversion (default schedule; N: about N "
+        "L-BFGS iterations), report before/after",
     )
     parser.add_argument(
         "--physics-limit",
@@ -95,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"--misfit / --refine cover only the first K samples ({PHYSICS_LIMIT}; slow on a CPU)",
     )
     return parser
+
+
+def _refine_setting(text: str) -> int | str:
+    """``--refine N``: a whole number of iterations >= 1 (``default`` when given alone)."""
+    if text == "default":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"--refine {text}: give a whole number of iterations >= 1, or --refine alone "
+            "for the default schedule"
+        )
+    return value
 
 
 def _check_writable(path: str | Path, flag: str) -> None:
@@ -221,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref = results["refine"]
         print(
             f"refinement: {ref['iterations']} FWI iterations on the first {ref['samples']} "
-            f"samples, {ref['seconds']:.1f} s"
+            f"samples, {ref['seconds']:.1f} s ({ref['cpu_seconds']:.1f} CPU-s, "
+            f"{ref['threads']} threads)"
         )
         print(f"  {'':13s} {'before':>10s} {'after':>10s}")
         for key in REFINE_METRIC_KEYS:

@@ -18,10 +18,12 @@ default 8):
   1500..4500) and the observed raw records, all shots, whole record: keys
   ``misfit`` (mean over samples), ``misfit_per_device`` (mean per end
   device) and ``misfit_samples``;
-- ``--refine N``: N iterations of full-waveform inversion
-  (:func:`epic_zoo.wave_physics.refine`) from the model's prediction; key
-  ``refine`` holds ``iterations``, ``samples``, ``seconds`` and SSIM (both
-  kinds), MAE and misfit ``before`` and ``after``.
+- ``--refine``: full-waveform refinement of the model's prediction by the
+  default schedule (:data:`epic_zoo.refine.DEFAULT_SCHEDULE`: frequency
+  continuation, L-BFGS, a prior per family); ``--refine N`` scales its
+  stages to about N L-BFGS iterations in all. Key ``refine`` holds
+  ``iterations``, ``samples``, ``seconds``, ``cpu_seconds``, ``threads`` and
+  SSIM (both kinds), MAE and misfit ``before`` and ``after``.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def evaluate_model(
     limit: int | None = None,
     progress: bool = False,
     misfit: bool = False,
-    refine_iterations: int = 0,
+    refine_iterations: int | str = 0,
     physics_limit: int | None = PHYSICS_LIMIT,
 ) -> dict[str, Any]:
     """Test metrics of ``model`` on ``data``.
@@ -157,11 +159,16 @@ def evaluate_model(
         ``"misfit_samples"``; with ``refine_iterations``, ``"refine"``
         (:func:`refine_predictions`).
     """
-    if int(refine_iterations) != refine_iterations or refine_iterations < 0:
-        raise ValueError(f"refine_iterations={refine_iterations!r} must be a whole number >= 0")
+    if refine_iterations != "default" and (
+        int(refine_iterations) != refine_iterations or refine_iterations < 0
+    ):
+        raise ValueError(
+            f"refine_iterations={refine_iterations!r} must be 'default' or a whole number >= 0"
+        )
     if physics_limit is not None and int(physics_limit) < 1:
         raise ValueError(f"physics_limit={physics_limit!r} must be >= 1 (or None for all)")
-    physics = bool(misfit) or refine_iterations > 0
+    refining = refine_iterations == "default" or refine_iterations > 0
+    physics = bool(misfit) or refining
     keep = (physics_limit if physics_limit is not None else math.inf) if physics else 0
     model = model.to(device).eval()
     if isinstance(data, DataLoader):
@@ -214,13 +221,14 @@ def evaluate_model(
         results["misfit"] = float(result.sample.mean())
         results["misfit_per_device"] = [float(v) for v in result.device.mean(dim=0)]
         results["misfit_samples"] = int(start.shape[0])
-    if refine_iterations > 0:
+    if refining:
         results["refine"] = refine_predictions(
             start,
             observed,
             target,
-            int(refine_iterations),
+            refine_iterations,
             data_time_stride=stride,
+            dataset=dataset_name,
             device=device,
             progress=progress,
         )
@@ -254,46 +262,60 @@ def refine_predictions(
     start: torch.Tensor,
     observed: torch.Tensor,
     target: torch.Tensor,
-    iterations: int,
+    iterations: int | str,
     *,
     data_time_stride: int,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
-    """Refine predicted maps with FWI (:func:`epic_zoo.wave_physics.refine`) and compare before / after.
+    """Refine predicted maps with FWI (:func:`epic_zoo.refine.refine_maps`) and compare before / after.
 
     Args:
         start: predicted maps ``[N, 1, 70, 70]`` m/s within 1500..4500.
         observed: raw records ``[N, 5, T, 70]``, a sample every ``data_time_stride`` ms.
         target: true maps ``[N, 1, 70, 70]``, normalised ``[-1, 1]``.
-        iterations: FWI iterations.
+        iterations: ``"default"`` (the default schedule) or about this many
+            L-BFGS iterations (the default schedule's stages scaled).
+        dataset: the data's dataset name (picks the prior of its family).
+        progress: unused (kept for callers).
 
     Returns:
-        ``{"iterations", "samples", "seconds", "before", "after"}``; ``before``
-        (the starting maps, i.e. the clipped predictions, on these samples only)
-        and ``after`` hold :data:`REFINE_METRIC_KEYS` (``misfit``: mean raw
-        relative L2 data misfit, all shots, whole record).
+        ``{"iterations", "samples", "seconds", "cpu_seconds", "threads", "before", "after"}``;
+        ``before`` (the starting maps, i.e. the clipped predictions, on these
+        samples only) and ``after`` hold :data:`REFINE_METRIC_KEYS` (``misfit``:
+        mean raw relative L2 data misfit, all shots, whole record).
     """
-    from epic_zoo.wave_physics import refine
+    from epic_zoo.refine import DEFAULT_SCHEDULE, refine_maps
 
-    result = refine(
+    schedule = (
+        DEFAULT_SCHEDULE
+        if iterations == "default"
+        else DEFAULT_SCHEDULE.with_iterations(int(iterations))
+    )
+    result = refine_maps(
         start,
         observed,
-        int(iterations),
+        dataset=dataset,
+        schedule=schedule,
         data_time_stride=data_time_stride,
         device=device,
-        progress=progress,
     )
     out: dict[str, Any] = {
-        "iterations": int(iterations),
+        "iterations": iterations if iterations == "default" else int(iterations),
         "samples": int(start.shape[0]),
         "seconds": float(result.seconds),
+        "cpu_seconds": float(result.cpu_seconds),
+        "threads": int(result.threads),
     }
-    for key, maps, row in (("before", start, 0), ("after", result.velocity, -1)):
+    for key, maps, misfit in (
+        ("before", start, result.misfit_before),
+        ("after", result.velocity, result.misfit_after),
+    ):
         metrics = inversion_metrics()
         metrics.update(normalize_velocity(maps.float().cpu()), target.cpu())
         values = {k: float(v) for k, v in metrics.compute().items()}
-        values["misfit"] = float(result.misfit[row].mean())
+        values["misfit"] = float(misfit.mean())
         out[key] = {k: values[k] for k in REFINE_METRIC_KEYS}
     return out
 

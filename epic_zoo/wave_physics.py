@@ -11,9 +11,10 @@ match the observed ones. Three uses:
   time samples, differentiable with respect to the velocity. Training
   (:class:`epic_zoo.tasks.physics_inversion.PhysicsInversionTask`) adds it to, or
   (unlabelled samples) uses it instead of, the supervised loss.
-- :func:`refine`: a few iterations of full-waveform inversion from any
-  model's prediction (Adam on the velocity in m/s, projected onto
-  1500..4500 m/s, optional total-variation regularisation).
+- :func:`refine`: plain projected Adam on the velocity in m/s (optional
+  total-variation regularisation), kept as the simple reference. The
+  refinement ``evaluate --refine`` runs is :func:`epic_zoo.refine.refine_maps`
+  (frequency continuation, L-BFGS, per-family priors, a default schedule).
 
 Time sampling: stored records keep every ``data_time_stride``-th ms of the
 1 ms simulation, sample ``j`` holding simulation sample ``j * data_time_stride``

@@ -119,6 +119,7 @@ ALLOWED_TIME_STRIDE: dict[str, str] = {
     "finetune.py": "reads the weights' contract and names the data.time_stride setting it fixes",
     "models/inference.py": "invert slices raw records at the contract's stride",
     "config_schema.py": "validates the data.time_stride setting when the config is composed",
+    "refine.py": "simulation sampling of the observed (uploaded) records, like wave_physics",
 }
 """Modules that may mention ``time_stride``, and why; any other module is a new re-derivation."""
 
