@@ -71,9 +71,7 @@ def degrade(records: np.ndarray, condition: str, seed: int) -> np.ndarray:
 
 def epic_prediction(model: torch.nn.Module, records: np.ndarray, dataset: str) -> torch.Tensor:
     """EPIC's maps ``[N, 1, 70, 70]`` m/s from raw 1 ms records ``[N, 5, 1000, 70]``."""
-    from epic_zoo.evaluate import model_time_stride
-
-    stride = model_time_stride(model)
+    stride = model.contract.time_stride  # the weights' input contract
     x = torch.from_numpy(normalize_seismic(records, dataset)[:, :, ::stride]).float()
     with torch.no_grad():
         pred = model.eval()(x)
@@ -143,7 +141,7 @@ def run_dataset(
     model_spec: str,
 ) -> dict:
     """Refine ``args.num`` maps of ``dataset`` under each condition; write the record as it goes."""
-    from epic_zoo.evaluate import load_model
+    from epic_zoo.models import load_model
 
     path = args.out / f"{dataset}.json"
     record = load_record(path) if not args.tune else {}

@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from epic_zoo.data.catalog import DATASET_NAMES
-    from epic_zoo.hub import load_model
+    from epic_zoo.models import load_model
 
     rows = []
     for dataset in list(DATASET_NAMES) if args.datasets == ["all"] else args.datasets:
-        model = load_model(f"epic.{dataset}")[0]
+        model = load_model(f"epic.{dataset}")
         velocity, records = port_pairs(dataset, args.seed, range(args.num), args.cache)
         truth = torch.from_numpy(velocity)
         noisy = band_limited_noise(records, 20.0, seed=args.seed)

@@ -52,9 +52,9 @@ def start_maps(name: str, dataset: str, truth: torch.Tensor, records: np.ndarray
     n = truth.shape[0]
     mean = mean_map(dataset).float()
     if name == "epic":
-        from epic_zoo.hub import load_model
+        from epic_zoo.models import load_model
 
-        return epic_prediction(load_model(f"epic.{dataset}")[0], records, dataset)
+        return epic_prediction(load_model(f"epic.{dataset}"), records, dataset)
     if name == "mean_map":
         return mean.expand(n, 1, NZ, NX).clone()
     if name == "constant":

@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/refine/upload.json"))
     args = parser.parse_args(argv)
     from epic_zoo.hardware.payload import model_receivers
-    from epic_zoo.hub import load_model
+    from epic_zoo.models import load_model
 
     rows = []
     for dataset in args.datasets:
-        model = load_model(f"epic.{dataset}")[0]
+        model = load_model(f"epic.{dataset}")
         receivers = model_receivers(model)
         _, records = port_pairs(dataset, args.seed, range(args.num), args.cache)
         latent = int(model.payload_bytes())

@@ -133,6 +133,19 @@ def tiny_openfwi_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+EPIC_SMALL = {
+    "d_model": 32,
+    "heads": 2,
+    "latent_dim": 16,
+    "encoder_width": 16,
+    "head_channels": [16, 8, 8],
+    "fusion_layers": 1,
+}
+"""A small EPIC (time axis and devices from the data) for tests that train through the runner.
+
+Import it as ``from conftest import EPIC_SMALL``.
+"""
+
 TINY_EPIC = {
     "time_samples": 250,
     "latent_dim": 8,

@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import EPIC_SMALL
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf, open_dict
 
@@ -33,14 +34,6 @@ from epic_zoo.run_identity import RunIdentityError
 from epic_zoo.tasks.inversion import to_plain
 
 RECIPES = available_recipes()
-EPIC_SMALL = {
-    "d_model": 32,
-    "heads": 2,
-    "latent_dim": 16,
-    "encoder_width": 16,
-    "head_channels": [16, 8, 8],
-    "fusion_layers": 1,
-}
 SMALL_KWARGS = {
     "inversionnet": {"dims": [8, 16, 32, 64, 128]},
     "split": {"dims": [8, 16, 32, 64, 128]},

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import EPIC_SMALL
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
@@ -18,16 +19,6 @@ from epic_zoo.run import compose_config, train
 from epic_zoo.schedules import decay_steps_for, wsd_factor
 from epic_zoo.tasks import InversionTask
 from epic_zoo.tasks.inversion import LRSchedule
-
-EPIC_SMALL = {
-    "d_model": 32,
-    "heads": 2,
-    "latent_dim": 16,
-    "encoder_width": 16,
-    "head_channels": [16, 8, 8],
-    "fusion_layers": 1,
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture (conftest.py)
 
