@@ -55,7 +55,8 @@ V_RANGE: float = V_MAX - V_MIN
 BOUND_MARGIN: float = 0.05 * V_RANGE
 """How far beyond 1500..4500 m/s the sigmoid reaches (m/s) before the clip."""
 
-PRIORS: tuple[str, ...] = ("row_tv", "tv_2d", "smooth", "none")
+PRIORS: tuple[str, ...] = ("layered", "row_tv", "tv_2d", "smooth", "none")
+"""``layered`` is a constraint, not a penalty: the map is one velocity per depth row."""
 
 
 # ------------------------------------------------------------- parameterisation
@@ -451,6 +452,8 @@ def _refine_batch(
 ) -> tuple[torch.Tensor, list[list[float]], int]:
     """Refine one batch ``[B, 70, 70]`` m/s; returns ``([B, 1, 70, 70], history, evaluations)``."""
     bounded = BoundedVelocity()
+    if prior == "layered":  # flat layers: one velocity per depth row, the start averaged along rows
+        start = start.mean(dim=-1, keepdim=True)
     base = bounded.to_parameter(start).detach()
     weights = depth_weights(schedule.depth_power).to(start.device)
     update = torch.zeros_like(base, requires_grad=True)
@@ -458,7 +461,7 @@ def _refine_batch(
     prior_weight = float(schedule.prior_weights.get(prior, 0.0)) if prior_fn else 0.0
 
     def velocity_of(p: torch.Tensor) -> torch.Tensor:
-        return bounded.to_velocity(base + weights * p)
+        return bounded.to_velocity(base + weights * p).expand(-1, NZ, NX)
 
     def objective_of(stage: Stage) -> Callable[[], torch.Tensor]:
         """Per-map normalised misfit of ``stage`` plus the prior, summed over the batch."""

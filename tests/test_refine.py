@@ -125,6 +125,21 @@ def test_a_few_iterations_lower_the_misfit_and_the_error(one_thread: None) -> No
     assert torch.equal(again.velocity, result.velocity)  # deterministic
 
 
+def test_layered_constraint_keeps_rows_flat_and_fits(one_thread: None) -> None:
+    truth = layered((2000.0, 2600.0, 3200.0), (0, 20, 45))
+    start = layered((2000.0, 2450.0, 3050.0), (0, 20, 45))
+    start[:, 30:40, :35] += 200.0  # a lateral blob the flat-layer constraint averages away
+    observed = simulate(truth, nt=500)
+    schedule = Schedule(stages=(Stage(None, 6),), prior="layered", batch_size=1)
+    result = refine_maps(start, observed, schedule=schedule)
+    refined = result.velocity[:, 0]
+    assert float((refined - refined[..., :1]).abs().max()) == 0.0  # one velocity per row
+    assert float(result.misfit_after[0]) < 0.5 * float(result.misfit_before[0])
+    mae = [float((m - truth).abs().mean()) for m in (start, refined)]
+    assert mae[1] < 0.9 * mae[0]
+    assert result.schedule["prior_used"] == "layered"
+
+
 def test_dead_traces_are_left_out_of_the_misfit(one_thread: None) -> None:
     truth = layered((2000.0, 2600.0), (0, 30))
     observed = simulate(truth, nt=300)
