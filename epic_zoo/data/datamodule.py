@@ -201,7 +201,49 @@ class FWIDataset(Dataset):
         return fig
 
 
-class FWIDataModule(L.LightningDataModule):
+class SplitLoaders(L.LightningDataModule):
+    """The train / val / test ``DataLoader`` s of a data module whose :meth:`setup` opens its splits.
+
+    A subclass sets ``batch_size``, ``num_workers`` and, in ``setup``,
+    ``train_dataset``, ``val_dataset`` and ``test_dataset``. Training batches
+    are shuffled, validation and test batches are not; workers persist
+    between epochs when there are any.
+    """
+
+    batch_size: int
+    num_workers: int
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    test_dataset: Dataset | None
+
+    def missing_split_error(self) -> Exception:
+        """What asking for a split that :meth:`setup` left empty raises."""
+        return RuntimeError("call setup() before asking for a DataLoader")
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if self.train_dataset is None:
+            raise RuntimeError("call setup() before asking for a DataLoader")
+        if dataset is None:
+            raise self.missing_split_error()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False)
+
+
+class FWIDataModule(SplitLoaders):
     """Train/val/test loaders of one OpenFWI-style dataset.
 
     Args:
@@ -389,20 +431,11 @@ class FWIDataModule(L.LightningDataModule):
             test = OpenFWIFolder(self.openfwi_root, self.info.name, "test")
             self.test_dataset = FWIDataset(test, self.time_stride, self._limit(len(test)))
 
-    def _loader(self, dataset: FWIDataset | None, shuffle: bool) -> DataLoader:
-        if self.train_dataset is None:
-            raise RuntimeError("call setup() before asking for a DataLoader")
-        if dataset is None:
-            raise DataError(
-                f"{self.openfwi_root} holds no {self.info.openfwi_name} files of the official "
-                "test split; download them from https://openfwi-lanl.github.io to test."
-            )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+    def missing_split_error(self) -> Exception:
+        """Only the official test split of an OpenFWI folder can be absent after :meth:`setup`."""
+        return DataError(
+            f"{self.openfwi_root} holds no {self.info.openfwi_name} files of the official "
+            "test split; download them from https://openfwi-lanl.github.io to test."
         )
 
     @property
@@ -426,12 +459,3 @@ class FWIDataModule(L.LightningDataModule):
         if trainer is not None and trainer.training and isinstance(batch, dict):
             return self.augment(batch)
         return batch
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
