@@ -100,7 +100,7 @@ def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
     model has none); datasets of dict items pass through."""
     if isinstance(data, ShardedArrays):
         contract = model_contract(model, str(data.attrs["dataset"]))
-        return FWIDataset(data, time_stride=contract.time_stride if contract else None)
+        return FWIDataset.for_contract(data, contract)
     return data
 
 
@@ -377,45 +377,26 @@ def regenerated_test_metrics(
     Args:
         model: the network.
         dataset: dataset name.
-        data: the run's data record (``seed``, ``time_stride``, ``dtype``,
+        data: the run's data record (``seed``, time stride, ``dtype``,
             ``generator_version``; see ``PretrainedInfo.data``).
         num: test samples (sample ``i`` depends only on dataset, seed, split and
             ``i``, so these are the first ``num`` of the run's test split).
-        root: cache folder to generate into; each data setting gets its own
-            sub-folder (``{root}/n{num}-seed{seed}-stride{stride}-{dtype}/{dataset}/test``),
-            so repeated checks reuse it.
+        root: cache folder to generate into
+            (:func:`epic_zoo.data.generate.regenerate_test_split`), so repeated
+            checks reuse it.
 
     Raises:
         ValueError: the record was made with another generator version (the
             regenerated data would differ) or from imported OpenFWI files.
     """
-    from epic_zoo.data.families import GENERATOR_VERSION
-    from epic_zoo.data.generate import generate_split
+    from epic_zoo.data.generate import regenerate_test_split
 
-    if data.get("data_source", "synthetic") != "synthetic":
-        raise ValueError(
-            f"the weights were trained on {data['data_source']} data; they cannot be regenerated"
-        )
-    recorded = str(data.get("generator_version", GENERATOR_VERSION))
-    if recorded != GENERATOR_VERSION:
-        raise ValueError(
-            f"the weights were measured on generator version {recorded}, this checkout has "
-            f"{GENERATOR_VERSION}: regenerated data differ; check out the recorded commit"
-        )
-    seed, stride = int(data.get("seed", 0)), int(data.get("time_stride", 1))
-    dtype = str(data.get("dtype", "float32"))
-    split_dir = generate_split(
-        dataset,
-        "test",
-        int(num),
-        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}",
-        seed=seed,
-        time_stride=stride,
-        dtype=dtype,
-        shard_size=int(num),
-        progress=False,
+    return evaluate_model(
+        model,
+        H5Split(regenerate_test_split(dataset, data, num, root)),
+        batch_size=batch_size,
+        device=device,
     )
-    return evaluate_model(model, H5Split(split_dir), batch_size=batch_size, device=device)
 
 
 def reproduce_pretrained(

@@ -67,7 +67,6 @@ from epic_zoo.evidence import (
     WallClock,
     baseline_evidence,
     best_epoch_row,
-    data_provenance,
     mean_map_baseline,
     per_dataset_evidence,
     read_learning_curve,
@@ -243,27 +242,12 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             "Choose one with model=FILE (recipes/model/) or model.name=NAME."
         )
     kwargs = explicit_model_kwargs(name, to_plain(model_cfg.get("kwargs") or {}))
-    contracts = (
-        list(datamodule.contracts.values())
+    contract = (  # a union normalises each dataset with its own range, on one time axis and split
+        next(iter(datamodule.contracts.values()))
         if isinstance(datamodule, UnionDataModule)
-        else [datamodule.contract]
-    )  # a union normalises each dataset with its own range, on one time axis and device split
-    contract = contracts[0]
-    from_data = {"time_samples": contract.time_samples, "num_devices": contract.num_devices}
-    for key, value in from_data.items():
-        given = kwargs.setdefault(key, value)
-        if int(given) != int(value):
-            fix = (
-                "drop model.kwargs.time_samples (it is taken from the data) or set "
-                f"data.time_stride so records have {given} samples"
-                if key == "time_samples"
-                else "drop model.kwargs.num_devices or set data.num_devices to match"
-            )
-            raise ValueError(
-                f"model.kwargs.{key}={given} but the data give {key}={value} "
-                f"(dataset {contract.dataset}, time_stride {contract.time_stride}): {fix}"
-            )
-    return kwargs
+        else datamodule.contract
+    )
+    return contract.model_inputs(kwargs)
 
 
 def resume_epoch(checkpoint: Path, task: VelocityTask, run_dir: Path) -> int:
@@ -502,12 +486,7 @@ def make_record(
         model=cfg.model.name,
         task=type(task).__name__,
         seed=int(cfg.seed),
-        data={
-            "profile": dataclasses.asdict(datamodule.profile),
-            "time_stride": datamodule.time_stride,
-            "batch_size": datamodule.batch_size,
-            "recipe_residuals": dict(datamodule.recipe_residuals),
-        },
+        data=datamodule.run_record(),
         epochs=int(trainer.current_epoch),
         global_step=int(trainer.global_step),
         train_samples=train_samples,
@@ -635,7 +614,7 @@ def fit_input_free(
     """
     datamodule.prepare_data()
     datamodule.setup("fit")
-    task.model.fit(velocities(datamodule.train_dataloader()), **data_provenance(datamodule))
+    task.model.fit(velocities(datamodule.train_dataloader()), **datamodule.provenance())
     task.hparams["model_kwargs"] = {
         **task.hparams["model_kwargs"],
         "fitted_on": task.model.config["fitted_on"],

@@ -10,6 +10,7 @@ Opt-in augmentation of training batches: recipe-boundary residuals
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from epic_zoo.data.contract import InputContract
 from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
-from epic_zoo.data.profiles import get_profile
+from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.data.residuals import add_recipe_residuals, ensure_recipe_residuals
 from epic_zoo.data.store import (
     SPLITS,
@@ -143,6 +144,20 @@ class FWIDataset(Dataset):
             np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
         )
 
+    @classmethod
+    def for_contract(
+        cls,
+        source: ShardedArrays,
+        contract: InputContract | None,
+        indices: Sequence[int] | None = None,
+    ) -> FWIDataset:
+        """``source``'s samples on ``contract``'s time axis (``None``: the stored sampling)."""
+        return cls(source, contract.time_stride if contract is not None else None, indices)
+
+    def record(self) -> dict[str, Any]:
+        """``{"dataset", "time_stride"}``: which records these are, for a results record."""
+        return {"dataset": self.dataset_name, "time_stride": self.time_stride}
+
     @property
     def time_samples(self) -> int:
         """Time samples per record after decimation (``ceil(stored nt / step)``)."""
@@ -201,20 +216,48 @@ class FWIDataset(Dataset):
         return fig
 
 
-class SplitLoaders(L.LightningDataModule):
-    """The train / val / test ``DataLoader`` s of a data module whose :meth:`setup` opens its splits.
+class SplitDataModule(L.LightningDataModule):
+    """What one data module and a union of them share: split loaders and the records of the data.
 
-    A subclass sets ``batch_size``, ``num_workers`` and, in ``setup``,
-    ``train_dataset``, ``val_dataset`` and ``test_dataset``. Training batches
-    are shuffled, validation and test batches are not; workers persist
-    between epochs when there are any.
+    A subclass sets ``batch_size``, ``num_workers``, ``profile``, ``seed``,
+    ``time_stride``, ``openfwi_root``, ``recipe_residuals`` and
+    ``dataset_name`` and, in ``setup``, ``train_dataset``, ``val_dataset`` and
+    ``test_dataset``. Training batches are shuffled, validation and test
+    batches are not; workers persist between epochs when there are any.
     """
 
     batch_size: int
     num_workers: int
+    profile: Profile
+    seed: int
+    time_stride: int
+    openfwi_root: Path | None
+    recipe_residuals: dict[str, Any]
+    dataset_name: str
     train_dataset: Dataset | None
     val_dataset: Dataset | None
     test_dataset: Dataset | None
+
+    def run_record(self) -> dict[str, Any]:
+        """The data levers a run's ``results.json["data"]`` keeps (profile, stride, batch, residuals)."""
+        return {
+            "profile": dataclasses.asdict(self.profile),
+            "time_stride": self.time_stride,
+            "batch_size": self.batch_size,
+            "recipe_residuals": dict(self.recipe_residuals),
+        }
+
+    def provenance(self, seed: int | None = None) -> dict[str, Any]:
+        """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
+        return {
+            "dataset": self.dataset_name,
+            "profile": self.profile.name,
+            "data_seed": int(getattr(self, "seed", 0)),
+            "time_stride": self.time_stride,
+            "source": "openfwi" if getattr(self, "openfwi_root", None) else "synthetic",
+            "recipe_residuals": dict(getattr(self, "recipe_residuals", None) or {"p": 0.0}),
+            **({"seed": int(seed)} if seed is not None else {}),
+        }
 
     def missing_split_error(self) -> Exception:
         """What asking for a split that :meth:`setup` left empty raises."""
@@ -243,7 +286,7 @@ class SplitLoaders(L.LightningDataModule):
         return self._loader(self.test_dataset, shuffle=False)
 
 
-class FWIDataModule(SplitLoaders):
+class FWIDataModule(SplitDataModule):
     """Train/val/test loaders of one OpenFWI-style dataset.
 
     Args:

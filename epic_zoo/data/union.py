@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
 from epic_zoo.data.contract import InputContract
-from epic_zoo.data.datamodule import FWIDataModule, SplitLoaders
+from epic_zoo.data.datamodule import FWIDataModule, SplitDataModule
 
 ALL = "all"
 """``data.dataset`` value meaning all ten datasets."""
@@ -47,7 +47,7 @@ def union_names(dataset: Any) -> list[str] | None:
     return names
 
 
-class UnionDataModule(SplitLoaders):
+class UnionDataModule(SplitDataModule):
     """Train/val/test loaders over several synthetic datasets, each normalised by its own range.
 
     Args:
