@@ -72,7 +72,10 @@ def instantiate_group(
             continue
         if not entry.pop("enabled", True):
             continue
-        built.append(instantiate(entry, **(runtime or {}).get(name, {})))
+        extra = (runtime or {}).get(name)
+        # run-time arguments are passed as they are (a plain config holding _target_ nodes
+        # would be instantiated by Hydra's recursion)
+        built.append(instantiate(entry, _partial_=True)(**extra) if extra else instantiate(entry))
     return built
 
 

@@ -73,7 +73,8 @@ def test_loggers_csv_and_offline_wandb_in_the_run_folder(tmp_path, monkeypatch):
     cfg = compose_config(["recipe=epic_lite", "logger=wandb", "seed=2"])
     (csv,) = build_loggers(compose_config(["recipe=epic_lite"]), tmp_path / "a")
     assert isinstance(csv, CSVLogger) and Path(csv.log_dir) == tmp_path / "a" / "csv" / "version_0"
-    csv_logger, wandb_logger = build_loggers(cfg, tmp_path / "b", {"seed": 2})
+    config = run_config(cfg)  # holds the logger and callbacks nodes: logged as they are
+    csv_logger, wandb_logger = build_loggers(cfg, tmp_path / "b", config)
     assert isinstance(csv_logger, CSVLogger) and isinstance(wandb_logger, RunConfigWandbLogger)
     assert isinstance(wandb_logger, WandbLogger) and wandb_logger.save_dir == str(tmp_path / "b")
     stored_id = (tmp_path / "b" / WANDB_ID_FILE).read_text().strip()
@@ -81,7 +82,7 @@ def test_loggers_csv_and_offline_wandb_in_the_run_folder(tmp_path, monkeypatch):
         wandb_logger._wandb_init["id"] == stored_id
         and wandb_logger._wandb_init["mode"] == "offline"
     )
-    assert wandb_logger._wandb_init["config"] == {"seed": 2}
+    assert wandb_logger._wandb_init["config"] == config
     assert wandb_logger._wandb_init["name"] == "epic_lite-flatvel-a-seed2"
     assert not wandb_logger._log_model and not wandb_logger.log_tested_checkpoint
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from epic_zoo.data.catalog import get_dataset
 from epic_zoo.data.contract import InputContract
@@ -214,6 +214,24 @@ class FWIDataset(Dataset):
         ax_s.set(title=f"shot {source_index}", xlabel="receiver offset (m)", ylabel="time (ms)")
         fig.tight_layout()
         return fig
+
+
+def data_facts(dataset: Dataset) -> tuple[str, int]:
+    """``(dataset name, time stride in ms)`` of normalised data, for the physics checks.
+
+    Looks through ``Subset`` wrappers for an object with ``dataset_name`` and
+    ``time_stride`` (an :class:`FWIDataset`).
+    """
+    inner: Any = dataset
+    while isinstance(inner, Subset):
+        inner = inner.dataset
+    name, stride = getattr(inner, "dataset_name", None), getattr(inner, "time_stride", None)
+    if name is None or stride is None:
+        raise ValueError(
+            "the misfit and refinement need the data's dataset name and time stride to "
+            "denormalise the records; pass an FWIDataset or a raw reader (H5Split, OpenFWIFolder)"
+        )
+    return str(name), int(stride)
 
 
 class SplitDataModule(L.LightningDataModule):
