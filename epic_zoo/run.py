@@ -433,7 +433,7 @@ def fit(
     return trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
 
 
-def test_best(
+def tested_metrics(
     task: VelocityTask,
     trainer: pl.Trainer,
     datamodule: FWIDataModule | UnionDataModule,
@@ -590,7 +590,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     try:
         best = fit(cfg, task, trainer, datamodule, run_dir, resume)
-        metrics = test_best(task, trainer, datamodule, best) if cfg.test else {}
+        metrics = tested_metrics(task, trainer, datamodule, best) if cfg.test else {}
         record, curve = make_record(
             cfg, task, trainer, datamodule, config, best, metrics, clock, started
         )
