@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 model,
                 Path(scratch) / dataset,
                 name=name,
-                dataset=dataset,
-                time_stride=info["time_stride"],
+                contract=info["contract"],
                 trained=True,
                 source=info["source"],
             )

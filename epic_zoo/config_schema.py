@@ -40,6 +40,21 @@ DATA_KEYS: tuple[str, ...] = ("time_samples", "num_devices")
 INTERNAL_KEYS: tuple[str, ...] = ("fitted_on",)
 """Entries of ``model.config`` set by fitting, not constructor arguments to choose."""
 DEFAULT_RESOLVER = "epic_zoo_model_default"
+RESULT_LINKS: dict[str, str] = {
+    "callbacks.best_checkpoint.monitor": "checkpoint.monitor",
+    "callbacks.best_checkpoint.mode": "checkpoint.mode",
+    "callbacks.epoch_seed.seed": "seed",
+    **{
+        f"callbacks.early_stopping.{k}": f"early_stopping.{k}"
+        for k in ("enabled", "monitor", "mode", "patience", "min_delta")
+    },
+}
+"""Callback settings that change a result -> the hashed key they must read (``${KEY}``).
+
+``callbacks`` is left out of the run's identity hash
+(:data:`epic_zoo.run_identity.NON_RESULT_KEYS`); these links keep the
+settings that select the tested checkpoint, stop training or seed epochs in
+the hash."""
 
 
 class ConfigError(ValueError):
@@ -312,6 +327,20 @@ def _check_run_dir(run_dir: str) -> None:
             )
 
 
+def _check_result_links(cfg: DictConfig) -> None:
+    callbacks = cfg.get("callbacks")
+    plain = OmegaConf.to_container(callbacks, resolve=False) if callbacks is not None else {}
+    for key, source in RESULT_LINKS.items():
+        node: Any = {"callbacks": plain}
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        _require(
+            node == f"${{{source}}}",
+            f"{key}={node!r} must read ${{{source}}} (it changes the result, and only "
+            f"{source} names the run's folder): set {source}=VALUE instead",
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check a composed run configuration; raise :class:`ConfigError` (one line) on the first problem."""
     try:
@@ -329,6 +358,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
         _require(cfg.threads is None or cfg.threads >= 1, f"threads={cfg.threads} must be >= 1")
         _check_run_dir(str(cfg.run_dir))
+        _check_result_links(cfg)
     except ConfigError:
         raise
     except OmegaConfBaseException as err:

@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained_on = stored.dataset if stored is not None else None
         source = open_data(args.data, args.dataset or trained_on, args.split)
         contract = stored or model_contract(model, str(source.attrs["dataset"]))
-        dataset = FWIDataset(source, time_stride=contract.time_stride if contract else None)
+        dataset = FWIDataset.for_contract(source, contract)
         results = evaluate_model(
             model,
             dataset,
@@ -215,8 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": args.model,
         "architecture": model.config.get("name"),
         "data": str(args.data),
-        "dataset": data_name,
-        "time_stride": dataset.time_stride,
+        **dataset.record(),  # which records: dataset and stride
         **results,
         "epic_zoo_version": epic_zoo.__version__,
         "torch_version": torch.__version__,

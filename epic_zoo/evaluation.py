@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from epic_zoo.data.contract import InputContract, read_contract
-from epic_zoo.data.datamodule import FWIDataset
+from epic_zoo.data.datamodule import FWIDataset, data_facts
 from epic_zoo.data.geometry import (
     DEFAULT_NUM_DEVICES,
     V_MAX,
@@ -76,7 +76,7 @@ def model_contract(model: nn.Module, dataset: str | None = None) -> InputContrac
             {"dataset": dataset, "model_kwargs": dict(getattr(model, "config", {}))},
             what=type(model).__name__,
         )
-    except ValueError:
+    except (ValueError, KeyError):  # a sample count several strides keep; no such dataset
         return None
 
 
@@ -94,27 +94,31 @@ def payload_info(model: nn.Module) -> dict[str, Any]:
     return link_bytes(model)
 
 
-def as_dataset(data: Dataset | ShardedArrays, model: nn.Module) -> Dataset:
+def as_dataset(data: Dataset | ShardedArrays, model: nn.Module, *, check: bool = False) -> Dataset:
     """Normalised dataset for ``model``: raw readers are wrapped in :class:`FWIDataset`
     at the time stride of the model's input contract (the data's own where the
-    model has none); datasets of dict items pass through."""
-    if isinstance(data, ShardedArrays):
-        contract = model_contract(model, str(data.attrs["dataset"]))
-        return FWIDataset(data, time_stride=contract.time_stride if contract else None)
-    return data
+    model has none); datasets of dict items pass through. The model's contract
+    is read once.
 
-
-def _check_time_samples(dataset: Dataset, model: nn.Module) -> None:
+    Raises:
+        ValueError: with ``check``, the model takes another number of time
+            samples than the data give (names the command that makes data it takes).
+    """
+    raw = isinstance(data, ShardedArrays)
+    name = str(data.attrs["dataset"]) if raw else getattr(data, "dataset_name", None)
+    contract = model_contract(model, name)
+    if raw:
+        data = FWIDataset.for_contract(data, contract)
     expected = getattr(model, "config", {}).get("time_samples")
-    got = getattr(dataset, "time_samples", None)
-    if expected is not None and got is not None and int(expected) != int(got):
-        contract = model_contract(model, getattr(dataset, "dataset_name", None))
+    got = getattr(data, "time_samples", None)
+    if check and expected is not None and got is not None and int(expected) != int(got):
         stride = str(contract.time_stride) if contract is not None else "S"
         raise ValueError(
             f"the model takes {expected} time samples per record, the data give {got}; "
             "evaluate on data with the model's time stride (`python -m epic_zoo.data generate "
             f"--time-stride {stride}`) or on 1 ms data it can decimate"
         )
+    return data
 
 
 def evaluate_model(
@@ -176,8 +180,7 @@ def evaluate_model(
             raise ValueError("limit= applies to datasets; build the DataLoader on a Subset instead")
         loader = data
     else:
-        dataset = as_dataset(data, model)
-        _check_time_samples(dataset, model)
+        dataset = as_dataset(data, model, check=True)
         if limit is not None:
             if int(limit) < 1:
                 raise ValueError(f"--limit {limit}: evaluate at least 1 sample (or omit --limit)")
@@ -238,24 +241,6 @@ def evaluate_model(
 def predicted_velocity_ms(pred: torch.Tensor) -> torch.Tensor:
     """Normalised predictions -> velocity in m/s, clipped to 1500..4500 (float32)."""
     return denormalize_velocity(pred.float()).clamp(V_MIN, V_MAX)
-
-
-def data_facts(dataset: Dataset) -> tuple[str, int]:
-    """``(dataset name, time stride in ms)`` of normalised data, for the physics checks.
-
-    Looks through ``Subset`` wrappers for an object with ``dataset_name`` and
-    ``time_stride`` (an :class:`~epic_zoo.data.datamodule.FWIDataset`).
-    """
-    inner: Any = dataset
-    while isinstance(inner, Subset):
-        inner = inner.dataset
-    name, stride = getattr(inner, "dataset_name", None), getattr(inner, "time_stride", None)
-    if name is None or stride is None:
-        raise ValueError(
-            "the misfit and refinement need the data's dataset name and time stride to "
-            "denormalise the records; pass an FWIDataset or a raw reader (H5Split, OpenFWIFolder)"
-        )
-    return str(name), int(stride)
 
 
 def refine_predictions(
@@ -377,45 +362,26 @@ def regenerated_test_metrics(
     Args:
         model: the network.
         dataset: dataset name.
-        data: the run's data record (``seed``, ``time_stride``, ``dtype``,
+        data: the run's data record (``seed``, time stride, ``dtype``,
             ``generator_version``; see ``PretrainedInfo.data``).
         num: test samples (sample ``i`` depends only on dataset, seed, split and
             ``i``, so these are the first ``num`` of the run's test split).
-        root: cache folder to generate into; each data setting gets its own
-            sub-folder (``{root}/n{num}-seed{seed}-stride{stride}-{dtype}/{dataset}/test``),
-            so repeated checks reuse it.
+        root: cache folder to generate into
+            (:func:`epic_zoo.data.generate.regenerate_test_split`), so repeated
+            checks reuse it.
 
     Raises:
         ValueError: the record was made with another generator version (the
             regenerated data would differ) or from imported OpenFWI files.
     """
-    from epic_zoo.data.families import GENERATOR_VERSION
-    from epic_zoo.data.generate import generate_split
+    from epic_zoo.data.generate import regenerate_test_split
 
-    if data.get("data_source", "synthetic") != "synthetic":
-        raise ValueError(
-            f"the weights were trained on {data['data_source']} data; they cannot be regenerated"
-        )
-    recorded = str(data.get("generator_version", GENERATOR_VERSION))
-    if recorded != GENERATOR_VERSION:
-        raise ValueError(
-            f"the weights were measured on generator version {recorded}, this checkout has "
-            f"{GENERATOR_VERSION}: regenerated data differ; check out the recorded commit"
-        )
-    seed, stride = int(data.get("seed", 0)), int(data.get("time_stride", 1))
-    dtype = str(data.get("dtype", "float32"))
-    split_dir = generate_split(
-        dataset,
-        "test",
-        int(num),
-        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}",
-        seed=seed,
-        time_stride=stride,
-        dtype=dtype,
-        shard_size=int(num),
-        progress=False,
+    return evaluate_model(
+        model,
+        H5Split(regenerate_test_split(dataset, data, num, root)),
+        batch_size=batch_size,
+        device=device,
     )
-    return evaluate_model(model, H5Split(split_dir), batch_size=batch_size, device=device)
 
 
 def reproduce_pretrained(

@@ -82,16 +82,8 @@ def velocities(loader: Iterable[Mapping[str, torch.Tensor]]) -> Iterator[torch.T
 
 
 def data_provenance(datamodule: FWIDataModule, seed: int | None = None) -> dict[str, Any]:
-    """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
-    return {
-        "dataset": datamodule.dataset_name,
-        "profile": datamodule.profile.name,
-        "data_seed": int(getattr(datamodule, "seed", 0)),
-        "time_stride": datamodule.time_stride,
-        "source": "openfwi" if getattr(datamodule, "openfwi_root", None) else "synthetic",
-        "recipe_residuals": dict(getattr(datamodule, "recipe_residuals", None) or {"p": 0.0}),
-        **({"seed": int(seed)} if seed is not None else {}),
-    }
+    """Where a fitted baseline's (or a run's) data came from (:meth:`~epic_zoo.data.datamodule.SplitDataModule.provenance`)."""
+    return datamodule.provenance(seed)
 
 
 def mean_map_baseline(datamodule: FWIDataModule) -> dict[str, float]:

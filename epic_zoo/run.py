@@ -35,31 +35,21 @@ import dataclasses
 import difflib
 import hashlib
 import math
-import netrc
 import os
-import random
-import secrets
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import hydra
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import (
-    Callback,
-    EarlyStopping,
-    LearningRateMonitor,
-    ModelCheckpoint,
-)
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from epic_zoo import branch
@@ -77,7 +67,6 @@ from epic_zoo.evidence import (
     WallClock,
     baseline_evidence,
     best_epoch_row,
-    data_provenance,
     mean_map_baseline,
     per_dataset_evidence,
     read_learning_curve,
@@ -89,6 +78,12 @@ from epic_zoo.finetune import pretrained_init
 from epic_zoo.models import list_models
 from epic_zoo.models.baselines import LEARNS_RATIO
 from epic_zoo.provenance import git_commit
+from epic_zoo.run_callbacks import (
+    close_loggers,
+    finish_wandb_run,
+    instantiate_group,
+    seed_epoch,
+)
 from epic_zoo.run_identity import (
     check_run_folder,
     config_hash,
@@ -99,8 +94,6 @@ from epic_zoo.run_record import RunRecord, read_run_record, write_run_record
 from epic_zoo.tables import format_table, ordered_metrics
 from epic_zoo.tasks.inversion import VelocityTask, to_plain
 
-"""Order of the test metrics in results and tables: MAE in m/s first, then SSIM."""
-WANDB_ID_FILE = "wandb_run_id"
 HELP_RECIPE = "quickstart"
 """Recipe whose configuration ``--help`` shows when none is given."""
 
@@ -249,27 +242,12 @@ def model_kwargs_for(model_cfg: Mapping[str, Any], datamodule: FWIDataModule) ->
             "Choose one with model=FILE (recipes/model/) or model.name=NAME."
         )
     kwargs = explicit_model_kwargs(name, to_plain(model_cfg.get("kwargs") or {}))
-    contracts = (
-        list(datamodule.contracts.values())
+    contract = (  # a union normalises each dataset with its own range, on one time axis and split
+        next(iter(datamodule.contracts.values()))
         if isinstance(datamodule, UnionDataModule)
-        else [datamodule.contract]
-    )  # a union normalises each dataset with its own range, on one time axis and device split
-    contract = contracts[0]
-    from_data = {"time_samples": contract.time_samples, "num_devices": contract.num_devices}
-    for key, value in from_data.items():
-        given = kwargs.setdefault(key, value)
-        if int(given) != int(value):
-            fix = (
-                "drop model.kwargs.time_samples (it is taken from the data) or set "
-                f"data.time_stride so records have {given} samples"
-                if key == "time_samples"
-                else "drop model.kwargs.num_devices or set data.num_devices to match"
-            )
-            raise ValueError(
-                f"model.kwargs.{key}={given} but the data give {key}={value} "
-                f"(dataset {contract.dataset}, time_stride {contract.time_stride}): {fix}"
-            )
-    return kwargs
+        else datamodule.contract
+    )
+    return contract.model_inputs(kwargs)
 
 
 def resume_epoch(checkpoint: Path, task: VelocityTask, run_dir: Path) -> int:
@@ -288,42 +266,6 @@ def resume_epoch(checkpoint: Path, task: VelocityTask, run_dir: Path) -> int:
             f"elsewhere with run_dir=NEW_DIR (or delete {run_dir}, or set resume=false)."
         )
     return int(saved.get("epoch", -1)) + 1
-
-
-# --------------------------------------------------------------------- logging
-def _wandb_logged_in() -> bool:
-    """Whether W&B credentials are configured (``WANDB_API_KEY`` or a netrc entry)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    try:
-        return netrc.netrc().authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_mode(requested: str | None = None) -> str:
-    """``requested``, else ``$WANDB_MODE``, else ``online`` if logged in, else ``offline``."""
-    if requested:
-        return str(requested)
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if _wandb_logged_in() else "offline"
-
-
-class RunConfigWandbLogger(WandbLogger):
-    """:class:`WandbLogger` whose run config is the composed Hydra config, logged once.
-
-    Lightning also logs the task's and datamodule's ``save_hyperparameters``
-    (a flat copy of the same settings) through ``log_hyperparams``; here that
-    call does nothing, so the W&B config holds one nested copy (``model.kwargs``
-    as the model was built, ``task.lr``, ``data.dataset``, ``seed``...). The
-    CSV logger still writes the flat ``hparams.yaml``.
-    """
-
-    def log_hyperparams(self, params: Any) -> None:
-        """Nothing: the run config was given at ``wandb.init`` (see the class docstring)."""
-        return None
 
 
 def architecture_kwargs(model: torch.nn.Module) -> dict[str, Any]:
@@ -348,196 +290,31 @@ def run_config(cfg: DictConfig, model_kwargs: Mapping[str, Any] | None = None) -
     return config
 
 
+# --------------------------------------------------------- loggers, callbacks
 def build_loggers(
     cfg: DictConfig, run_dir: Path, config: Mapping[str, Any] | None = None
 ) -> list[Logger]:
-    """CSV always; W&B too when ``logger=wandb``.
+    """The loggers of config group ``logger`` (``recipes/logger/``): CSV always, W&B with ``logger=wandb``.
 
-    The W&B run keeps its id in ``{run_dir}/wandb_run_id`` so a resumed run
-    continues it; its name, group and tags come from ``logger.wandb`` (by
-    default the name carries the seed and the group leaves it out, so the
-    seeds of one setting sit in one group). ``config`` (default: the plain
-    ``cfg``) is logged once as the run config (:class:`RunConfigWandbLogger`).
-    Checkpoints are not uploaded by Lightning: with ``logger.wandb.log_model``
-    :func:`finish_wandb_run` logs the tested checkpoint as a model artifact.
+    Built by :func:`~epic_zoo.run_callbacks.instantiate_group`; the W&B
+    run's config is ``config`` (default: the plain ``cfg``), logged once
+    (:class:`~epic_zoo.run_callbacks.RunConfigWandbLogger`).
     """
-    csv_logger = CSVLogger(save_dir=run_dir, name="csv")
-    csv_logger.log_hyperparams({"run_seed": int(cfg.seed)})  # compare reads it without results.json
-    loggers: list[Logger] = [csv_logger]
-    wandb_cfg = cfg.logger.get("wandb")
-    if wandb_cfg:
-        id_file = run_dir / WANDB_ID_FILE
-        if id_file.is_file():
-            run_id = id_file.read_text().strip()
-        else:
-            run_id = secrets.token_hex(4)
-            if pl.utilities.rank_zero_only.rank == 0:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                id_file.write_text(run_id + "\n")
-        loggers.append(
-            RunConfigWandbLogger(
-                project=wandb_cfg.project,
-                entity=wandb_cfg.entity,
-                name=wandb_cfg.name,
-                group=wandb_cfg.group,
-                tags=[str(t) for t in wandb_cfg.tags],
-                job_type=wandb_cfg.get("job_type"),
-                save_dir=str(run_dir),
-                id=run_id,
-                resume="allow",
-                mode=wandb_mode(wandb_cfg.mode),
-                log_model=False,
-                config=dict(config) if config is not None else to_plain(cfg),
-            )
-        )
-    return loggers
-
-
-def finish_wandb_run(
-    loggers: Sequence[Logger], summary: Mapping[str, Any], log_model: bool
-) -> dict[str, Any]:
-    """Point the W&B run's summary at the tested checkpoint; optionally log it as an artifact.
-
-    W&B keeps the last logged value of every key, i.e. the last epoch's
-    ``val/*``. The checkpoint that was tested is the best by
-    ``checkpoint_monitor``: its epoch's ``val/*`` replace them, next to
-    ``best/epoch``, ``best/samples_seen``, ``samples_seen`` and the mean-map
-    baseline (``baseline/mean_map_mae_ms``, ``baseline/mae_ratio_to_mean_map``,
-    ``baseline/learns``). The ``test/*`` summary already is the tested
-    checkpoint's. With ``log_model`` the checkpoint file becomes a ``model``
-    artifact (aliases ``best`` and ``seed-N``; metadata: test metrics, epoch,
-    recipe, dataset). Returns what was written (``{}`` without a W&B logger).
-    """
-    experiments = [lg.experiment for lg in loggers if isinstance(lg, WandbLogger)]
-    if not experiments:
-        return {}
-    run = experiments[0]
-    values: dict[str, Any] = {"samples_seen": summary.get("samples_seen")}
-    row = best_epoch_row(
-        summary.get("learning_curve") or [],
-        summary.get("checkpoint_monitor", "val/mae"),
-        summary.get("checkpoint_mode", "min"),
-    )
-    if row is not None:
-        values.update({k: v for k, v in row.items() if k.startswith("val/")})
-        values["best/epoch"] = int(row["epoch"])
-        values["best/samples_seen"] = int(row["samples_seen"])
-    baseline = summary.get("baseline") or {}
-    for key in ("mean_map_mae", "mean_map_mae_ms", "mae_ratio_to_mean_map", "learns"):
-        if key in baseline:
-            values[f"baseline/{key}"] = baseline[key]
-    run.summary.update(values)
-    written: dict[str, Any] = {"summary": values}
-    checkpoint = Path(summary.get("checkpoint") or "")
-    if log_model and checkpoint.is_file():
-        import wandb
-
-        metadata = {
-            "recipe": summary.get("recipe"),
-            "model": summary.get("model"),
-            "dataset": summary.get("dataset"),
-            "seed": summary.get("seed"),
-            "epoch": values.get("best/epoch"),
-            "checkpoint_monitor": summary.get("checkpoint_monitor"),
-            **summary.get("metrics", {}),
-        }
-        artifact = wandb.Artifact(
-            f"model-{run.id}", type="model", metadata=metadata, description=str(checkpoint.name)
-        )
-        artifact.add_file(str(checkpoint), name=checkpoint.name)
-        run.log_artifact(artifact, aliases=["best", f"seed-{summary.get('seed')}"])
-        written["artifact"] = artifact
-    return written
-
-
-# ------------------------------------------------------------------- callbacks
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The RNG seed of training epoch ``epoch`` of a run seeded ``seed`` (32-bit)."""
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
-
-
-def seed_epoch(seed: int, epoch: int) -> None:
-    """Seed python, numpy and torch for training epoch ``epoch`` (DataLoader workers follow torch).
-
-    Unlike ``seed_everything`` this leaves ``PL_GLOBAL_SEED`` at the run's
-    seed, which Lightning gives the ``DistributedSampler`` under DDP.
-    """
-    value = epoch_seed(seed, epoch)
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
-
-
-class EpochSeed(Callback):
-    """Make every training epoch's randomness a function of ``(seed, epoch)`` alone.
-
-    Shuffling, dropout and device dropout of epoch ``e`` then do not depend on
-    what ran before, so a run resumed from a checkpoint takes exactly the path
-    of an uninterrupted one. Lightning draws an epoch's shuffle when it creates
-    the DataLoader iterator: for later epochs after ``on_train_epoch_start``
-    (seeded here), for the first epoch of a fit before any hook, so
-    :func:`train` seeds that one (:func:`seed_epoch`) just before ``fit``.
-
-    Under DDP the shuffle comes from Lightning's ``DistributedSampler``
-    (seeded by the run's seed and the epoch); Lightning 2.6 makes the first
-    resumed epoch's iterator before it sets the sampler's epoch, so that one
-    epoch replays epoch 0's order (Lightning issue #21938): a resumed DDP
-    run is close to, not identical with, an uninterrupted one.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = int(seed)
-        self._first_epoch: int | None = None
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._first_epoch = trainer.current_epoch
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch != self._first_epoch:
-            seed_epoch(self.seed, trainer.current_epoch)
+    run_cfg = dict(config) if config is not None else to_plain(cfg)
+    return instantiate_group(cfg, "logger", run_dir, {"wandb": {"run_config": run_cfg}})
 
 
 def build_callbacks(
     cfg: DictConfig, run_dir: Path, clock: WallClock | None = None
 ) -> list[Callback]:
-    """Best checkpoint (by ``checkpoint.monitor``), ``last.ckpt`` every epoch, LR monitor, epoch seeding, wall clock, early stopping.
+    """The callbacks of config group ``callbacks`` (``recipes/callbacks/``), then the wall clock.
 
-    ``last.ckpt`` has its own callback because Lightning's ``save_last`` only
-    refreshes it in epochs that also saved a top-k checkpoint; it comes after
-    the best one so that its file holds the updated best-score state.
+    Best checkpoint (by ``checkpoint.monitor``), ``last.ckpt`` every epoch,
+    LR monitor, epoch seeding, early stopping when enabled; the budget
+    checkpoints and branch start are :func:`epic_zoo.branch.callbacks`.
     """
-    checkpoints = run_dir / CHECKPOINT_DIR
-    callbacks: list[Callback] = [
-        ModelCheckpoint(
-            dirpath=checkpoints,
-            filename="best-epoch{epoch:03d}",
-            monitor=cfg.checkpoint.monitor,
-            mode=cfg.checkpoint.mode,
-            save_top_k=1,
-            auto_insert_metric_name=False,
-        ),
-        ModelCheckpoint(
-            dirpath=checkpoints,
-            filename=Path(LAST_CHECKPOINT).stem,
-            save_top_k=1,
-            enable_version_counter=False,
-        ),
-        LearningRateMonitor(logging_interval="epoch"),
-        EpochSeed(cfg.seed),
-    ]
-    if clock is not None:
-        callbacks.append(clock)
-    stop = cfg.early_stopping
-    if stop.enabled:
-        callbacks.append(
-            EarlyStopping(
-                monitor=stop.monitor,
-                mode=stop.mode,
-                patience=stop.patience,
-                min_delta=stop.min_delta,
-            )
-        )
-    return callbacks
+    callbacks: list[Callback] = instantiate_group(cfg, "callbacks", run_dir)
+    return callbacks + ([clock] if clock is not None else [])
 
 
 # ----------------------------------------------------------------------- train
@@ -615,18 +392,180 @@ def prepare_run_folder(
     return None
 
 
+def build_task(cfg: DictConfig, datamodule: FWIDataModule | UnionDataModule) -> VelocityTask:
+    """The task of config group ``task`` (``_target_``) with the model the data fix (and its init)."""
+    init = pretrained_init(cfg.get("init_from"), cfg.model, datamodule)  # fine-tuning
+    task: VelocityTask = instantiate(
+        cfg.task,
+        model_name=cfg.model.name,
+        model_kwargs=model_kwargs_for(cfg.model, datamodule),
+        _convert_="all",
+    )
+    if init is not None:
+        init.load_into(task.model)
+    return task
+
+
+def resume_point(run_dir: Path, task: VelocityTask) -> tuple[Path | None, int]:
+    """``(checkpoint to continue from, first epoch)``: ``checkpoints/last.ckpt`` if the run has one."""
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if not last.is_file():
+        return None, 0
+    first_epoch = resume_epoch(last, task, run_dir)
+    print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
+    return last, first_epoch
+
+
+def fit(
+    cfg: DictConfig,
+    task: VelocityTask,
+    trainer: pl.Trainer,
+    datamodule: FWIDataModule | UnionDataModule,
+    run_dir: Path,
+    resume: tuple[Path | None, int],
+) -> str:
+    """Fit (an input-free baseline: fit its map); the best checkpoint's path (``""``: none)."""
+    if getattr(task.model, "input_free", False):
+        return fit_input_free(task, trainer, datamodule, run_dir, int(cfg.seed))
+    ckpt_path, first_epoch = resume
+    seed_epoch(cfg.seed, first_epoch)  # see EpochSeed
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    return trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
+
+
+def tested_metrics(
+    task: VelocityTask,
+    trainer: pl.Trainer,
+    datamodule: FWIDataModule | UnionDataModule,
+    best: str,
+) -> dict[str, float]:
+    """Test metrics of the best checkpoint (the final weights without one), in table order."""
+    results = trainer.test(
+        task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+    )
+    return ordered_metrics({k: float(v) for k, v in results[0].items()} if results else {})
+
+
+def make_record(
+    cfg: DictConfig,
+    task: VelocityTask,
+    trainer: pl.Trainer,
+    datamodule: FWIDataModule | UnionDataModule,
+    config: dict[str, Any],
+    best: str,
+    metrics: dict[str, float],
+    clock: WallClock,
+    started: float,
+) -> tuple[RunRecord, list[dict[str, Any]]]:
+    """The run's :class:`~epic_zoo.run_record.RunRecord` and its (unbranched) learning curve."""
+    run_dir = Path(clock.path).parent
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    input_free = bool(getattr(task.model, "input_free", False))
+    baseline = mean_map_baseline(datamodule) if cfg.test else {}
+    train_samples = len(datamodule.train_dataloader().dataset)
+    batches = trainer.num_training_batches
+    samples_per_epoch = (
+        min(train_samples, int(batches) * datamodule.batch_size)
+        if batches and math.isfinite(batches)
+        else train_samples
+    )
+    curve = [] if input_free else read_learning_curve(run_dir, samples_per_epoch)
+    stopped_early = any(
+        getattr(c, "stopped_epoch", 0) > 0
+        for c in trainer.callbacks
+        if isinstance(c, EarlyStopping)
+    )
+    schedule = (
+        {"planned_steps": 0, "steps": 0, "complete": True, "cut_short_by": None}
+        if input_free
+        else schedule_record(trainer, task, stopped_early)
+    )
+    record = RunRecord(
+        recipe=cfg.recipe_name,
+        dataset=datamodule.dataset_name,
+        model=cfg.model.name,
+        task=type(task).__name__,
+        seed=int(cfg.seed),
+        data=datamodule.run_record(),
+        epochs=int(trainer.current_epoch),
+        global_step=int(trainer.global_step),
+        train_samples=train_samples,
+        samples_per_epoch=samples_per_epoch,
+        samples_seen=0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
+        schedule=schedule,
+        checkpoint_monitor=str(cfg.checkpoint.monitor),
+        checkpoint_mode=str(cfg.checkpoint.mode),
+        baseline=baseline_evidence(metrics, baseline),
+        run_dir=str(run_dir),
+        best_checkpoint=str(best),
+        checkpoint=str(best or (last if last.is_file() else "")),
+        metrics=metrics,
+        learning_curve=curve,
+        wall_time_s=(
+            clock.total_s() if trainer.is_global_zero else round(time.time() - started, 1)
+        ),
+        wall_time_starts=len(clock.segments),
+        torch=torch.__version__,
+        lightning=pl.__version__,
+        commit=git_commit() or "unknown",
+        config=config,
+        identity_hash=config_hash(config),
+    )
+    summary = branch.annotate(record.to_dict(), cfg)
+    if isinstance(datamodule, UnionDataModule) and cfg.test:  # the tested weights per dataset
+        summary["per_dataset"] = per_dataset_evidence(task.model, datamodule)
+    return RunRecord.from_dict(summary, str(run_dir / RESULTS_FILE)), curve
+
+
+def report(
+    record: RunRecord,
+    curve: list[dict[str, Any]],
+    datamodule: FWIDataModule | UnionDataModule,
+) -> None:
+    """Write the learning curve and print the test metrics, the baseline verdict, a cut schedule."""
+    run_dir, metrics, evidence = Path(str(record.run_dir)), record.metrics, record.baseline
+    save_learning_curve(
+        run_dir,
+        curve,
+        f"{record.model} on {record.dataset} (seed {record.seed})",
+        evidence.get("mean_map_mae_ms"),
+    )
+    if metrics:
+        best = record.best_checkpoint
+        source = f"best checkpoint {Path(best).name}" if best else "final weights"
+        print(f"\nTest metrics of {run_dir} ({source}):")
+        print(format_table({str(run_dir): metrics}, transpose=True))
+    if evidence:
+        verdict = "learns" if evidence["learns"] else "does NOT learn"
+        print(
+            "mean-map baseline (input-free) on the same "
+            f"{len(datamodule.test_dataloader().dataset)} "
+            f"test maps: MAE {evidence['mean_map_mae_ms']:.1f} m/s; this model: "
+            f"{metrics['test/mae_ms']:.1f} m/s = {evidence['mae_ratio_to_mean_map']:.2f} x "
+            f"the mean map -> {verdict} (rule: <= {LEARNS_RATIO} x)"
+        )
+    schedule = record.schedule
+    if not schedule["complete"]:
+        print(
+            f"WARNING: the run stopped at step {schedule['steps']} of "
+            f"{schedule['planned_steps']} planned ({schedule['cut_short_by']}): "
+            "its learning-rate schedule did not finish"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the run summary.
 
-    The summary (also written to ``{run_dir}/results.json`` by rank 0) holds
-    ``metrics`` (``{"test/ssim": ...}``), ``checkpoint`` (best, else last),
-    ``best_checkpoint``, ``run_dir``, ``recipe``, ``dataset``, ``model``,
-    ``epochs``, the data levers, the wall time and ``config`` (the composed
-    config with the model's kwargs as built; :mod:`epic_zoo.compare` groups
-    runs whose configs differ only by seed). The test metrics are also
-    printed as a table. W&B (if used) gets the same config once, a summary
-    that is the tested checkpoint's (:func:`finish_wandb_run`) and is always
-    finished, even when training fails.
+    The summary (also written to ``{run_dir}/results.json`` by rank 0) is a
+    :class:`~epic_zoo.run_record.RunRecord`: ``metrics`` (``{"test/ssim":
+    ...}``), ``checkpoint`` (best, else last), ``best_checkpoint``,
+    ``run_dir``, ``recipe``, ``dataset``, ``model``, ``epochs``, the data
+    levers, the wall time and ``config`` (the composed config with the
+    model's kwargs as built; :mod:`epic_zoo.compare` groups runs whose
+    configs differ only by seed). The test metrics are also printed as a
+    table. W&B (if used) gets the same config once, a summary that is the
+    tested checkpoint's (:func:`~epic_zoo.run_callbacks.finish_wandb_run`)
+    and is always finished, even when training fails.
     """
     started = time.time()
     if cfg.get("threads"):
@@ -634,28 +573,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = resolve_run_dir(cfg)
     cfg = branch.prepare(cfg, run_dir)  # a decay branched from a WSD budget checkpoint
     pl.seed_everything(cfg.seed, workers=True)
-
     datamodule = build_datamodule(cfg.data)
-    init = pretrained_init(cfg.get("init_from"), cfg.model, datamodule)  # fine-tuning
-    model_kwargs = model_kwargs_for(cfg.model, datamodule)
-    task: VelocityTask = instantiate(
-        cfg.task, model_name=cfg.model.name, model_kwargs=model_kwargs, _convert_="all"
-    )
-    if init is not None:
-        init.load_into(task.model)
+    task = build_task(cfg, datamodule)
     config = run_config(cfg, architecture_kwargs(task.model))
     finished = prepare_run_folder(run_dir, config, bool(cfg.resume))
     if finished is not None:
         return finished
-    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    ckpt_path, first_epoch = None, 0
-    if last.is_file():
-        first_epoch = resume_epoch(last, task, run_dir)
-        ckpt_path = last
-        print(f"epic_zoo.run: resuming from {last} at epoch {first_epoch}", flush=True)
-
+    resume = resume_point(run_dir, task)
     loggers = build_loggers(cfg, run_dir, config)
-    clock = WallClock(run_dir, started, resumed=ckpt_path is not None)
+    clock = WallClock(run_dir, started, resumed=resume[0] is not None)
     trainer = pl.Trainer(
         **to_plain(cfg.trainer),
         default_root_dir=run_dir,
@@ -663,119 +589,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=build_callbacks(cfg, run_dir, clock) + branch.callbacks(cfg, run_dir),
     )
     try:
-        input_free = bool(getattr(task.model, "input_free", False))
-        if input_free:
-            best = fit_input_free(task, trainer, datamodule, run_dir, int(cfg.seed))
-        else:
-            seed_epoch(cfg.seed, first_epoch)  # see EpochSeed
-            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            best = trainer.checkpoint_callback.best_model_path  # the first ModelCheckpoint
-        metrics: dict[str, float] = {}
-        if cfg.test:
-            results = trainer.test(
-                task,
-                datamodule=datamodule,
-                ckpt_path=best or None,
-                verbose=False,
-                weights_only=True,
-            )
-            metrics = {k: float(v) for k, v in results[0].items()} if results else {}
-            metrics = ordered_metrics(metrics)
-        baseline = mean_map_baseline(datamodule) if cfg.test else {}
-        train_samples = len(datamodule.train_dataloader().dataset)
-        batches = trainer.num_training_batches
-        samples_per_epoch = (
-            min(train_samples, int(batches) * datamodule.batch_size)
-            if batches and math.isfinite(batches)
-            else train_samples
+        best = fit(cfg, task, trainer, datamodule, run_dir, resume)
+        metrics = tested_metrics(task, trainer, datamodule, best) if cfg.test else {}
+        record, curve = make_record(
+            cfg, task, trainer, datamodule, config, best, metrics, clock, started
         )
-        curve = [] if input_free else read_learning_curve(run_dir, samples_per_epoch)
-        stopped_early = any(
-            getattr(c, "stopped_epoch", 0) > 0
-            for c in trainer.callbacks
-            if isinstance(c, EarlyStopping)
-        )
-        schedule = (
-            {"planned_steps": 0, "steps": 0, "complete": True, "cut_short_by": None}
-            if input_free
-            else schedule_record(trainer, task, stopped_early)
-        )
-        evidence = baseline_evidence(metrics, baseline)
-        record = RunRecord(
-            recipe=cfg.recipe_name,
-            dataset=datamodule.dataset_name,
-            model=cfg.model.name,
-            task=type(task).__name__,
-            seed=int(cfg.seed),
-            data={
-                "profile": dataclasses.asdict(datamodule.profile),
-                "time_stride": datamodule.time_stride,
-                "batch_size": datamodule.batch_size,
-                "recipe_residuals": dict(datamodule.recipe_residuals),
-            },
-            epochs=int(trainer.current_epoch),
-            global_step=int(trainer.global_step),
-            train_samples=train_samples,
-            samples_per_epoch=samples_per_epoch,
-            samples_seen=0 if input_free else int(trainer.current_epoch) * samples_per_epoch,
-            schedule=schedule,
-            checkpoint_monitor=str(cfg.checkpoint.monitor),
-            checkpoint_mode=str(cfg.checkpoint.mode),
-            baseline=evidence,
-            run_dir=str(run_dir),
-            best_checkpoint=str(best),
-            checkpoint=str(best or (last if last.is_file() else "")),
-            metrics=metrics,
-            learning_curve=curve,
-            wall_time_s=(
-                clock.total_s() if trainer.is_global_zero else round(time.time() - started, 1)
-            ),
-            wall_time_starts=len(clock.segments),
-            torch=torch.__version__,
-            lightning=pl.__version__,
-            commit=git_commit() or "unknown",
-            config=config,
-            identity_hash=config_hash(config),
-        )
-        summary = branch.annotate(record.to_dict(), cfg)
-        if isinstance(datamodule, UnionDataModule) and cfg.test:  # the tested weights per dataset
-            summary["per_dataset"] = per_dataset_evidence(task.model, datamodule)
-        record = RunRecord.from_dict(summary, str(run_dir / RESULTS_FILE))
-        summary = record.to_dict()
         if trainer.is_global_zero:
-            wandb_cfg = cfg.logger.get("wandb") or {}
-            finish_wandb_run(loggers, summary, bool(wandb_cfg.get("log_model")))
+            finish_wandb_run(loggers, record.to_dict())
             write_run_record(run_dir, record)
-            save_learning_curve(
-                run_dir,
-                curve,
-                f"{cfg.model.name} on {datamodule.dataset_name} (seed {cfg.seed})",
-                evidence.get("mean_map_mae_ms"),
-            )
-            if metrics:
-                source = f"best checkpoint {Path(best).name}" if best else "final weights"
-                print(f"\nTest metrics of {run_dir} ({source}):")
-                print(format_table({str(run_dir): metrics}, transpose=True))
-            if evidence:
-                verdict = "learns" if evidence["learns"] else "does NOT learn"
-                print(
-                    f"mean-map baseline (input-free) on the same {len(datamodule.test_dataloader().dataset)} "
-                    f"test maps: MAE {evidence['mean_map_mae_ms']:.1f} m/s; this model: "
-                    f"{metrics['test/mae_ms']:.1f} m/s = {evidence['mae_ratio_to_mean_map']:.2f} x "
-                    f"the mean map -> {verdict} (rule: <= {LEARNS_RATIO} x)"
-                )
-            if not schedule["complete"]:
-                print(
-                    f"WARNING: the run stopped at step {schedule['steps']} of "
-                    f"{schedule['planned_steps']} planned ({schedule['cut_short_by']}): "
-                    "its learning-rate schedule did not finish"
-                )
-        return summary
+            report(record, curve, datamodule)
+        return record.to_dict()
     finally:
-        if any(isinstance(lg, WandbLogger) for lg in loggers):
-            import wandb
-
-            wandb.finish()
+        close_loggers(loggers)
 
 
 def fit_input_free(
@@ -789,7 +614,7 @@ def fit_input_free(
     """
     datamodule.prepare_data()
     datamodule.setup("fit")
-    task.model.fit(velocities(datamodule.train_dataloader()), **data_provenance(datamodule))
+    task.model.fit(velocities(datamodule.train_dataloader()), **datamodule.provenance())
     task.hparams["model_kwargs"] = {
         **task.hparams["model_kwargs"],
         "fitted_on": task.model.config["fitted_on"],

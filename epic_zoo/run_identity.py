@@ -39,6 +39,7 @@ NON_RESULT_KEYS: frozenset[str] = frozenset(
         "resume",
         "test",
         "logger",
+        "callbacks",
         "hydra",
         "recipe_base",
         "recipe_name",
@@ -52,7 +53,13 @@ NON_RESULT_KEYS: frozenset[str] = frozenset(
         "trainer.log_every_n_steps",
     }
 )
-"""Dotted config keys that do not change what a run computes (names, paths, threads, logging)."""
+"""Dotted config keys that do not change what a run computes (names, paths, threads, logging).
+
+``callbacks`` is here because the callbacks' result-affecting settings (the
+best checkpoint's ``monitor`` / ``mode``, early stopping, the epoch seed) are
+links to ``checkpoint.*``, ``early_stopping.*`` and ``seed``, which are
+hashed; :func:`epic_zoo.config_schema.validate_config` refuses an override
+that cuts such a link (:data:`epic_zoo.config_schema.RESULT_LINKS`)."""
 
 HASH_LENGTH = 8
 """Hex characters of the identity hash in folder names."""

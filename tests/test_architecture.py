@@ -199,6 +199,7 @@ ABOVE_WEIGHTS: tuple[str, ...] = (
     "epic_zoo.deploy",
     "epic_zoo.hardware",
     "epic_zoo.run",
+    "epic_zoo.run_callbacks",
     "epic_zoo.evaluate",
     "epic_zoo.evaluation",
     "epic_zoo.compare",

@@ -28,8 +28,8 @@ from epic_zoo.run import (
     config_dir,
     data_profile,
     train,
-    wandb_mode,
 )
+from epic_zoo.run_callbacks import wandb_mode
 from epic_zoo.run_identity import RunIdentityError
 from epic_zoo.tasks.inversion import to_plain
 

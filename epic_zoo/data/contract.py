@@ -20,8 +20,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from epic_zoo.data.catalog import get_dataset
-from epic_zoo.data.geometry import DEFAULT_NUM_DEVICES, V_MAX, V_MIN
+from epic_zoo.data.geometry import (
+    DEFAULT_NUM_DEVICES,
+    NT,
+    NUM_RECEIVERS,
+    NUM_SOURCES,
+    V_MAX,
+    V_MIN,
+)
 from epic_zoo.data.timeaxis import time_samples_for, time_stride_for
+from epic_zoo.data.transforms import ArrayLike, normalize_seismic_in
 
 __all__ = ["InputContract", "read_contract"]
 
@@ -81,6 +89,54 @@ class InputContract:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``config.json["contract"]``, the deployment manifest)."""
         return dataclasses.asdict(self)
+
+    def describe_input(self) -> str:
+        """``[B, 5, 1000, 70] at 1 ms or [B, 5, 250, 70] at 4 ms``: the records it takes, for messages."""
+        raw = f"[B, {NUM_SOURCES}, {NT}, {NUM_RECEIVERS}] at 1 ms"
+        if self.time_stride == 1:
+            return raw
+        return (
+            f"{raw} or [B, {NUM_SOURCES}, {self.time_samples}, {NUM_RECEIVERS}] "
+            f"at the weights' {self.time_stride} ms"
+        )
+
+    def decimate(self, records: ArrayLike, axis: int) -> ArrayLike:
+        """Records whose time ``axis`` holds all 1000 ms -> every ``time_stride``-th sample.
+
+        Plain slicing, as the training data were made; records of any other
+        length are returned as they are (the caller checks ``time_samples``).
+        """
+        if records.shape[axis] != NT or self.time_stride == 1:
+            return records
+        index = [slice(None)] * records.ndim
+        index[axis] = slice(None, None, self.time_stride)
+        return records[tuple(index)]
+
+    def normalize(self, seismic: ArrayLike) -> ArrayLike:
+        """Raw records (any shape) -> ``[-1, 1]`` with this contract's seismic range."""
+        return normalize_seismic_in(seismic, self.seismic_min, self.seismic_max)
+
+    def model_inputs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """A model's constructor ``kwargs`` with the inputs these data fix set (``time_samples``, ``num_devices``).
+
+        Raises:
+            ValueError: ``kwargs`` sets one of them to another value (names the fix).
+        """
+        out = dict(kwargs)
+        for key, value in (("time_samples", self.time_samples), ("num_devices", self.num_devices)):
+            given = out.setdefault(key, value)
+            if int(given) != int(value):
+                fix = (
+                    "drop model.kwargs.time_samples (it is taken from the data) or set "
+                    f"data.time_stride so records have {given} samples"
+                    if key == "time_samples"
+                    else "drop model.kwargs.num_devices or set data.num_devices to match"
+                )
+                raise ValueError(
+                    f"model.kwargs.{key}={given} but the data give {key}={value} "
+                    f"(dataset {self.dataset}, time_stride {self.time_stride}): {fix}"
+                )
+        return out
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(InputContract))

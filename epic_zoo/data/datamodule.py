@@ -10,6 +10,7 @@ Opt-in augmentation of training batches: recipe-boundary residuals
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from epic_zoo.data.catalog import get_dataset
 from epic_zoo.data.contract import InputContract
 from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
-from epic_zoo.data.profiles import get_profile
+from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.data.residuals import add_recipe_residuals, ensure_recipe_residuals
 from epic_zoo.data.store import (
     SPLITS,
@@ -143,6 +144,20 @@ class FWIDataset(Dataset):
             np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
         )
 
+    @classmethod
+    def for_contract(
+        cls,
+        source: ShardedArrays,
+        contract: InputContract | None,
+        indices: Sequence[int] | None = None,
+    ) -> FWIDataset:
+        """``source``'s samples on ``contract``'s time axis (``None``: the stored sampling)."""
+        return cls(source, contract.time_stride if contract is not None else None, indices)
+
+    def record(self) -> dict[str, Any]:
+        """``{"dataset", "time_stride"}``: which records these are, for a results record."""
+        return {"dataset": self.dataset_name, "time_stride": self.time_stride}
+
     @property
     def time_samples(self) -> int:
         """Time samples per record after decimation (``ceil(stored nt / step)``)."""
@@ -201,7 +216,95 @@ class FWIDataset(Dataset):
         return fig
 
 
-class FWIDataModule(L.LightningDataModule):
+def data_facts(dataset: Dataset) -> tuple[str, int]:
+    """``(dataset name, time stride in ms)`` of normalised data, for the physics checks.
+
+    Looks through ``Subset`` wrappers for an object with ``dataset_name`` and
+    ``time_stride`` (an :class:`FWIDataset`).
+    """
+    inner: Any = dataset
+    while isinstance(inner, Subset):
+        inner = inner.dataset
+    name, stride = getattr(inner, "dataset_name", None), getattr(inner, "time_stride", None)
+    if name is None or stride is None:
+        raise ValueError(
+            "the misfit and refinement need the data's dataset name and time stride to "
+            "denormalise the records; pass an FWIDataset or a raw reader (H5Split, OpenFWIFolder)"
+        )
+    return str(name), int(stride)
+
+
+class SplitDataModule(L.LightningDataModule):
+    """What one data module and a union of them share: split loaders and the records of the data.
+
+    A subclass sets ``batch_size``, ``num_workers``, ``profile``, ``seed``,
+    ``time_stride``, ``openfwi_root``, ``recipe_residuals`` and
+    ``dataset_name`` and, in ``setup``, ``train_dataset``, ``val_dataset`` and
+    ``test_dataset``. Training batches are shuffled, validation and test
+    batches are not; workers persist between epochs when there are any.
+    """
+
+    batch_size: int
+    num_workers: int
+    profile: Profile
+    seed: int
+    time_stride: int
+    openfwi_root: Path | None
+    recipe_residuals: dict[str, Any]
+    dataset_name: str
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    test_dataset: Dataset | None
+
+    def run_record(self) -> dict[str, Any]:
+        """The data levers a run's ``results.json["data"]`` keeps (profile, stride, batch, residuals)."""
+        return {
+            "profile": dataclasses.asdict(self.profile),
+            "time_stride": self.time_stride,
+            "batch_size": self.batch_size,
+            "recipe_residuals": dict(self.recipe_residuals),
+        }
+
+    def provenance(self, seed: int | None = None) -> dict[str, Any]:
+        """Where a fitted baseline's (or a run's) data came from: dataset, profile, seeds, sizes."""
+        return {
+            "dataset": self.dataset_name,
+            "profile": self.profile.name,
+            "data_seed": int(getattr(self, "seed", 0)),
+            "time_stride": self.time_stride,
+            "source": "openfwi" if getattr(self, "openfwi_root", None) else "synthetic",
+            "recipe_residuals": dict(getattr(self, "recipe_residuals", None) or {"p": 0.0}),
+            **({"seed": int(seed)} if seed is not None else {}),
+        }
+
+    def missing_split_error(self) -> Exception:
+        """What asking for a split that :meth:`setup` left empty raises."""
+        return RuntimeError("call setup() before asking for a DataLoader")
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if self.train_dataset is None:
+            raise RuntimeError("call setup() before asking for a DataLoader")
+        if dataset is None:
+            raise self.missing_split_error()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False)
+
+
+class FWIDataModule(SplitDataModule):
     """Train/val/test loaders of one OpenFWI-style dataset.
 
     Args:
@@ -389,20 +492,11 @@ class FWIDataModule(L.LightningDataModule):
             test = OpenFWIFolder(self.openfwi_root, self.info.name, "test")
             self.test_dataset = FWIDataset(test, self.time_stride, self._limit(len(test)))
 
-    def _loader(self, dataset: FWIDataset | None, shuffle: bool) -> DataLoader:
-        if self.train_dataset is None:
-            raise RuntimeError("call setup() before asking for a DataLoader")
-        if dataset is None:
-            raise DataError(
-                f"{self.openfwi_root} holds no {self.info.openfwi_name} files of the official "
-                "test split; download them from https://openfwi-lanl.github.io to test."
-            )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+    def missing_split_error(self) -> Exception:
+        """Only the official test split of an OpenFWI folder can be absent after :meth:`setup`."""
+        return DataError(
+            f"{self.openfwi_root} holds no {self.info.openfwi_name} files of the official "
+            "test split; download them from https://openfwi-lanl.github.io to test."
         )
 
     @property
@@ -426,12 +520,3 @@ class FWIDataModule(L.LightningDataModule):
         if trainer is not None and trainer.training and isinstance(batch, dict):
             return self.augment(batch)
         return batch
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)

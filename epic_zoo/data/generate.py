@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from epic_zoo.data.catalog import get_dataset
+from epic_zoo.data.catalog import DatasetInfo, get_dataset
 from epic_zoo.data.geometry import NT
 from epic_zoo.data.profiles import Profile, get_profile
 from epic_zoo.data.store import (
@@ -95,7 +96,7 @@ def _parse_shards(shards: tuple[int, int] | None, num_shards: int) -> range:
 
 
 def generate_split(
-    dataset: str,
+    dataset: str | DatasetInfo,
     split: str,
     num: int,
     root: str | os.PathLike,
@@ -122,9 +123,11 @@ def generate_split(
     and oversubscribed cores slow deepwave down many times); ``workers > 1``
     makes shards in that many parallel processes.
 
+    ``dataset`` is a name or the catalog entry a caller resolved already.
+
     Returns the split folder.
     """
-    info = get_dataset(dataset)
+    info = dataset if isinstance(dataset, DatasetInfo) else get_dataset(dataset)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if int(num) < 1:
@@ -226,7 +229,7 @@ def ensure_data(
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         generate_split(
-            info.name,
+            info,
             split,
             split_count(info, prof, split),
             store_root,
@@ -239,3 +242,50 @@ def ensure_data(
             progress=progress,
         )
     return store_root / info.name
+
+
+def regenerate_test_split(
+    dataset: str, record: Mapping[str, Any], num: int, root: str | os.PathLike
+) -> Path:
+    """The first ``num`` test samples of the data a run's data ``record`` describes, made again.
+
+    Args:
+        dataset: dataset name.
+        record: the run's data record (``seed``, ``time_stride``, ``dtype``,
+            ``generator_version``, ``data_source``; ``PretrainedInfo.data``).
+        num: test samples (sample ``i`` depends only on dataset, seed, split and ``i``).
+        root: cache folder; each data setting gets its own sub-folder
+            (``{root}/n{num}-seed{seed}-stride{stride}-{dtype}/{dataset}/test``),
+            so repeated checks reuse it.
+
+    Returns the split folder.
+
+    Raises:
+        ValueError: the record was made with another generator version (the
+            regenerated data would differ) or from imported OpenFWI files.
+    """
+    from epic_zoo.data.families import GENERATOR_VERSION
+
+    if record.get("data_source", "synthetic") != "synthetic":
+        raise ValueError(
+            f"the weights were trained on {record['data_source']} data; they cannot be regenerated"
+        )
+    recorded = str(record.get("generator_version", GENERATOR_VERSION))
+    if recorded != GENERATOR_VERSION:
+        raise ValueError(
+            f"the weights were measured on generator version {recorded}, this checkout has "
+            f"{GENERATOR_VERSION}: regenerated data differ; check out the recorded commit"
+        )
+    seed, stride = int(record.get("seed", 0)), int(record.get("time_stride", 1))
+    dtype = str(record.get("dtype", "float32"))
+    return generate_split(
+        dataset,
+        "test",
+        int(num),
+        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}",
+        seed=seed,
+        time_stride=stride,
+        dtype=dtype,
+        shard_size=int(num),
+        progress=False,
+    )

@@ -35,14 +35,24 @@ def _exp(y: ArrayLike) -> ArrayLike:
 def log_range(dataset: str) -> tuple[float, float]:
     """``(log_min, log_max)``: the dataset's raw min/max after the signed log."""
     info = get_dataset(dataset)
-    lo = math.copysign(math.log1p(abs(info.data_min)), info.data_min)
-    hi = math.copysign(math.log1p(abs(info.data_max)), info.data_max)
+    return _log_bounds(info.data_min, info.data_max)
+
+
+def _log_bounds(data_min: float, data_max: float) -> tuple[float, float]:
+    lo = math.copysign(math.log1p(abs(data_min)), data_min)
+    hi = math.copysign(math.log1p(abs(data_max)), data_max)
     return lo, hi
 
 
 def normalize_seismic(seismic: ArrayLike, dataset: str) -> ArrayLike:
     """Raw records (any shape) -> normalised records in ``[-1, 1]`` (inside the stats' range)."""
     lo, hi = log_range(dataset)
+    return 2.0 * (_log(seismic) - lo) / (hi - lo) - 1.0
+
+
+def normalize_seismic_in(seismic: ArrayLike, data_min: float, data_max: float) -> ArrayLike:
+    """:func:`normalize_seismic` with the raw range given (an input contract's ``seismic_min/max``)."""
+    lo, hi = _log_bounds(data_min, data_max)
     return 2.0 * (_log(seismic) - lo) / (hi - lo) - 1.0
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
 from epic_zoo.data.contract import InputContract
-from epic_zoo.data.datamodule import FWIDataModule
+from epic_zoo.data.datamodule import FWIDataModule, SplitDataModule
 
 ALL = "all"
 """``data.dataset`` value meaning all ten datasets."""
@@ -48,7 +47,7 @@ def union_names(dataset: Any) -> list[str] | None:
     return names
 
 
-class UnionDataModule(L.LightningDataModule):
+class UnionDataModule(SplitDataModule):
     """Train/val/test loaders over several synthetic datasets, each normalised by its own range.
 
     Args:
@@ -129,23 +128,3 @@ class UnionDataModule(L.LightningDataModule):
         self.train_dataset = ConcatDataset([m.train_dataset for m in members])
         self.val_dataset = ConcatDataset([m.val_dataset for m in members])
         self.test_dataset = ConcatDataset([m.test_dataset for m in members])
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("call setup() before asking for a DataLoader")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)

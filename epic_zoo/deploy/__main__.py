@@ -164,15 +164,14 @@ def _not_there(path: Path | None, flag: str, force: bool) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from epic_zoo.data.contract import InputContract
     from epic_zoo.deploy.export import MANIFEST, export_bundle, load_source_model
 
     _not_there(args.out / MANIFEST, "--out", args.force)
 
     model, info = load_source_model(
         args.model,
-        dataset=args.dataset,
-        time_stride=args.time_stride,
-        num_devices=args.devices,
+        untrained=InputContract.make(args.dataset, args.time_stride, args.devices),
         seed=args.seed,
     )
     if not info["trained"]:
@@ -185,8 +184,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         model,
         args.out,
         name=info["name"],
-        dataset=info["dataset"],
-        time_stride=info["time_stride"],
+        contract=info["contract"],
         trained=info["trained"],
         source=info["source"],
     )

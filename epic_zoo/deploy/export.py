@@ -66,6 +66,13 @@ MAX_MANIFEST_BYTES: int = 1 << 20
 ENCODER_FILE: str = "encoder.safetensors"
 DECODER_FILE: str = "decoder.safetensors"
 FULL_MODEL_FILE: str = "model.safetensors"
+UNTRAINED_STRIDE_MS: int = 4
+"""Time stride of the records an untrained architecture takes unless told (250 samples)."""
+
+
+def untrained_contract(dataset: str = "flatvel-a", num_devices: int = 5) -> InputContract:
+    """The input contract an untrained architecture is built for: ``dataset`` at 4 ms over ``num_devices``."""
+    return InputContract.make(dataset, UNTRAINED_STRIDE_MS, num_devices)
 
 
 class BundleError(ValueError):
@@ -89,9 +96,7 @@ def deployment_version(config: dict, digest: str) -> int:
 def load_source_model(
     spec: str,
     *,
-    dataset: str = "flatvel-a",
-    time_stride: int = 4,
-    num_devices: int = 5,
+    untrained: InputContract | None = None,
     seed: int = 0,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Resolve ``spec`` to a network in eval mode and a description of where it came from.
@@ -100,21 +105,25 @@ def load_source_model(
     folder, a pretrained name such as ``epic.flatvel-a``, ``hf-hub:ORG/REPO``, a
     ``.ckpt`` or a run folder) or an architecture (``epic``,
     ``inversionnet``): the latter builds *untrained* weights from ``seed`` for
-    ``dataset`` records decimated by ``time_stride`` (for plumbing and timing,
-    not for maps). ``dataset``/``time_stride`` are ignored for trained weights,
-    whose config fixes them.
+    the records of the input contract ``untrained`` (default
+    :func:`untrained_contract`; for plumbing and timing, not for maps).
+    ``untrained`` is ignored for trained weights, whose config fixes the contract.
+
+    Returns:
+        ``(model, info)``; ``info`` holds ``source``, ``trained``, ``name``,
+        ``contract`` (the :class:`InputContract` the bundle is made for) and,
+        from it, ``dataset`` and ``time_stride``.
     """
     from epic_zoo.models import list_models, load_model
     from epic_zoo.weights.errors import HubFormatError, UnknownPretrainedError
 
     if spec in list_models() and not Path(spec).exists():
         torch.manual_seed(seed)
-        from epic_zoo.data.timeaxis import time_samples_for
-
+        contract = untrained or untrained_contract()
         model = create_model(
-            spec, time_samples=time_samples_for(time_stride), num_devices=num_devices
+            spec, time_samples=contract.time_samples, num_devices=contract.num_devices
         )
-        cfg = {"name": spec, "dataset": dataset, "time_stride": time_stride}
+        name = spec
         info = {"source": f"untrained {spec} (seed {seed})", "trained": False}
     else:
         try:
@@ -129,13 +138,14 @@ def load_source_model(
         meta, contract = model.source, model.contract
         if contract is None:
             raise BundleError(f"{spec}: the dataset or time stride of these weights is unknown")
-        cfg = {
-            "name": meta["name"] or meta["architecture"],
-            "dataset": contract.dataset,
-            "time_stride": contract.time_stride,
-        }
+        name = meta["name"] or meta["architecture"]
         info = {"source": f"{meta['kind']} {spec}", "trained": True}
-    info.update(name=cfg["name"], dataset=cfg["dataset"], time_stride=int(cfg["time_stride"]))
+    info.update(
+        name=name,
+        contract=contract,
+        dataset=contract.dataset,
+        time_stride=int(contract.time_stride),
+    )
     return model.eval(), info
 
 
@@ -209,12 +219,16 @@ def export_bundle(
     out_dir: str | Path,
     *,
     name: str,
-    dataset: str,
-    time_stride: int,
+    contract: InputContract,
     trained: bool,
     source: str,
 ) -> Path:
-    """Write ``model`` as a deployment bundle (module docstring); returns ``out_dir``."""
+    """Write ``model`` as a deployment bundle (module docstring); returns ``out_dir``.
+
+    ``contract`` names the dataset and time stride of the records the model
+    takes (``info["contract"]`` of :func:`load_source_model`); its device
+    count is the model's.
+    """
     out = Path(out_dir)
     model = model.eval()
     config = dict(model.config)
@@ -222,9 +236,10 @@ def export_bundle(
     distributed = is_distributed(model)
     num_devices = model.num_devices if distributed else int(config.get("num_devices", 5))
     receivers = model.receiver_split if distributed else receiver_split(num_devices)
-    contract = InputContract.make(dataset, time_stride, num_devices)
-    if int(config.get("time_samples", NT)) != contract.time_samples:
-        contract = None  # a test-size model whose record length no stride gives
+    dataset, time_stride = contract.dataset, int(contract.time_stride)
+    stored: InputContract | None = InputContract.make(dataset, time_stride, num_devices)
+    if int(config.get("time_samples", NT)) != stored.time_samples:
+        stored = None  # a test-size model whose record length no stride gives
     files: dict[str, Any] = {"devices": []}
     (out / "central").mkdir(parents=True, exist_ok=True)
     if distributed:
@@ -263,7 +278,7 @@ def export_bundle(
         "trained": bool(trained),
         "source": source,
         "dataset": dataset,
-        "contract": contract.as_dict() if contract is not None else None,
+        "contract": stored.as_dict() if stored is not None else None,
         "time_stride": int(time_stride),  # the contract's, kept for bundles of older epic_zoo
         "time_samples": int(config.get("time_samples", NT)),
         "num_devices": num_devices,

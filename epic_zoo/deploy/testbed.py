@@ -45,9 +45,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from epic_zoo.data.contract import InputContract
 from epic_zoo.deploy.broker import Broker, size_limit
 from epic_zoo.deploy.central import message_limits
-from epic_zoo.deploy.export import CentralDecoder, EdgeEncoder, export_bundle, load_source_model
+from epic_zoo.deploy.export import (
+    CentralDecoder,
+    EdgeEncoder,
+    export_bundle,
+    load_source_model,
+    untrained_contract,
+)
 from epic_zoo.deploy.security import provision, status_word
 from epic_zoo.deploy.transport import MqttLink, Topics
 from epic_zoo.hardware.profiles import ComputeProfile, get_link
@@ -257,17 +264,16 @@ def run_deployment(
 
 
 def predict(
-    model: torch.nn.Module, records: np.ndarray, dataset: str, link_name: str
+    model: torch.nn.Module, records: np.ndarray, contract: InputContract, link_name: str
 ) -> dict[str, Any]:
     """The simulator's latency for ``model`` on ``link`` with this machine as device and centre.
 
     Args:
-        records: one raw record ``[5, T, 70]``.
+        records: one raw record ``[5, T, 70]``, normalised by ``contract`` (the model's).
     """
-    from epic_zoo.data.transforms import normalize_seismic
     from epic_zoo.hardware.simulator import measure_cost, simulate, transfer_time
 
-    seismic = normalize_seismic(torch.from_numpy(records), dataset)[None]
+    seismic = contract.normalize(torch.from_numpy(records))[None]
     with torch.inference_mode():
         cost = measure_cost(model.eval(), seismic, records[None])
     # device and centre = this machine at the speed measured with the timings: scale 1
@@ -362,27 +368,25 @@ def run_testbed(
     torch.set_num_threads(1)
     for name in links:
         get_link(name)
+    untrained = untrained_contract(dataset, devices)  # the one resolution of `dataset`
     tmp = tempfile.TemporaryDirectory(prefix="epic_zoo_testbed_") if workdir is None else None
     root = Path(workdir) if workdir is not None else Path(tmp.name)
     try:
         split = (
             Path(data)
             if data is not None
-            else ensure_data(dataset, "tiny", progress=False) / "test"
+            else ensure_data(untrained.dataset, "tiny", progress=False) / "test"
         )
         records = _records(split)
         rows = []
         for model_name in models:
             spec = weights if (weights and model_name.startswith("epic")) else model_name
-            model, info = load_source_model(
-                spec, dataset=dataset, time_stride=4, num_devices=devices
-            )
+            model, info = load_source_model(spec, untrained=untrained)
             bundle = export_bundle(
                 model,
                 root / model_name / "bundle",
                 name=info["name"],
-                dataset=info["dataset"],
-                time_stride=info["time_stride"],
+                contract=info["contract"],
                 trained=info["trained"],
                 source=info["source"],
             )
@@ -392,7 +396,7 @@ def run_testbed(
                     bundle, split, link_name, samples, root / model_name / link_name,
                     deadline_s=deadline_s,
                 )  # fmt: skip
-                predicted = predict(model, records, info["dataset"], link_name)
+                predicted = predict(model, records, info["contract"], link_name)
                 rows.append(
                     {
                         "model": model_name,
@@ -418,8 +422,7 @@ def run_testbed(
                 model,
                 root / f"ssim-{ds}",
                 name=name,
-                dataset=ds,
-                time_stride=info["time_stride"],
+                contract=info["contract"],
                 trained=True,
                 source=info["source"],
             )

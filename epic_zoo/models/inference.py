@@ -30,21 +30,10 @@ from torch import nn
 
 from epic_zoo.data.catalog import get_dataset
 from epic_zoo.data.contract import InputContract, read_contract
-from epic_zoo.data.geometry import NT, NUM_RECEIVERS, NUM_SOURCES, NX, NZ
-from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
+from epic_zoo.data.geometry import NUM_RECEIVERS, NUM_SOURCES, NX, NZ
+from epic_zoo.data.transforms import denormalize_velocity
 
 __all__ = ["InputContract", "input_contract", "invert", "prepare_records"]
-
-
-def _describe(contract: InputContract) -> str:
-    """``[B, 5, 1000, 70] at 1 ms or [B, 5, 250, 70] at 4 ms`` for error messages."""
-    raw = f"[B, {NUM_SOURCES}, {NT}, {NUM_RECEIVERS}] at 1 ms"
-    if contract.time_stride == 1:
-        return raw
-    return (
-        f"{raw} or [B, {NUM_SOURCES}, {contract.time_samples}, {NUM_RECEIVERS}] "
-        f"at the weights' {contract.time_stride} ms"
-    )
 
 
 def input_contract(model: nn.Module, dataset: str | None = None) -> InputContract:
@@ -116,15 +105,14 @@ def prepare_records(
     x = _as_tensor(records)
     if x.ndim == 3:
         x = x.unsqueeze(0)
-    expected = _describe(contract)
+    expected = contract.describe_input()
     if x.ndim != 4 or x.shape[1] != NUM_SOURCES or x.shape[3] != NUM_RECEIVERS:
         raise ValueError(
             f"records of shape {list(records.shape)}: expected {expected} "
             "([batch, source, time, receiver], or one record without the batch axis)"
         )
-    if x.shape[2] == NT and contract.time_stride > 1:
-        x = x[:, :, :: contract.time_stride]  # plain slicing, as the training data were made
-    elif x.shape[2] != contract.time_samples:
+    x = contract.decimate(x, axis=2)  # 1 ms records: plain slicing, as the training data were made
+    if x.shape[2] != contract.time_samples:
         raise ValueError(
             f"records of shape {list(records.shape)} have {x.shape[2]} time samples: expected "
             f"{expected}"
@@ -142,7 +130,7 @@ def prepare_records(
                 f"{raw_peak:g}; pass the raw records (invert normalises them), call model(x) on "
                 "normalised records, or pass check_units=False"
             )
-    return normalize_seismic(x.contiguous(), contract.dataset)
+    return contract.normalize(x.contiguous())
 
 
 def invert(

@@ -53,7 +53,7 @@ class PretrainedInfo:
         metrics: recorded test metrics (``ssim``, ``ssim_openfwi``, ``mae``, ``rmse``,
             ``mae_ms``, ``rmse_ms``, ...), normalised scale unless suffixed ``_ms`` (m/s).
         data: data profile of the training run (profile name, train/val/test sizes,
-            time_stride, dtype, generator_version, seed).
+            time stride, dtype, generator version, seed).
         check: metrics on the first ``num`` regenerated test samples (``{"num", "seed",
             "metrics"}``), cheap enough for a unit test; ``None`` if not recorded.
         params: number of parameters.

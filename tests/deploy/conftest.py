@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from epic_zoo.data.contract import InputContract
 from epic_zoo.deploy.export import export_bundle
 from epic_zoo.deploy.security import Credentials, provision
 from epic_zoo.models import create_model
@@ -63,8 +64,7 @@ def bundle(small_epic: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory
         small_epic,
         out,
         name="epic-test",
-        dataset="flatvel-a",
-        time_stride=4,
+        contract=InputContract.make("flatvel-a", 4),
         trained=False,
         source="test",
     )

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from epic_zoo.data.contract import InputContract
 from epic_zoo.data.transforms import denormalize_velocity, normalize_seismic
 from epic_zoo.deploy.export import (
     BundleError,
@@ -81,7 +82,12 @@ def test_centralised_baseline_sends_raw_records(tmp_path: Path, records) -> None
     torch.manual_seed(0)
     model = create_model("inversionnet", time_samples=TIME_SAMPLES, dims=(8, 8, 8, 8, 16)).eval()
     out = export_bundle(
-        model, tmp_path, name="inv", dataset="flatvel-a", time_stride=4, trained=False, source="t"
+        model,
+        tmp_path,
+        name="inv",
+        contract=InputContract.make("flatvel-a", 4),
+        trained=False,
+        source="t",
     )
     manifest = read_manifest(out)
     assert manifest["mode"] == "raw" and manifest["files"]["devices"] == []
@@ -116,12 +122,17 @@ def test_models_with_device_state_outside_the_encoder_are_refused(tmp_path: Path
     model = create_model("federated", time_samples=TIME_SAMPLES, dims=(4, 4, 4, 4, 4))
     with pytest.raises(BundleError, match="encoder_input"):
         export_bundle(
-            model, tmp_path, name="f", dataset="flatvel-a", time_stride=4, trained=False, source="t"
+            model,
+            tmp_path,
+            name="f",
+            contract=InputContract.make("flatvel-a", 4),
+            trained=False,
+            source="t",
         )
 
 
 def test_load_source_model_untrained_and_unknown() -> None:
-    model, info = load_source_model("epic", dataset="curvevel-a", time_stride=4, num_devices=5)
+    model, info = load_source_model("epic", untrained=InputContract.make("curvevel-a", 4, 5))
     assert info["trained"] is False and info["dataset"] == "curvevel-a"
     assert model.config["time_samples"] == 250
     with pytest.raises(BundleError, match="architecture"):

@@ -585,6 +585,7 @@ def _raw_bundle(tmp_path: Path) -> Path:
     """A small centralised-baseline bundle: devices send raw records frames."""
     import torch
 
+    from epic_zoo.data.contract import InputContract
     from epic_zoo.deploy.export import export_bundle
     from epic_zoo.models import create_model
 
@@ -593,7 +594,7 @@ def _raw_bundle(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = create_model("inversionnet", time_samples=TIME_SAMPLES, dims=(8, 8, 8, 8, 16)).eval()
     return export_bundle(
-        model, tmp_path / "raw", name="inv", dataset="flatvel-a", time_stride=4, trained=False,
+        model, tmp_path / "raw", name="inv", contract=InputContract.make("flatvel-a", 4), trained=False,
         source="t",
     )  # fmt: skip
 
