@@ -277,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
     )
-    parser.add_argument("--tune", action="store_true", help="print only; write no record")
+    parser.add_argument("--tune", action="store_true", help="print only; write no record and no panels")
     parser.add_argument("--table", action="store_true", help="print the records' table and exit")
     args = parser.parse_args(argv)
     if args.table:
         print(table(args.out))
         return 0
     torch.set_num_threads(args.threads)
-    if args.panels is None:
+    if args.panels is None and not args.tune:  # tuning writes nothing (no record, no panels)
         args.panels = args.out / "panels"
     overrides = json.loads(args.schedule)
     if "stages" in overrides:
