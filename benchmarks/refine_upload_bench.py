@@ -1,0 +1,154 @@
+"""Refine-on-demand rows of the hardware bench: bytes, latency and energy per device per upload.
+
+For one dataset's committed ``epic.{dataset}`` weights and the recipe-port
+records of maps ``0..num-1`` (``benchmarks/refine_data.py``'s cache): EPIC's
+latent row, one row per upload setting (EPIC's latent + the device's records
+at that setting, real byte strings), and centralised InversionNet's four raw
+rows at EPIC's own time sampling (the bench's matched baselines), on every
+link (:mod:`epic_zoo.bench.ondemand`; the same timing, simulator and ratio
+code as ``python -m epic_zoo.bench``). Fidelity columns come from the
+committed refine-on-demand record (``refine_upload_fidelity.py``): EPIC's MAE
+and SSIM before, after refinement at each upload, the mean-map MAE of the
+same maps, and the refinement's CPU-seconds per map.
+
+    python benchmarks/refine_upload_bench.py --dataset curvevel-a --num 2
+
+Writes ``{out}/bench.csv`` and ``{out}/bench.md`` (refuses to overwrite
+without ``--force``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from refine_check import MEASURE_SEED  # noqa: E402
+from refine_data import port_pairs  # noqa: E402
+
+from epic_zoo.bench.ondemand import (  # noqa: E402
+    DEFAULT_UPLOADS,
+    Upload,
+    markdown,
+    measure_on_demand,
+    on_demand_rows,
+)
+from epic_zoo.bench.report import conditions, write_csv  # noqa: E402
+from epic_zoo.bench.settings import DEFAULT_LINKS, Settings, resolve_hardware  # noqa: E402
+from epic_zoo.hardware.timing import default_cpu  # noqa: E402
+
+
+def fidelity_columns(path: Path, uploads: list[Upload]) -> dict[str, dict]:
+    """Row fidelity from a refine_upload_fidelity record: ``latent`` and each upload's."""
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    out: dict[str, dict] = {}
+    for upload in uploads:
+        entry = record["settings"].get(upload.name)
+        if not entry or not entry.get("maps"):
+            continue
+        s = entry["summary"]
+        common = {
+            "fidelity_maps": s["maps"],
+            "fidelity_indices": " ".join(str(i) for i in s["indices"]),
+            "mean_map_mae_ms": s["mean_map_mae"],
+        }
+        out[upload.name] = {
+            **common,
+            "mae_ms": s["mae_after"],
+            "ssim_openfwi": s["ssim_after"],
+            "refine_cpu_s_host": s["cpu_seconds"],
+            "refine_threads": entry["maps"][0]["threads"],
+        }
+        out.setdefault(
+            "latent", {**common, "mae_ms": s["mae_before"], "ssim_openfwi": s["ssim_before"]}
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="curvevel-a")
+    parser.add_argument("--num", type=int, default=2, help="maps 0..num-1 (sizes: mean over them)")
+    parser.add_argument("--seed", type=int, default=MEASURE_SEED)
+    parser.add_argument("--uploads", default=",".join(DEFAULT_UPLOADS))
+    parser.add_argument("--links", default=",".join(DEFAULT_LINKS))
+    parser.add_argument("--device", default="rpi4")
+    parser.add_argument("--central", default="server-cpu")
+    parser.add_argument("--repeats", type=int, default=60, help="timing rounds")
+    parser.add_argument("--cache", type=Path, default=Path("data/refine"))
+    parser.add_argument(
+        "--fidelity", type=Path, default=Path("benchmarks/results/refine/upload_fidelity.json")
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/refine/bench_ondemand")
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite {out}/bench.csv")
+    args = parser.parse_args(argv)
+    from epic_zoo.models import load_model
+
+    torch.set_num_threads(1)
+    if (args.out / "bench.csv").exists() and not args.force:
+        raise SystemExit(f"{args.out}/bench.csv exists; pass --force to overwrite or another --out")
+    uploads = [Upload.parse(u) for u in args.uploads.split(",") if u.strip()]
+    settings = Settings(
+        links=[x for x in args.links.split(",") if x],
+        device=args.device,
+        central=args.central,
+        fidelity="pretrained",
+        data=str(args.cache / str(args.seed) / args.dataset),
+        datasets=[args.dataset],
+        models=["epic"],
+        seed=args.seed,
+        repeats=args.repeats,
+    )
+    hardware = resolve_hardware(settings)
+    model = load_model(f"epic.{args.dataset}").eval()
+    _, records = port_pairs(args.dataset, args.seed, range(args.num), args.cache)
+    costs = measure_on_demand(
+        model, np.asarray(records), args.dataset, uploads, repeats=args.repeats, cpu=default_cpu()
+    )
+    facts = {
+        **conditions(settings, hardware),
+        "checkpoint": f"epic.{args.dataset}",
+        "records": "exact OpenFWI recipe port, 1 ms float32 at the devices",
+        "size_maps": args.num,
+        "test_data": f"recipe-port maps 0-{args.num - 1}, seed {args.seed}",
+    }
+    rows = on_demand_rows(
+        costs,
+        args.dataset,
+        hardware,
+        settings.links,
+        facts=facts,
+        fidelity=fidelity_columns(args.fidelity, uploads),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.out / "bench.csv")
+    c = rows[0]
+    head = (
+        f"# Refine on demand: {args.dataset}\n\nConditions: `epic.{args.dataset}`, recipe-port "
+        f"records of maps 0-{args.num - 1} (seed {args.seed}; bytes are means over them); devices "
+        f"`{c['device_profile']}`, centre `{c['central_profile']}`; commit `{c['commit']}`, "
+        f"{c['cpu']} (timing in {c['timing_clock']} at 1 pinned thread, {c['timing_rounds']} "
+        f"interleaved rounds; probe {c['host_gflops_1thread']:.1f} GFLOP/s). Energy per device: "
+        "one device's compute + radio (mean over devices). `+ refinement s`: the refinement's "
+        "CPU-seconds per map on this host (1 thread) scaled to the centre profile; MAE / SSIM: "
+        "EPIC's map (latent rows) or the refined map (upload rows) on those maps, mean-map MAE "
+        f"{rows[0].get('mean_map_mae_ms') or float('nan'):.1f} m/s. InversionNet rows: no "
+        "committed weights, hardware only.\n\n"
+    )
+    (args.out / "bench.md").write_text(head + markdown(rows))
+    print(head + markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
