@@ -14,7 +14,9 @@ same maps, and the refinement's CPU-seconds per map.
     python benchmarks/refine_upload_bench.py --dataset curvevel-a --num 2
 
 Writes ``{out}/bench.csv`` and ``{out}/bench.md`` (refuses to overwrite
-without ``--force``).
+without ``--force``). The timed costs are kept in ``{out}/costs.json`` and
+reused by a rerun with the same model, maps and uploads (``--force`` then
+refreshes the fidelity columns only; ``--retime`` times again).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from refine_data import port_pairs  # noqa: E402
 
 from epic_zoo.bench.ondemand import (  # noqa: E402
     DEFAULT_UPLOADS,
+    OnDemandCosts,
     Upload,
     markdown,
     measure_on_demand,
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("benchmarks/results/refine/bench_ondemand")
     )
     parser.add_argument("--force", action="store_true", help="overwrite {out}/bench.csv")
+    parser.add_argument("--retime", action="store_true", help="time again (ignore costs.json)")
     args = parser.parse_args(argv)
     from epic_zoo.models import load_model
 
@@ -112,11 +116,47 @@ def main(argv: list[str] | None = None) -> int:
     hardware = resolve_hardware(settings)
     model = load_model(f"epic.{args.dataset}").eval()
     _, records = port_pairs(args.dataset, args.seed, range(args.num), args.cache)
-    costs = measure_on_demand(
-        model, np.asarray(records), args.dataset, uploads, repeats=args.repeats, cpu=default_cpu()
+    identity = {
+        "model": f"epic.{args.dataset}",
+        "seed": args.seed,
+        "maps": args.num,
+        "uploads": [u.name for u in uploads],
+        "repeats": args.repeats,
+    }
+    cached = args.out / "costs.json"
+    saved = json.loads(cached.read_text()) if cached.is_file() and not args.retime else {}
+    if saved.get("identity") == identity:
+        costs = OnDemandCosts.from_dict(saved["costs"])
+        timed_on = saved["conditions"]
+    else:
+        costs = measure_on_demand(
+            model,
+            np.asarray(records),
+            args.dataset,
+            uploads,
+            repeats=args.repeats,
+            cpu=default_cpu(),
+        )
+        timed_on = conditions(settings, hardware)
+        args.out.mkdir(parents=True, exist_ok=True)
+        cached.write_text(
+            json.dumps(
+                {"identity": identity, "conditions": timed_on, "costs": costs.as_dict()}, indent=1
+            )
+            + "\n"
+        )
+    timing = (
+        "commit",
+        "date",
+        "cpu",
+        "cpu_count",
+        "torch_version",
+        "timing_clock",
+        "timing_rounds",
     )
     facts = {
         **conditions(settings, hardware),
+        **{k: timed_on[k] for k in timing},
         "checkpoint": f"epic.{args.dataset}",
         "records": "exact OpenFWI recipe port, 1 ms float32 at the devices",
         "size_maps": args.num,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -149,6 +150,12 @@ def toy_costs() -> od.OnDemandCosts:
     }
     baselines = [toy_raw("f32", (70000,) * 5), toy_raw("f16-zlib", (29650,) * 5)]
     return od.OnDemandCosts(latent, uploads, baselines, sizes)
+
+
+def test_costs_survive_a_json_round_trip() -> None:
+    costs = toy_costs()
+    back = od.OnDemandCosts.from_dict(json.loads(json.dumps(costs.as_dict())))
+    assert back == costs
 
 
 def test_rows_per_link_energy_from_the_simulator_and_ordered_by_bytes(hardware) -> None:

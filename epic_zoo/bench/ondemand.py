@@ -192,6 +192,25 @@ class OnDemandCosts:
     baselines: list[ModelCost]
     upload_bytes: dict[str, tuple[int, ...]]
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``from_dict`` reads it back): a timed measurement can be reused."""
+        return {
+            "latent": self.latent.as_dict(),
+            "uploads": {k: c.as_dict() for k, c in self.uploads.items()},
+            "baselines": [c.as_dict() for c in self.baselines],
+            "upload_bytes": {k: list(v) for k, v in self.upload_bytes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OnDemandCosts:
+        """Inverse of :meth:`as_dict` (after a JSON round trip)."""
+        return cls(
+            latent=ModelCost.from_dict(data["latent"]),
+            uploads={k: ModelCost.from_dict(c) for k, c in data["uploads"].items()},
+            baselines=[ModelCost.from_dict(c) for c in data["baselines"]],
+            upload_bytes={k: tuple(v) for k, v in data["upload_bytes"].items()},
+        )
+
 
 def measure_on_demand(
     model: nn.Module,
