@@ -54,9 +54,14 @@ def fidelity_columns(path: Path, uploads: list[Upload]) -> dict[str, dict]:
     record = json.loads(path.read_text())
     out: dict[str, dict] = {}
     for upload in uploads:
-        entry = record["settings"].get(upload.name)
-        if not entry or not entry.get("maps"):
+        # zlib is lossless: with and without it the centre decodes the same records
+        twin = Upload(upload.time_stride_ms, upload.precision, not upload.zlib).name
+        source = next(
+            (n for n in (upload.name, twin) if record["settings"].get(n, {}).get("maps")), None
+        )
+        if source is None:
             continue
+        entry = record["settings"][source]
         s = entry["summary"]
         common = {
             "fidelity_maps": s["maps"],
@@ -69,6 +74,7 @@ def fidelity_columns(path: Path, uploads: list[Upload]) -> dict[str, dict]:
             "ssim_openfwi": s["ssim_after"],
             "refine_cpu_s_host": s["cpu_seconds"],
             "refine_threads": entry["maps"][0]["threads"],
+            "fidelity_from_upload": source,
         }
         out.setdefault(
             "latent", {**common, "mae_ms": s["mae_before"], "ssim_openfwi": s["ssim_before"]}
