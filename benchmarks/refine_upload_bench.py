@@ -82,6 +82,30 @@ def fidelity_columns(path: Path, uploads: list[Upload]) -> dict[str, dict]:
     return out
 
 
+def pivot(rows: list[dict], key: str, scale: float = 1e3) -> str:
+    """Markdown: one line per bench row, one column per link (``key`` measured / FLOP-based)."""
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    links = list(dict.fromkeys(r["link"] for r in rows))
+    get = {(r["model"], r["link"]): r for r in rows}
+
+    def fmt(v: float) -> str:
+        return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
+
+    lines = [
+        "| row | bytes per device | " + " | ".join(f"`{link}`" for link in links) + " |",
+        "|---" * (len(links) + 2) + "|",
+    ]
+    for n in names:
+        cells = [
+            f"{fmt(scale * get[(n, link)][key + '_measured'])} / "
+            f"{fmt(scale * get[(n, link)][key + '_flops'])}"
+            for link in links
+        ]
+        size = get[(n, links[0])]["payload_bytes_per_device"]
+        lines.append(f"| `{n}` | {size:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="curvevel-a")
@@ -101,7 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="overwrite {out}/bench.csv")
     parser.add_argument("--retime", action="store_true", help="time again (ignore costs.json)")
+    parser.add_argument(
+        "--table", action="store_true", help="print {out}/bench.csv by link (docs tables) and exit"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        from epic_zoo.bench.report import read_csv
+
+        rows = read_csv(args.out / "bench.csv")
+        print("energy per device, mJ (measured / FLOPs)\n" + pivot(rows, "energy_per_device_j"))
+        print("\nlatency, ms (measured / FLOPs)\n" + pivot(rows, "latency_s"))
+        return 0
     from epic_zoo.models import load_model
 
     torch.set_num_threads(1)
