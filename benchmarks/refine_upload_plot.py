@@ -102,13 +102,25 @@ def plot(rows: list[dict], record: dict, path: Path) -> None:
         color = "tab:blue" if latent else "tab:orange"
         ax.scatter([r["bytes"]] * len(r["per_map"]), r["per_map"], s=10, color=color, alpha=0.35)
         ax.scatter([r["bytes"]], [r["mae"]], s=50, color=color, marker="o" if latent else "s")
-        ax.annotate(
-            r["label"].replace("EPIC + refinement, ", "+ refine, "),
-            (r["bytes"], r["mae"]),
-            textcoords="offset points",
-            xytext=(6, -12 if latent else 6),
-            fontsize=8,
-        )
+        if latent:
+            ax.annotate(
+                r["label"],
+                (r["bytes"], r["mae"]),
+                textcoords="offset points",
+                xytext=(6, -12),
+                fontsize=8,
+            )
+        else:  # upright above the map's dots: the uploads sit close on the log axis
+            ax.annotate(
+                r["label"].replace("EPIC + refinement, ", "+ refinement, "),
+                (r["bytes"], max(r["per_map"])),
+                textcoords="offset points",
+                xytext=(0, 6),
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     ax.set_xscale("log")
     ax.set_xlim(rows[0]["bytes"] / 2, max(r["bytes"] for r in rows) * 3)
     ax.set_ylim(0, rows[0]["mean_map"] * 1.15)
