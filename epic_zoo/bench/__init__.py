@@ -24,7 +24,10 @@ Files, one job each:
 - :mod:`~epic_zoo.bench.rows`: simulated latency / energy per link and the ratios;
 - :mod:`~epic_zoo.bench.report`: conditions, CSV and Markdown;
 - :mod:`~epic_zoo.bench.plots`: PNG plots;
-- :mod:`~epic_zoo.bench.sweep`: the resumable sweep and W&B logging.
+- :mod:`~epic_zoo.bench.sweep`: the resumable sweep and W&B logging;
+- :mod:`~epic_zoo.bench.ondemand`: refine-on-demand rows (a distributed model's
+  latents plus the records the centre asks for, per upload setting;
+  ``benchmarks/refine_upload_bench.py``).
 """
 
 from epic_zoo.bench.cli import build_parser, main

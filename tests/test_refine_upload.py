@@ -1,0 +1,145 @@
+"""benchmarks/refine_upload_fidelity.py and refine_upload_plot.py: refine from what was uploaded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from epic_zoo.bench.ondemand import Upload
+from epic_zoo.hardware import payload as pl
+from epic_zoo.models import create_model
+from tests.helpers import benchmark_script
+
+
+@pytest.fixture
+def fidelity(monkeypatch: pytest.MonkeyPatch):
+    """The fidelity script with records, EPIC and the refinement replaced by fast fakes."""
+    script = benchmark_script("refine_upload_fidelity")
+    rng = np.random.default_rng(0)
+    t = np.arange(1000, dtype=np.float32)[None, None, :, None]
+    records = {i: np.sin(t / 17.0 + i + rng.uniform(0, 3, (1, 5, 1, 70))) for i in range(4)}
+    calls: list[dict] = []
+
+    def port_pairs(dataset, seed, indices, cache):
+        velocity = np.stack([np.full((1, 70, 70), 2000.0 + 100 * i, np.float32) for i in indices])
+        return velocity, np.concatenate([records[i] for i in indices]).astype(np.float32)
+
+    def refine_maps(start, seismic, *, dataset, schedule, data_time_stride):
+        calls.append({"seismic": np.asarray(seismic), "stride": data_time_stride, "n": len(start)})
+        n = start.shape[0]
+        return SimpleNamespace(
+            velocity=start + 10.0,
+            misfit_before=torch.ones(n),
+            misfit_after=torch.full((n,), 0.1),
+            reverted=torch.zeros(n, dtype=torch.bool),
+            cpu_seconds=2.0 * n,
+            threads=1,
+            evaluations=3,
+        )
+
+    model = create_model("epic", time_samples=250).eval()
+    monkeypatch.setattr(script, "port_pairs", port_pairs)
+    monkeypatch.setattr(script, "refine_maps", refine_maps)
+    monkeypatch.setattr(
+        script, "epic_prediction", lambda m, r, d: torch.full((len(r), 1, 70, 70), 2050.0)
+    )
+    monkeypatch.setattr(script, "mean_map", lambda d: torch.full((1, 1, 70, 70), 2500.0))
+    monkeypatch.setattr("epic_zoo.models.load_model", lambda spec: model)
+    return script, records, calls, model
+
+
+def _args(tmp_path: Path, num: int) -> argparse.Namespace:
+    return argparse.Namespace(
+        dataset="curvevel-a",
+        num=num,
+        seed=314159,
+        model="epic.{dataset}",
+        batch=2,
+        cache=tmp_path / "cache",
+        json=tmp_path / "upload_fidelity.json",
+    )
+
+
+def test_refines_from_the_decoded_upload_and_resumes(fidelity, tmp_path: Path) -> None:
+    script, records, calls, model = fidelity
+    record = script.run(_args(tmp_path, 2))
+    assert len(calls) == len(script.SETTINGS)
+    receivers = pl.model_receivers(model)
+    both = np.concatenate([records[0], records[1]]).astype(np.float32)
+    for call, (stride, precision, zipped) in zip(calls, script.SETTINGS, strict=True):
+        assert call["stride"] == stride and call["n"] == 2
+        sent = both[:, :, ::stride]
+        dtype = np.float16 if precision == "float16" else np.float32
+        np.testing.assert_array_equal(call["seismic"], sent.astype(dtype).astype(np.float32))
+        entry = record["settings"][Upload(stride, precision, zipped).name]
+        payloads = pl.raw_payloads(sent, receivers, precision)
+        if zipped:
+            payloads = pl.compress_payloads(payloads)
+        assert [m["bytes_per_device"] for m in entry["maps"]] == pl.payload_sizes(
+            payloads
+        ).T.tolist()
+        assert [m["mae_after"] for m in entry["maps"]] == pytest.approx([60.0, 40.0])
+        assert [m["mean_map_mae"] for m in entry["maps"]] == pytest.approx([500.0, 400.0])
+        assert entry["summary"]["cpu_seconds"] == pytest.approx(2.0)
+    saved = json.loads((tmp_path / "upload_fidelity.json").read_text())
+    assert saved["schedule"] == json.loads(json.dumps(script.DEFAULT_SCHEDULE.as_dict()))
+    calls.clear()
+    script.run(_args(tmp_path, 3))  # resumes: only map 2, once per setting
+    assert [c["n"] for c in calls] == [1] * len(script.SETTINGS)
+    saved = json.loads((tmp_path / "upload_fidelity.json").read_text())
+    assert all(len(s["maps"]) == 3 for s in saved["settings"].values())
+
+
+def test_a_record_of_another_schedule_is_refused(fidelity, tmp_path: Path) -> None:
+    script = fidelity[0]
+    (tmp_path / "upload_fidelity.json").write_text(json.dumps({"schedule": {"stages": []}}))
+    with pytest.raises(SystemExit, match="another schedule"):
+        script.run(_args(tmp_path, 1))
+
+
+def test_plot_points_use_the_maps_every_setting_has(tmp_path: Path) -> None:
+    plot = benchmark_script("refine_upload_plot")
+
+    def maps(n: int, mae_after: float, sizes: list[int]) -> list[dict]:
+        return [
+            {
+                "index": i,
+                "mae_before": 100.0 + i,
+                "ssim_before": 0.8,
+                "mae_after": mae_after + i,
+                "ssim_after": 0.9,
+                "mean_map_mae": 300.0,
+                "bytes_per_device": [s + 2 * i for s in sizes],
+                "cpu_seconds": 80.0,
+            }
+            for i in range(n)
+        ]
+
+    record = {
+        "model": "epic.curvevel-a",
+        "dataset": "curvevel-a",
+        "seed": 314159,
+        "epic_latent_bytes_per_device": 933,
+        "settings": {
+            "4ms-float16-zlib": {"maps": maps(3, 50.0, [100, 300])},
+            "1ms-float32": {"maps": maps(2, 40.0, [1000, 1000])},
+        },
+    }
+    rows = plot.points(record)
+    assert [r["label"] for r in rows] == [
+        "EPIC latents alone",
+        "EPIC + refinement, 1ms-float32",
+        "EPIC + refinement, 4ms-float16-zlib",
+    ]
+    assert [r["bytes"] for r in rows] == [933, 933 + 1001, 933 + 301]
+    assert [r["mae"] for r in rows] == pytest.approx([100.5, 40.5, 50.5])
+    assert rows[0]["mean_map"] == 300.0 and rows[0]["indices"] == [0, 1]
+    plot.plot(rows, record, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert plot.table(rows).count("\n") == 4
