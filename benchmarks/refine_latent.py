@@ -23,8 +23,9 @@ with the bounded velocity and depth preconditioning of
 - ``decoded``: the centre's decoder applied to both latent sets, compared as
   maps (cycle consistency: EPIC of the simulated records should give EPIC's map);
 - ``features_l1`` / ``features_l3`` (**oracles**: the devices would have to
-  send these: 32 x 63 and 64 x 16 values per receiver, 31x and 16x the latent's 64): the encoder's intermediate features
-  after its second / fourth stage, per channel normalised.
+  send these, 32 x 63 and 64 x 16 values per receiver, 31x and 16x the
+  latent's 64): the encoder's intermediate features after its second /
+  fourth stage, per channel normalised.
 
 Before the variants, a sensitivity check per map (no optimisation): the
 latent distance to the received latents of maps on the straight line from
