@@ -99,7 +99,8 @@ class Variant:
         layer: for ``features``: the encoder stage (0-3) whose output is compared.
         channel_norm: divide each (device, channel)'s squared difference by its
             mean at the start.
-        prior: add the family prior, weighted ``prior_weight`` relative to its start value.
+        prior: add the family prior (:func:`epic_zoo.refine.prior_for`).
+        prior_weight: its weight, the prior being divided by its value at the start.
         optimizer: ``lbfgs`` or ``adam``.
         evaluations: forward + backward simulations allowed (the batch of maps at once).
         lr: Adam step in the velocity parameter's (logit) units.
