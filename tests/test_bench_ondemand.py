@@ -11,6 +11,7 @@ import torch
 
 from epic_zoo.bench import ondemand as od
 from epic_zoo.bench.settings import Settings, resolve_hardware
+from epic_zoo.data.contract import InputContract
 from epic_zoo.hardware import payload as pl
 from epic_zoo.hardware.profiles import CodecWork
 from epic_zoo.hardware.simulator import SOURCES, ModelCost, simulate
@@ -207,6 +208,9 @@ def test_measure_on_demand_times_real_models_and_counts_real_bytes(one_thread) -
     model = create_model("epic", time_samples=250).eval()
     rec = records(n=2)
     uploads = [od.Upload.parse("4ms-float16-zlib"), od.Upload.parse("1ms-float32")]
+    with pytest.raises(ValueError, match="no input contract; load it with"):
+        od.measure_on_demand(model, rec, "flatvel-a", uploads, warmup=0, repeats=1)
+    model.contract = InputContract.make("flatvel-a", time_stride=4)  # as load_model sets it
     costs = od.measure_on_demand(model, rec, "flatvel-a", uploads, warmup=0, repeats=1)
     latent_bytes = model.payload_bytes()
     assert costs.latent.payload_bytes == (latent_bytes,) * 5

@@ -225,8 +225,8 @@ def measure_on_demand(
     """Time the model and the upload codecs together; sizes from every map of ``records``.
 
     Args:
-        model: a distributed model in eval mode whose ``contract`` (or config)
-            gives its time stride.
+        model: a distributed model in eval mode with its input ``contract``
+            (as :func:`epic_zoo.models.load_model` returns it).
         records: raw 1 ms records ``[N, 5, 1000, 70]`` (the first map is timed;
             sizes are means over all ``N``).
         dataset: normalisation of the model's input.
@@ -236,15 +236,19 @@ def measure_on_demand(
     if not pl.is_distributed(model):
         raise ValueError(f"{model.config['name']} sends records already; pass a distributed model")
     contract = getattr(model, "contract", None)
-    stride = (
-        int(contract.time_stride) if contract is not None else NT // model.config["time_samples"]
-    )
+    if contract is None:
+        raise ValueError(
+            f"{model.config['name']} carries no input contract; load it with "
+            "epic_zoo.models.load_model(spec) so its time sampling is known"
+        )
     receivers = pl.model_receivers(model)
+    first = records[:1]
+    inputs = contract.decimate(first, axis=2)  # what the devices encode
+    stride = NT // inputs.shape[2]  # the model's own sampling, as the contract decimates
     strides = sorted({stride, *(u.time_stride_ms for u in uploads)})
     entries, sizes = [], {}
-    first = records[:1]
-    x = torch.from_numpy(normalize_seismic(first[:, :, ::stride], dataset).astype(np.float32))
-    entries.append(("latent", model.eval(), x, first[:, :, ::stride]))
+    x = torch.from_numpy(normalize_seismic(inputs, dataset).astype(np.float32))
+    entries.append(("latent", model.eval(), x, inputs))
     for s in strides:
         raw = np.ascontiguousarray(first[:, :, ::s], dtype=np.float32)
         centre = create_model(CENTRALISED, time_samples=raw.shape[2]).eval()

@@ -109,6 +109,7 @@ ALLOWED_TIME_STRIDE: dict[str, str] = {
     "deploy/export.py": "the bundle manifest (contract + legacy keys); untrained models' stride",
     "deploy/__main__.py": "the deploy CLI's --time-stride for untrained models",
     "bench/cell.py": "benchmark data records",
+    "bench/ondemand.py": "an upload setting's own sampling (records sent on demand), not the model's input",
     "bench/sweep.py": "benchmark data records",
     "data/union.py": "a data module: each member's contract at the shared data.time_stride",
     "finetune.py": "reads the weights' contract and names the data.time_stride setting it fixes",
