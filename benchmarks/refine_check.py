@@ -134,6 +134,33 @@ def summarise(maps: list[dict]) -> dict:
     return out
 
 
+def map_entries(
+    indices: list[int], dataset: str, start: torch.Tensor, truth: torch.Tensor, result
+) -> list[dict]:
+    """One record entry per refined map, in batch order: MAE / SSIM before and after, mean-map MAE,
+    misfits, CPU-seconds (the batch's, shared equally), threads."""
+    before = map_metrics(start, truth)
+    after = map_metrics(result.velocity, truth)
+    mean_mae = (truth - mean_map(dataset)).abs().flatten(1).mean(1)
+    return [
+        {
+            "index": index,
+            "mae_before": before["mae_ms"][j],
+            "mae_after": after["mae_ms"][j],
+            "ssim_before": before["ssim_openfwi"][j],
+            "ssim_after": after["ssim_openfwi"][j],
+            "mean_map_mae": float(mean_mae[j]),
+            "misfit_before": float(result.misfit_before[j]),
+            "misfit_after": float(result.misfit_after[j]),
+            "cpu_seconds": result.cpu_seconds / len(indices),
+            "threads": result.threads,
+            "evaluations": result.evaluations,
+            "batch": len(indices),
+        }
+        for j, index in enumerate(indices)
+    ]
+
+
 def run_dataset(
     dataset: str,
     args: argparse.Namespace,
@@ -169,25 +196,8 @@ def run_dataset(
             start = epic_prediction(model, records, dataset)
             floor = relative_l2_error(simulate(velocity), clean)  # deepwave vs port, true maps
             result = refine_maps(start, records, dataset=dataset, schedule=schedule)
-            before = map_metrics(start, truth)
-            after = map_metrics(result.velocity, truth)
-            mean_mae = (truth - mean_map(dataset)).abs().flatten(1).mean(1)
-            for j, index in enumerate(indices):
-                done[index] = {
-                    "index": index,
-                    "mae_before": before["mae_ms"][j],
-                    "mae_after": after["mae_ms"][j],
-                    "ssim_before": before["ssim_openfwi"][j],
-                    "ssim_after": after["ssim_openfwi"][j],
-                    "mean_map_mae": float(mean_mae[j]),
-                    "misfit_before": float(result.misfit_before[j]),
-                    "misfit_after": float(result.misfit_after[j]),
-                    "floor_misfit": float(floor[j]),
-                    "cpu_seconds": result.cpu_seconds / len(indices),
-                    "threads": result.threads,
-                    "evaluations": result.evaluations,
-                    "batch": len(indices),
-                }
+            for j, entry in enumerate(map_entries(indices, dataset, start, truth, result)):
+                done[entry["index"]] = {**entry, "floor_misfit": float(floor[j])}
             if args.panels:
                 save_panels(
                     args.panels / f"{dataset}-{condition}.png", truth, start, result.velocity
@@ -277,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
     )
-    parser.add_argument("--tune", action="store_true", help="print only; write no record and no panels")
+    parser.add_argument(
+        "--tune", action="store_true", help="print only; write no record and no panels"
+    )
     parser.add_argument("--table", action="store_true", help="print the records' table and exit")
     args = parser.parse_args(argv)
     if args.table:

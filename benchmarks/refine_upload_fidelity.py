@@ -39,8 +39,7 @@ from refine_check import (  # noqa: E402
     commit_of_tree,
     epic_prediction,
     load_record,
-    map_metrics,
-    mean_map,
+    map_entries,
     save_record,
 )
 from refine_data import port_pairs  # noqa: E402
@@ -152,26 +151,12 @@ def run(args: argparse.Namespace) -> dict:
                 schedule=DEFAULT_SCHEDULE,
                 data_time_stride=stride,
             )
-            before = map_metrics(start, truth)
-            after = map_metrics(result.velocity, truth)
-            mean_mae = (truth - mean_map(args.dataset)).abs().flatten(1).mean(1)
-            for j, index in enumerate(indices):
-                done[index] = {
-                    "index": index,
-                    "mae_before": before["mae_ms"][j],
-                    "mae_after": after["mae_ms"][j],
-                    "ssim_before": before["ssim_openfwi"][j],
-                    "ssim_after": after["ssim_openfwi"][j],
-                    "mean_map_mae": float(mean_mae[j]),
-                    "misfit_before": float(result.misfit_before[j]),
-                    "misfit_after": float(result.misfit_after[j]),
+            for j, one in enumerate(map_entries(indices, args.dataset, start, truth, result)):
+                done[one["index"]] = {
+                    **one,
                     "reverted": bool(result.reverted[j]),
                     "bytes_per_device": sizes[:, j].tolist(),
                     "bytes_per_device_max": int(sizes[:, j].max()),
-                    "cpu_seconds": result.cpu_seconds / len(indices),
-                    "threads": result.threads,
-                    "evaluations": result.evaluations,
-                    "batch": len(indices),
                 }
             entry["maps"] = sorted(done.values(), key=lambda m: m["index"])
             entry["summary"] = summarise(entry["maps"])

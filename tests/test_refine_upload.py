@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,7 +50,10 @@ def fidelity(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(
         script, "epic_prediction", lambda m, r, d: torch.full((len(r), 1, 70, 70), 2050.0)
     )
-    monkeypatch.setattr(script, "mean_map", lambda d: torch.full((1, 1, 70, 70), 2500.0))
+    # the entries (and their mean-map MAE) are made by refine_check.map_entries
+    monkeypatch.setattr(
+        sys.modules["refine_check"], "mean_map", lambda d: torch.full((1, 1, 70, 70), 2500.0)
+    )
     monkeypatch.setattr("epic_zoo.models.load_model", lambda spec: model)
     return script, records, calls, model
 
