@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from conftest import EPIC_SMALL as SMALL
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
@@ -54,15 +55,7 @@ from epic_zoo.wave_physics import (
 
 STRIDE = 4  # ms between stored samples, as in the tiny/lite profiles
 RICKER_PEAK_S = 73 * DT  # the 147-sample Ricker peaks at sample index 73
-EPIC_SMALL = {
-    "time_samples": 250,
-    "d_model": 32,
-    "heads": 2,
-    "latent_dim": 16,
-    "encoder_width": 16,
-    "head_channels": [16, 8, 8],
-    "fusion_layers": 1,
-}
+EPIC_SMALL = {**SMALL, "time_samples": 250}  # conftest's small EPIC at these records' length
 FAST_PHYSICS = {"shots": [2], "nt": 120, "max_samples": 2, "val_samples": 1}
 
 

@@ -7,6 +7,7 @@ import math
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import EPIC_SMALL as SMALL
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 from torch import nn
@@ -17,15 +18,7 @@ from epic_zoo.tasks.gan import gradient_penalty
 from epic_zoo.tasks.inversion import LRSchedule
 
 T = 250  # time samples of the tiny records (1000 ms kept every 4th)
-EPIC_SMALL = {
-    "time_samples": T,
-    "d_model": 32,
-    "heads": 2,
-    "latent_dim": 16,
-    "encoder_width": 16,
-    "head_channels": [16, 8, 8],
-    "fusion_layers": 1,
-}
+EPIC_SMALL = {**SMALL, "time_samples": T}  # conftest's small EPIC at these records' length
 INVERSIONNET_DIMS = [8, 16, 32, 64, 128]
 
 
