@@ -69,10 +69,22 @@ def degrade(records: np.ndarray, condition: str, seed: int) -> np.ndarray:
     raise ValueError(f"condition {condition!r} is not one of {CONDITIONS}")
 
 
-def epic_prediction(model: torch.nn.Module, records: np.ndarray, dataset: str) -> torch.Tensor:
-    """EPIC's maps ``[N, 1, 70, 70]`` m/s from raw 1 ms records ``[N, 5, 1000, 70]``."""
-    stride = model.contract.time_stride  # the weights' input contract
-    x = torch.from_numpy(normalize_seismic(records, dataset)[:, :, ::stride]).float()
+def network_prediction(
+    model: torch.nn.Module, records: np.ndarray, dataset: str, records_stride: int = 1
+) -> torch.Tensor:
+    """The network's maps ``[N, 1, 70, 70]`` m/s from records ``[N, 5, T, 70]``.
+
+    ``records_stride``: ms between the records' time samples (1: the raw 1000-sample
+    records); the weights' input stride (their contract) must be a multiple of it.
+    """
+    step, rest = divmod(model.contract.time_stride, records_stride)
+    if rest or step < 1:
+        raise SystemExit(
+            f"records every {records_stride} ms cannot feed weights that take every "
+            f"{model.contract.time_stride} ms; give records at a divisor of "
+            f"{model.contract.time_stride} ms"
+        )
+    x = torch.from_numpy(normalize_seismic(records, dataset)[:, :, ::step]).float()
     with torch.no_grad():
         pred = model.eval()(x)
     return denormalize_velocity(pred.float()).clamp(V_MIN, V_MAX)
@@ -193,7 +205,7 @@ def run_dataset(
             velocity, clean = port_pairs(dataset, args.seed, indices, args.cache)
             records = degrade(clean, condition, seed=args.seed + indices[0])
             truth = torch.from_numpy(velocity).float()
-            start = epic_prediction(model, records, dataset)
+            start = network_prediction(model, records, dataset)
             floor = relative_l2_error(simulate(velocity), clean)  # deepwave vs port, true maps
             result = refine_maps(start, records, dataset=dataset, schedule=schedule)
             for j, entry in enumerate(map_entries(indices, dataset, start, truth, result)):

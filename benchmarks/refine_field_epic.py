@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from refine_check import MEASURE_SEED, epic_prediction, mean_map  # noqa: E402
+from refine_check import MEASURE_SEED, mean_map, network_prediction  # noqa: E402
 from refine_data import port_pairs  # noqa: E402
 
 from epic_zoo.data.degrade import band_limited_noise, dead_traces  # noqa: E402
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"dataset": dataset, "maps": args.num, "seed": args.seed, "model": f"epic.{dataset}"}
         row["mean_map_mae_ms"] = float((truth - mean_map(dataset)).abs().mean())
         for name, data in variants.items():
-            pred = epic_prediction(model, data, dataset)
+            pred = network_prediction(model, data, dataset)
             row[f"epic_mae_ms_{name}"] = float((pred - truth).abs().mean())
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -63,10 +63,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refine_check import (  # noqa: E402
     MEASURE_SEED,
     commit_of_tree,
-    epic_prediction,
     load_record,
     map_metrics,
     mean_map,
+    network_prediction,
     save_record,
 )
 from refine_data import port_pairs  # noqa: E402
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(f"epic.{args.dataset}")
     view = LatentView(model, args.dataset)
     received = view.received(records)
-    epic = epic_prediction(model, raw_records, args.dataset)
+    epic = network_prediction(model, raw_records, args.dataset)
     entry.update(
         {
             "seed": args.seed,

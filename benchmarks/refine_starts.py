@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refine_check import (  # noqa: E402
     MEASURE_SEED,
     commit_of_tree,
-    epic_prediction,
     load_record,
     map_metrics,
     mean_map,
+    network_prediction,
     save_record,
 )
 from refine_data import port_pairs  # noqa: E402
@@ -70,7 +70,7 @@ def start_maps(name: str, dataset: str, truth: torch.Tensor, records: np.ndarray
     if name == "epic":
         from epic_zoo.models import load_model
 
-        return epic_prediction(load_model(f"epic.{dataset}"), records, dataset)
+        return network_prediction(load_model(f"epic.{dataset}"), records, dataset)
     if name == "mean_map":
         return mean.expand(n, 1, NZ, NX).clone()
     if name == "constant":

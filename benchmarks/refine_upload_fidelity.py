@@ -9,6 +9,12 @@ float16 round trip and the time decimation included) and refines EPIC's map
 from the decoded records with :func:`epic_zoo.refine.refine_maps`
 (``data_time_stride`` = the upload's stride, the default schedule).
 
+A centralised network (InversionNet: no latents) is measured the same way,
+except that its own map is predicted from the decoded upload too, since the
+centre holds nothing else: its records are both its input and the
+refinement's, so refining costs it no extra byte. Its input stride must be a
+multiple of the upload's (``--settings`` picks the uploads).
+
 Per setting and map: MAE (m/s) and OpenFWI SSIM before / after, the mean-map
 MAE of the same maps (the input-free baseline), the misfit, the bytes each
 device sent, process CPU-seconds and threads. One record,
@@ -16,6 +22,9 @@ device sent, process CPU-seconds and threads. One record,
 (resumable: settings and maps already there are skipped; ``--num`` larger adds maps).
 
     python benchmarks/refine_upload_fidelity.py --dataset curvevel-a --num 2 --threads 1
+    python benchmarks/refine_upload_fidelity.py --dataset flatvel-a --num 4 \
+        --model RUN_OR_CKPT --label "InversionNet" --settings 4ms-float16-zlib 1ms-float32 \
+        --json benchmarks/results/refine/upload_fidelity_flatvel-a_inversionnet.json
 
 Records are the exact OpenFWI recipe port's (``benchmarks/refine_data.py``,
 cached under ``--cache``), clean, measurement seed 314159.
@@ -37,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refine_check import (  # noqa: E402
     MEASURE_SEED,
     commit_of_tree,
-    epic_prediction,
     load_record,
     map_entries,
+    network_prediction,
     save_record,
 )
 from refine_data import port_pairs  # noqa: E402
@@ -107,14 +116,22 @@ def run(args: argparse.Namespace) -> dict:
     from epic_zoo.models import load_model
 
     model_spec = args.model.format(dataset=args.dataset)
+    model = load_model(model_spec)
+    distributed = hasattr(model, "payload_bytes")  # latents on the link; else raw records
     record = load_record(args.json)
     fixed = {
         "dataset": args.dataset,
         "seed": args.seed,
         "model": model_spec,
+        "label": args.label or type(model).__name__,
+        "model_kind": "distributed" if distributed else "centralised",
         "condition": "clean",
         "records": "exact OpenFWI recipe port (backend='openfwi'), 1 ms float32 at the devices",
-        "epic_input": "full 1 ms records at each device (EPIC encodes locally, sends latents)",
+        "network_input": (
+            "full 1 ms records at each device (the devices encode locally and send latents)"
+            if distributed
+            else "the records decoded from the upload (all the centre holds)"
+        ),
         "refined_from": "the records decoded from the uploaded byte strings "
         "(epic_zoo.hardware.payload), refine_maps(..., data_time_stride=stride)",
         "schedule": json.loads(json.dumps(DEFAULT_SCHEDULE.as_dict())),
@@ -126,13 +143,16 @@ def run(args: argparse.Namespace) -> dict:
                 f"{args.json} was made with another {key} ({record[key]!r}); "
                 "move it away or pass --json for a new record"
             )
+    if args.model_record:
+        record["model_record"] = str(args.model_record)
     record.update(fixed)
     record.setdefault("settings", {})
-    model = load_model(model_spec)
     receivers = model_receivers(model)
-    record["epic_latent_bytes_per_device"] = int(model.payload_bytes())
+    record["latent_bytes_per_device"] = int(model.payload_bytes()) if distributed else 0
     for stride, precision, zipped in SETTINGS:
         name = setting_name(stride, precision, zipped)
+        if args.settings and name not in args.settings:
+            continue
         entry = record["settings"].setdefault(
             name, {"time_stride_ms": stride, "precision": precision, "zlib": zipped, "maps": []}
         )
@@ -142,8 +162,11 @@ def run(args: argparse.Namespace) -> dict:
             indices = todo[batch_start : batch_start + args.batch]
             velocity, records = port_pairs(args.dataset, args.seed, indices, args.cache)
             truth = torch.from_numpy(velocity).float()
-            start = epic_prediction(model, records, args.dataset)
             decoded, sizes = upload(records, receivers, stride, precision, zipped)
+            if distributed:  # each device encodes its full records
+                start = network_prediction(model, records, args.dataset)
+            else:  # the centre predicts from what it received
+                start = network_prediction(model, decoded, args.dataset, records_stride=stride)
             result = refine_maps(
                 start,
                 decoded,
@@ -179,7 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="curvevel-a")
     parser.add_argument("--num", type=int, default=2, help="maps 0..num-1")
     parser.add_argument("--seed", type=int, default=MEASURE_SEED)
-    parser.add_argument("--model", default="epic.{dataset}")
+    parser.add_argument("--model", default="epic.{dataset}", help="any load_model spec")
+    parser.add_argument("--label", default=None, help="the network's name in the record and plot")
+    parser.add_argument(
+        "--model-record", default=None, help="repo path of the weights' training record"
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=None,
+        choices=[setting_name(*s) for s in SETTINGS],
+        help="uploads to measure (default: all)",
+    )
     parser.add_argument("--batch", type=int, default=2, help="maps refined together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("data/refine"))

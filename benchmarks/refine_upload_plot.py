@@ -1,4 +1,4 @@
-"""MAE against bytes per device: EPIC's latents alone, and EPIC + refinement at each upload setting.
+"""MAE against bytes per device: a network's own map and its refinement at each upload setting.
 
 Reads the refine-on-demand record (``refine_upload_fidelity.py``) and draws one
 plot: MAE (m/s, mean over the record's maps) against the bytes one device sends
@@ -9,7 +9,10 @@ Markdown table behind it.
 
     python benchmarks/refine_upload_plot.py
 
-InversionNet is not drawn: no InversionNet weights are committed.
+Several records (one per network, same dataset, seed and maps) share the axes,
+e.g. EPIC and InversionNet trained alike:
+
+    python benchmarks/refine_upload_plot.py --json A.json B.json --png OUT.png
 """
 
 from __future__ import annotations
@@ -23,45 +26,48 @@ import numpy as np
 
 
 def points(record: dict) -> list[dict]:
-    """One point per row of the plot: ``label``, ``bytes``, ``mae``, ``ssim``, per-map MAEs."""
-    latent = int(record["epic_latent_bytes_per_device"])
+    """One point per row of the plot: ``label``, ``bytes``, ``mae``, ``ssim``, per-map MAEs.
+
+    A distributed network (EPIC): its latents alone, then latents + each upload
+    after refinement. A centralised one (InversionNet): its map from each upload,
+    then the same upload after refinement (the same bytes: it already holds them).
+    """
+    name = record.get("label", "EPIC")
+    latent = int(record["latent_bytes_per_device"])
     settings = [s for s in record["settings"].values() if s.get("maps")]
     if not settings:
         raise SystemExit("the record holds no refined map yet; run refine_upload_fidelity.py")
     indices = sorted(set.intersection(*({m["index"] for m in s["maps"]} for s in settings)))
     first = {m["index"]: m for m in settings[0]["maps"]}
-    out = [
-        {
-            "label": "EPIC latents alone",
-            "bytes": latent,
-            "upload_bytes": 0,
-            "mae": float(np.mean([first[i]["mae_before"] for i in indices])),
-            "ssim": float(np.mean([first[i]["ssim_before"] for i in indices])),
-            "per_map": [first[i]["mae_before"] for i in indices],
-            "mean_map": float(np.mean([first[i]["mean_map_mae"] for i in indices])),
-            "cpu_s": None,
+    mean_map = float(np.mean([first[i]["mean_map_mae"] for i in indices]))
+
+    def row(label: str, maps: dict, when: str, upload: int) -> dict:
+        return {
+            "label": label,
+            "network": name,
+            "bytes": latent + upload,
+            "upload_bytes": upload,
+            "refined": when == "after",
+            "mae": float(np.mean([maps[i][f"mae_{when}"] for i in indices])),
+            "ssim": float(np.mean([maps[i][f"ssim_{when}"] for i in indices])),
+            "per_map": [maps[i][f"mae_{when}"] for i in indices],
+            "mean_map": mean_map,
+            "cpu_s": float(np.mean([maps[i]["cpu_seconds"] for i in indices]))
+            if when == "after"
+            else None,
             "maps": len(indices),
             "indices": indices,
         }
-    ]
-    for name, s in sorted(record["settings"].items(), key=lambda kv: -_bytes(kv[1], indices)):
+
+    out = [row(f"{name} latents alone", first, "before", 0)] if latent else []
+    for setting, s in sorted(record["settings"].items(), key=lambda kv: -_bytes(kv[1], indices)):
         if not s.get("maps"):
             continue
         maps = {m["index"]: m for m in s["maps"]}
         upload = _bytes(s, indices)
-        out.append(
-            {
-                "label": f"EPIC + refinement, {name}",
-                "bytes": latent + upload,
-                "upload_bytes": upload,
-                "mae": float(np.mean([maps[i]["mae_after"] for i in indices])),
-                "ssim": float(np.mean([maps[i]["ssim_after"] for i in indices])),
-                "per_map": [maps[i]["mae_after"] for i in indices],
-                "mean_map": out[0]["mean_map"],
-                "cpu_s": float(np.mean([maps[i]["cpu_seconds"] for i in indices])),
-                "maps": len(indices),
-            }
-        )
+        if not latent:
+            out.append(row(f"{name}, {setting}", maps, "before", upload))
+        out.append(row(f"{name} + refinement, {setting}", maps, "after", upload))
     return out
 
 
@@ -74,35 +80,57 @@ def _bytes(setting: dict, indices: list[int]) -> int:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| what the centre gets | bytes per device | x latent | MAE m/s (per map) | SSIM "
+        "| what the centre gets | bytes per device | x smallest | MAE m/s (per map) | SSIM "
         "| mean-map MAE | CPU-s/map |",
         "|---|---|---|---|---|---|---|",
     ]
+    smallest = min(r["bytes"] for r in rows)
     for r in rows:
         per_map = " / ".join(f"{v:.1f}" for v in r["per_map"])
         cpu = "-" if r["cpu_s"] is None else f"{r['cpu_s']:.0f}"
         lines.append(
-            f"| {r['label']} | {r['bytes']:,} | {r['bytes'] / rows[0]['bytes']:.0f}x "
+            f"| {r['label']} | {r['bytes']:,} | {r['bytes'] / smallest:.0f}x "
             f"| **{r['mae']:.1f}** ({per_map}) | {r['ssim']:.3f} | {r['mean_map']:.1f} | {cpu} |"
         )
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], record: dict, path: Path) -> None:
+def title(records: list[dict]) -> str:
+    """The plot's title: the networks, dataset, maps and seed the records share."""
+    keys = {(r["dataset"], r["seed"]) for r in records}
+    if len(keys) != 1:
+        raise SystemExit(f"the records mix datasets or seeds {sorted(keys)}: plot one at a time")
+    dataset, seed = keys.pop()
+    names = " vs ".join(r.get("label", r["model"]) for r in records)
+    return f"{names} on {dataset} (seed {seed}), recipe-port records, default refinement"
+
+
+STYLE: dict[tuple[bool, bool], tuple[str, str]] = {
+    (True, False): ("tab:blue", "o"),  # distributed network's own map
+    (True, True): ("tab:orange", "s"),  # distributed + refinement
+    (False, False): ("tab:green", "^"),  # centralised network's own map
+    (False, True): ("tab:red", "D"),  # centralised + refinement
+}
+"""(distributed, refined) -> (colour, marker)."""
+
+
+def plot(rows: list[dict], heading: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    ax.axhline(rows[0]["mean_map"], color="0.5", ls="--", lw=1)
-    ax.text(rows[0]["bytes"], rows[0]["mean_map"], " mean map (no input)", va="bottom", fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    mean_map = rows[0]["mean_map"]
+    low = min(r["bytes"] for r in rows)
+    ax.axhline(mean_map, color="0.5", ls="--", lw=1)
+    ax.text(low, mean_map, " mean map (no input)", va="bottom", fontsize=8)
+    distributed = {r["network"] for r in rows if r["upload_bytes"] == 0}
     for r in rows:
-        latent = r["upload_bytes"] == 0
-        color = "tab:blue" if latent else "tab:orange"
+        color, marker = STYLE[(r["network"] in distributed, r["refined"])]
         ax.scatter([r["bytes"]] * len(r["per_map"]), r["per_map"], s=10, color=color, alpha=0.35)
-        ax.scatter([r["bytes"]], [r["mae"]], s=50, color=color, marker="o" if latent else "s")
-        if latent:
+        ax.scatter([r["bytes"]], [r["mae"]], s=50, color=color, marker=marker)
+        if r["upload_bytes"] == 0:
             ax.annotate(
                 r["label"],
                 (r["bytes"], r["mae"]),
@@ -112,25 +140,22 @@ def plot(rows: list[dict], record: dict, path: Path) -> None:
             )
         else:  # upright above the map's dots: the uploads sit close on the log axis
             ax.annotate(
-                r["label"].replace("EPIC + refinement, ", "+ refinement, "),
+                r["label"].replace(" + refinement", " + ref."),
                 (r["bytes"], max(r["per_map"])),
                 textcoords="offset points",
                 xytext=(0, 6),
                 rotation=90,
                 ha="center",
                 va="bottom",
-                fontsize=8,
+                fontsize=7,
             )
     ax.set_xscale("log")
-    ax.set_xlim(rows[0]["bytes"] / 2, max(r["bytes"] for r in rows) * 3)
-    ax.set_ylim(0, rows[0]["mean_map"] * 1.15)
+    ax.set_xlim(low / 2, max(r["bytes"] for r in rows) * 3)
+    ax.set_ylim(0, max(mean_map, max(max(r["per_map"]) for r in rows)) * 1.3)
     ax.set_xlabel("bytes per device per sample (largest device; log)")
     ax.set_ylabel("MAE (m/s)")
-    ax.set_title(
-        f"{record['model']} on {record['dataset']}: maps {', '.join(map(str, rows[0]['indices']))} "
-        f"(seed {record['seed']}), recipe-port records, default refinement",
-        fontsize=9,
-    )
+    maps = ", ".join(map(str, rows[0]["indices"]))
+    ax.set_title(f"{heading}; maps {maps}", fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,13 +166,24 @@ def plot(rows: list[dict], record: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--json", type=Path, default=Path("benchmarks/results/refine/upload_fidelity.json")
+        "--json",
+        type=Path,
+        nargs="+",
+        default=[Path("benchmarks/results/refine/upload_fidelity.json")],
+        help="refine-on-demand records of one dataset and seed (one per network)",
     )
     parser.add_argument("--png", type=Path, default=Path("docs/assets/refine_upload_mae_bytes.png"))
     args = parser.parse_args(argv)
-    record = json.loads(args.json.read_text())
-    rows = points(record)
-    plot(rows, record, args.png)
+    records = [json.loads(path.read_text()) for path in args.json]
+    heading = title(records)
+    rows = [row for record in records for row in points(record)]
+    shared = sorted(set.intersection(*(set(r["indices"]) for r in rows)))
+    if any(r["indices"] != shared for r in rows):
+        raise SystemExit(
+            f"the records hold different maps ({sorted({tuple(r['indices']) for r in rows})}); "
+            "run refine_upload_fidelity.py with the same --num for each"
+        )
+    plot(rows, heading, args.png)
     print(table(rows))
     return 0
 

@@ -48,7 +48,7 @@ def fidelity(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(script, "port_pairs", port_pairs)
     monkeypatch.setattr(script, "refine_maps", refine_maps)
     monkeypatch.setattr(
-        script, "epic_prediction", lambda m, r, d: torch.full((len(r), 1, 70, 70), 2050.0)
+        script, "network_prediction", lambda m, r, d: torch.full((len(r), 1, 70, 70), 2050.0)
     )
     # the entries (and their mean-map MAE) are made by refine_check.map_entries
     monkeypatch.setattr(
@@ -67,6 +67,9 @@ def _args(tmp_path: Path, num: int) -> argparse.Namespace:
         batch=2,
         cache=tmp_path / "cache",
         json=tmp_path / "upload_fidelity.json",
+        label=None,
+        model_record=None,
+        settings=None,
     )
 
 
@@ -100,6 +103,34 @@ def test_refines_from_the_decoded_upload_and_resumes(fidelity, tmp_path: Path) -
     assert all(len(s["maps"]) == 3 for s in saved["settings"].values())
 
 
+def test_a_centralised_network_predicts_from_the_decoded_upload(
+    fidelity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, records, calls, _ = fidelity
+    inv = create_model("inversionnet", time_samples=250).eval()
+    assert not hasattr(inv, "payload_bytes")
+    inv.contract = SimpleNamespace(time_stride=4)
+    monkeypatch.setattr("epic_zoo.models.load_model", lambda spec: inv)
+    seen: list[tuple[np.ndarray, int]] = []
+
+    def predict(model, recs, dataset, records_stride=1):
+        seen.append((np.asarray(recs), records_stride))
+        return torch.full((len(recs), 1, 70, 70), 2050.0)
+
+    monkeypatch.setattr(script, "network_prediction", predict)
+    args = _args(tmp_path, 2)
+    args.settings, args.label = ["4ms-float16-zlib"], "InversionNet"
+    record = script.run(args)
+    assert list(record["settings"]) == ["4ms-float16-zlib"] and len(calls) == 1
+    assert record["model_kind"] == "centralised" and record["latent_bytes_per_device"] == 0
+    both = np.concatenate([records[0], records[1]]).astype(np.float32)
+    sent = both[:, :, ::4].astype(np.float16).astype(np.float32)
+    # the network saw exactly what the refinement refined from: the decoded upload
+    assert len(seen) == 1 and seen[0][1] == 4
+    np.testing.assert_array_equal(seen[0][0], sent)
+    np.testing.assert_array_equal(calls[0]["seismic"], sent)
+
+
 def test_a_record_of_another_schedule_is_refused(fidelity, tmp_path: Path) -> None:
     script = fidelity[0]
     (tmp_path / "upload_fidelity.json").write_text(json.dumps({"schedule": {"stages": []}}))
@@ -129,7 +160,8 @@ def test_plot_points_use_the_maps_every_setting_has(tmp_path: Path) -> None:
         "model": "epic.curvevel-a",
         "dataset": "curvevel-a",
         "seed": 314159,
-        "epic_latent_bytes_per_device": 933,
+        "label": "EPIC",
+        "latent_bytes_per_device": 933,
         "settings": {
             "4ms-float16-zlib": {"maps": maps(3, 50.0, [100, 300])},
             "1ms-float32": {"maps": maps(2, 40.0, [1000, 1000])},
@@ -144,6 +176,21 @@ def test_plot_points_use_the_maps_every_setting_has(tmp_path: Path) -> None:
     assert [r["bytes"] for r in rows] == [933, 933 + 1001, 933 + 301]
     assert [r["mae"] for r in rows] == pytest.approx([100.5, 40.5, 50.5])
     assert rows[0]["mean_map"] == 300.0 and rows[0]["indices"] == [0, 1]
-    plot.plot(rows, record, tmp_path / "p.png")
+    plot.plot(rows, plot.title([record]), tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert plot.table(rows).count("\n") == 4
+    # a centralised network: its own map and its refinement at the upload's bytes, no latent
+    central = {
+        **record,
+        "label": "InversionNet",
+        "latent_bytes_per_device": 0,
+        "settings": {"4ms-float16-zlib": {"maps": maps(2, 30.0, [100, 300])}},
+    }
+    rows = plot.points(central)
+    assert [(r["label"], r["bytes"], r["refined"]) for r in rows] == [
+        ("InversionNet, 4ms-float16-zlib", 301, False),
+        ("InversionNet + refinement, 4ms-float16-zlib", 301, True),
+    ]
+    assert [r["mae"] for r in rows] == pytest.approx([100.5, 30.5])
+    with pytest.raises(SystemExit, match="mix datasets"):
+        plot.title([record, {**central, "dataset": "flatvel-a"}])
