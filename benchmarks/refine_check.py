@@ -164,6 +164,7 @@ def map_entries(
             "mean_map_mae": float(mean_mae[j]),
             "misfit_before": float(result.misfit_before[j]),
             "misfit_after": float(result.misfit_after[j]),
+            "noise_level": float(result.noise_level[j]),
             "cpu_seconds": result.cpu_seconds / len(indices),
             "threads": result.threads,
             "evaluations": result.evaluations,
@@ -191,6 +192,8 @@ def run_dataset(
     record.setdefault("refined_with", "deepwave (CPML), epic_zoo.refine.refine_maps")
     record.setdefault("conditions", {})
     described = json.loads(json.dumps(schedule.as_dict()))  # as a record holds it
+    if args.noise_stop is not None:  # absent when off: records made before the option match
+        described["noise_stop"] = args.noise_stop
     if record.get("schedule") not in (None, described):
         raise SystemExit(
             f"{path} was made with another schedule; move it away or use --out for a new record"
@@ -207,7 +210,9 @@ def run_dataset(
             truth = torch.from_numpy(velocity).float()
             start = network_prediction(model, records, dataset)
             floor = relative_l2_error(simulate(velocity), clean)  # deepwave vs port, true maps
-            result = refine_maps(start, records, dataset=dataset, schedule=schedule)
+            result = refine_maps(
+                start, records, dataset=dataset, schedule=schedule, noise_stop=args.noise_stop
+            )
             for j, entry in enumerate(map_entries(indices, dataset, start, truth, result)):
                 done[entry["index"]] = {**entry, "floor_misfit": float(floor[j])}
             if args.panels:
@@ -298,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
+    )
+    parser.add_argument(
+        "--noise-stop",
+        type=float,
+        default=None,
+        help="refine_maps' noise-aware stop factor (e.g. 1.05); default: none",
     )
     parser.add_argument(
         "--tune", action="store_true", help="print only; write no record and no panels"

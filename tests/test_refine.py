@@ -18,6 +18,8 @@ from epic_zoo.refine import (
     depth_weights,
     live_traces,
     lowpass,
+    noise_variance,
+    pre_arrival_mask,
     prior_for,
     refine_maps,
     row_tv,
@@ -149,6 +151,49 @@ def test_dead_traces_are_left_out_of_the_misfit(one_thread: None) -> None:
     schedule = Schedule(stages=(Stage(None, 1),), batch_size=1)
     result = refine_maps(truth, observed, schedule=schedule)
     assert float(result.misfit_before[0]) < 1e-5  # the dead traces do not count as misfit
+
+
+def test_noise_is_measured_where_no_wave_has_arrived(one_thread: None) -> None:
+    truth = torch.stack([layered((2000.0, 2600.0), (0, 30))[0], layered((4400.0,), (0,))[0]])
+    clean = simulate(truth, nt=600)
+    window = pre_arrival_mask(600)
+    assert window.shape == (5, 600, NX) and bool(window[0, 0, 0]) and not bool(window[0, -1, -1])
+    # the fastest map's direct wave still arrives after its window closes
+    assert float((clean.square() * window).sum()) < 1e-6 * float(clean.square().sum())
+    noisy = torch.from_numpy(band_limited_noise(clean.numpy(), 20.0, seed=3))
+    true_power = (noisy - clean).double().square().flatten(1).mean(1)
+    ratio = noise_variance(noisy) / true_power
+    assert bool(((ratio > 0.8) & (ratio < 1.2)).all()), ratio
+    assert bool((noise_variance(clean) < 1e-3 * true_power).all())  # < 1e-5 of the signal
+    dead = noisy.clone()
+    dead[:, :, :, :10] = 1e3 * noisy[:, :, :, :10]  # huge values, then the traces die
+    dead[:, :, :, :10] = 0.0
+    assert torch.allclose(noise_variance(dead), noise_variance(noisy), rtol=0.25)
+
+
+def test_noise_stop_ends_the_full_band_at_the_noise_and_spares_clean_records(
+    one_thread: None,
+) -> None:
+    truth = layered((2000.0, 2600.0, 3200.0), (0, 20, 45))
+    start = layered((2000.0, 2450.0, 3050.0), (0, 20, 45))
+    clean = simulate(truth, nt=500)
+    noisy = torch.from_numpy(band_limited_noise(clean.numpy(), 10.0, seed=4))
+    schedule = Schedule(stages=(Stage(None, 8),), batch_size=1, patience=8)
+    free = refine_maps(start, noisy, schedule=schedule)
+    stopped = refine_maps(start, noisy, schedule=schedule, noise_stop=1.05)
+    assert len(stopped.history[0][0]) < len(free.history[0][0])  # stopped early
+    assert float(stopped.misfit_after[0]) <= 1.3 * float(stopped.noise_level[0])
+    assert float(free.misfit_after[0]) < float(stopped.misfit_after[0])  # the rest fitted noise
+    assert 0.25 < float(stopped.noise_level[0]) < 0.4  # 10 dB: noise RMS ~ 0.32 of the signal's
+    assert stopped.schedule["noise_stop"] == 1.05
+    # clean records: the noise is far below any misfit, the stop changes nothing
+    short = Schedule(stages=(Stage(None, 3),), batch_size=1)
+    plain = refine_maps(start, clean, schedule=short)
+    guarded = refine_maps(start, clean, schedule=short, noise_stop=1.05)
+    assert torch.equal(plain.velocity, guarded.velocity)
+    assert float(plain.noise_level[0]) < 1e-3
+    with pytest.raises(ValueError, match="noise_stop"):
+        refine_maps(start, clean, schedule=short, noise_stop=0.0)
 
 
 def test_refine_maps_rejects_bad_input() -> None:

@@ -38,6 +38,7 @@ def fidelity(monkeypatch: pytest.MonkeyPatch):
             velocity=start + 10.0,
             misfit_before=torch.ones(n),
             misfit_after=torch.full((n,), 0.1),
+            noise_level=torch.full((n,), 1e-4),
             reverted=torch.zeros(n, dtype=torch.bool),
             cpu_seconds=2.0 * n,
             threads=1,
