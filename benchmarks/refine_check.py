@@ -192,8 +192,6 @@ def run_dataset(
     record.setdefault("refined_with", "deepwave (CPML), epic_zoo.refine.refine_maps")
     record.setdefault("conditions", {})
     described = json.loads(json.dumps(schedule.as_dict()))  # as a record holds it
-    if args.noise_stop is not None:  # absent when off: records made before the option match
-        described["noise_stop"] = args.noise_stop
     if record.get("schedule") not in (None, described):
         raise SystemExit(
             f"{path} was made with another schedule; move it away or use --out for a new record"
@@ -210,9 +208,7 @@ def run_dataset(
             truth = torch.from_numpy(velocity).float()
             start = network_prediction(model, records, dataset)
             floor = relative_l2_error(simulate(velocity), clean)  # deepwave vs port, true maps
-            result = refine_maps(
-                start, records, dataset=dataset, schedule=schedule, noise_stop=args.noise_stop
-            )
+            result = refine_maps(start, records, dataset=dataset, schedule=schedule)
             for j, entry in enumerate(map_entries(indices, dataset, start, truth, result)):
                 done[entry["index"]] = {**entry, "floor_misfit": float(floor[j])}
             if args.panels:
@@ -303,12 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--schedule", default="{}", help="JSON overrides of the default schedule (tuning)"
-    )
-    parser.add_argument(
-        "--noise-stop",
-        type=float,
-        default=None,
-        help="refine_maps' noise-aware stop factor (e.g. 1.05); default: none",
     )
     parser.add_argument(
         "--tune", action="store_true", help="print only; write no record and no panels"

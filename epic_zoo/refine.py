@@ -23,10 +23,11 @@ records. :func:`refine_maps` runs a :class:`Schedule` (default
   flat layers (FlatVel), 2-D total variation for curved layers and faults,
   a smoothness prior for Style (:func:`row_tv`, :func:`tv_2d`, :func:`smoothness`);
 - **dead traces** (all-zero observed traces) are left out of the misfit;
-- **a noise-aware stop** (optional, ``noise_stop``): the noise of each record
+- **a noise-aware stop** (``Schedule.noise_stop``): the noise of each record
   is measured where no wave can have arrived yet (:func:`noise_variance`), and
   the full-band stage stops once the misfit is down to that noise
-  (Morozov's discrepancy principle), so the map does not fit the noise.
+  (Morozov's discrepancy principle), so the map does not fit the noise; on
+  clean records the noise is far below any reachable misfit and it never stops.
 
 Maps are refined together in batches (the losses are normalised per map and
 summed, so the line search is shared within a batch).
@@ -256,6 +257,9 @@ class Schedule:
             misfit drop of ``min_relative_drop``.
         min_relative_drop: see ``patience``.
         batch_size: maps refined together.
+        noise_stop: stop the full-band stage once a batch's misfit is within this
+            factor (in amplitude) of what the records' noise alone would leave
+            (:func:`noise_variance`); ``None``: no such stop.
     """
 
     stages: tuple[Stage, ...] = (
@@ -275,6 +279,7 @@ class Schedule:
     patience: int = 3
     min_relative_drop: float = 1e-3
     batch_size: int = 4
+    noise_stop: float | None = 1.05
 
     def scaled(self, factor: float) -> Schedule:
         """The same schedule with ``factor`` times the iterations per stage (at least 1)."""
@@ -295,7 +300,10 @@ class Schedule:
 
 
 DEFAULT_SCHEDULE = Schedule()
-"""The frozen default (chosen on maps of a tuning seed; see benchmarks/refine_check.py)."""
+"""The frozen default (chosen on maps of a tuning seed; see benchmarks/refine_check.py).
+
+v2 chose the priors, depth power and stages; v3 (the current) adds ``noise_stop=1.05``,
+which leaves every clean record's refinement unchanged (the stop cannot trigger there)."""
 
 
 # -------------------------------------------------------------------- misfit
@@ -453,7 +461,6 @@ def refine_maps(
     schedule: Schedule = DEFAULT_SCHEDULE,
     data_time_stride: int = 1,
     device: str | torch.device | None = None,
-    noise_stop: float | None = None,
 ) -> RefineResult:
     """Refine starting maps so that they explain ``seismic``, by :class:`Schedule` ``schedule``.
 
@@ -466,10 +473,6 @@ def refine_maps(
         schedule: stages and settings (default :data:`DEFAULT_SCHEDULE`).
         data_time_stride: ms between the observed samples (the simulation runs at 1 ms).
         device: where to compute (default the velocity's device, CPU for numpy).
-        noise_stop: stop the full-band stage once a batch's misfit is within this
-            factor (in amplitude, e.g. 1.05) of what the records' noise alone would
-            leave (:func:`noise_variance`); ``None``: no such stop. On clean records
-            the noise is far below any reachable misfit, so it never stops them.
 
     Returns:
         :class:`RefineResult`.
@@ -479,6 +482,7 @@ def refine_maps(
     prior = prior_for(dataset) if schedule.prior == "auto" else schedule.prior
     if prior not in PRIORS:
         raise ValueError(f"prior={schedule.prior!r} is not 'auto' or one of {PRIORS}")
+    noise_stop = schedule.noise_stop
     if noise_stop is not None and not (math.isfinite(noise_stop) and noise_stop > 0):
         raise ValueError(f"noise_stop={noise_stop!r} must be a positive factor (e.g. 1.05) or None")
     device = maps.device if device is None else torch.device(device)
@@ -518,7 +522,7 @@ def refine_maps(
         cpu_seconds=time.process_time() - cpu_started,
         seconds=time.perf_counter() - started,
         threads=torch.get_num_threads(),
-        schedule={**schedule.as_dict(), "prior_used": prior, "noise_stop": noise_stop},
+        schedule={**schedule.as_dict(), "prior_used": prior},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,8 +180,9 @@ def test_noise_stop_ends_the_full_band_at_the_noise_and_spares_clean_records(
     clean = simulate(truth, nt=500)
     noisy = torch.from_numpy(band_limited_noise(clean.numpy(), 10.0, seed=4))
     schedule = Schedule(stages=(Stage(None, 8),), batch_size=1, patience=8)
-    free = refine_maps(start, noisy, schedule=schedule)
-    stopped = refine_maps(start, noisy, schedule=schedule, noise_stop=1.05)
+    assert schedule.noise_stop == 1.05  # the default
+    free = refine_maps(start, noisy, schedule=replace(schedule, noise_stop=None))
+    stopped = refine_maps(start, noisy, schedule=schedule)
     assert len(stopped.history[0][0]) < len(free.history[0][0])  # stopped early
     assert float(stopped.misfit_after[0]) <= 1.3 * float(stopped.noise_level[0])
     assert float(free.misfit_after[0]) < float(stopped.misfit_after[0])  # the rest fitted noise
@@ -188,12 +190,12 @@ def test_noise_stop_ends_the_full_band_at_the_noise_and_spares_clean_records(
     assert stopped.schedule["noise_stop"] == 1.05
     # clean records: the noise is far below any misfit, the stop changes nothing
     short = Schedule(stages=(Stage(None, 3),), batch_size=1)
-    plain = refine_maps(start, clean, schedule=short)
-    guarded = refine_maps(start, clean, schedule=short, noise_stop=1.05)
+    plain = refine_maps(start, clean, schedule=replace(short, noise_stop=None))
+    guarded = refine_maps(start, clean, schedule=short)
     assert torch.equal(plain.velocity, guarded.velocity)
     assert float(plain.noise_level[0]) < 1e-3
     with pytest.raises(ValueError, match="noise_stop"):
-        refine_maps(start, clean, schedule=short, noise_stop=0.0)
+        refine_maps(start, clean, schedule=replace(short, noise_stop=0.0))
 
 
 def test_refine_maps_rejects_bad_input() -> None:
