@@ -126,36 +126,32 @@ def plot(rows: list[dict], heading: str, path: Path) -> None:
     ax.axhline(mean_map, color="0.5", ls="--", lw=1)
     ax.text(low, mean_map, " mean map (no input)", va="bottom", fontsize=8)
     distributed = {r["network"] for r in rows if r["upload_bytes"] == 0}
+    fills = ("full", "none", "left", "bottom", "right", "top")  # one per upload of a kind
+    seen: dict[tuple[bool, bool], int] = {}
     for r in rows:
-        color, marker = STYLE[(r["network"] in distributed, r["refined"])]
+        kind = (r["network"] in distributed, r["refined"])
+        color, marker = STYLE[kind]
+        fill = fills[seen.get(kind, 0) % len(fills)]
+        seen[kind] = seen.get(kind, 0) + 1
         ax.scatter([r["bytes"]] * len(r["per_map"]), r["per_map"], s=10, color=color, alpha=0.35)
-        ax.scatter([r["bytes"]], [r["mae"]], s=50, color=color, marker=marker)
-        if r["upload_bytes"] == 0:
-            ax.annotate(
-                r["label"],
-                (r["bytes"], r["mae"]),
-                textcoords="offset points",
-                xytext=(6, -12),
-                fontsize=8,
-            )
-        else:  # upright above the map's dots: the uploads sit close on the log axis
-            ax.annotate(
-                r["label"].replace(" + refinement", " + ref."),
-                (r["bytes"], max(r["per_map"])),
-                textcoords="offset points",
-                xytext=(0, 6),
-                rotation=90,
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
+        ax.plot(
+            [r["bytes"]],
+            [r["mae"]],
+            ls="",
+            marker=marker,
+            ms=8,
+            color=color,
+            fillstyle=fill,
+            label=f"{r['label']}: {r['mae']:.1f} m/s",
+        )
+    ax.legend(fontsize=7, loc="upper center", framealpha=0.9)
     ax.set_xscale("log")
     ax.set_xlim(low / 2, max(r["bytes"] for r in rows) * 3)
-    ax.set_ylim(0, max(mean_map, max(max(r["per_map"]) for r in rows)) * 1.3)
+    ax.set_ylim(0, max(mean_map, max(max(r["per_map"]) for r in rows)) * 1.45)
     ax.set_xlabel("bytes per device per sample (largest device; log)")
     ax.set_ylabel("MAE (m/s)")
     maps = ", ".join(map(str, rows[0]["indices"]))
-    ax.set_title(f"{heading}; maps {maps}", fontsize=8)
+    ax.set_title(f"{heading}\nmaps {maps}", fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
