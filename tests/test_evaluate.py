@@ -168,6 +168,12 @@ def test_cli_reads_npy_folders_and_lightning_checkpoints(
     assert record["num_samples"] == 3  # file 49 is the only official test file present
     test = OpenFWIFolder(tiny_openfwi_root, "flatvel-a", split="test")
     assert record["mae"] == pytest.approx(evaluation.evaluate_model(model, test)["mae"], rel=1e-6)
+    # OpenFWI's own layout refines in place: the raw 1 ms records of data*.npy
+    refine = ["--refine", "1", "--physics-limit", "1", "--json", str(out), "--force"]
+    assert evaluate.main([*argv, *refine]) == 0
+    refined = json.loads(out.read_text())["refine"]
+    assert refined["samples"] == 1
+    assert refined["after"]["misfit"] <= refined["before"]["misfit"] * (1 + 1e-6)
 
 
 def test_cli_errors_name_the_problem(
