@@ -195,3 +195,13 @@ def test_plot_points_use_the_maps_every_setting_has(tmp_path: Path) -> None:
     assert [r["mae"] for r in rows] == pytest.approx([100.5, 30.5])
     with pytest.raises(SystemExit, match="mix datasets"):
         plot.title([record, {**central, "dataset": "flatvel-a"}])
+
+
+def test_ratio_interval_brackets_the_ratio_and_shrinks_to_it() -> None:
+    check = benchmark_script("refine_check")
+    maps = [{"mae_before": 100.0 + 10 * i, "mae_after": 50.0 + 20 * i} for i in range(8)]
+    low, high = check.ratio_interval(maps)
+    ratio = np.mean([m["mae_after"] for m in maps]) / np.mean([m["mae_before"] for m in maps])
+    assert low < ratio < high and high - low > 0.05
+    same = [{"mae_before": 100.0, "mae_after": 60.0}] * 5
+    assert check.ratio_interval(same) == pytest.approx((0.6, 0.6))
