@@ -79,6 +79,7 @@ class DataSchema:
     val_fraction: float = 0.1
     limit: int | None = None
     recipe_residuals: Any = None
+    field_noise: Any = None
 
 
 @dataclasses.dataclass

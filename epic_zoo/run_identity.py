@@ -61,6 +61,11 @@ links to ``checkpoint.*``, ``early_stopping.*`` and ``seed``, which are
 hashed; :func:`epic_zoo.config_schema.validate_config` refuses an override
 that cuts such a link (:data:`epic_zoo.config_schema.RESULT_LINKS`)."""
 
+OPT_IN_KEYS: tuple[str, ...] = ("data.field_noise",)
+"""Opt-in settings added after runs were made: while off (absent, null or ``p`` 0) they
+are no part of the identity, so adding one leaves every existing run's hash and
+folder as it was; switched on, all their keys are hashed."""
+
 HASH_LENGTH = 8
 """Hex characters of the identity hash in folder names."""
 
@@ -85,10 +90,26 @@ def _ignored(dotted: str) -> bool:
     return any(dotted == key or dotted.startswith(f"{key}.") for key in NON_RESULT_KEYS)
 
 
+def _off(flat: Mapping[str, Any], key: str) -> bool:
+    value = flat.get(f"{key}.p", flat.get(key))
+    try:
+        return value is None or value == {} or float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
+
+
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The result-affecting part of a plain run config, flattened to dotted keys (sorted)."""
+    """The result-affecting part of a plain run config, flattened to dotted keys (sorted).
+
+    An :data:`OPT_IN_KEYS` setting that is off is left out.
+    """
     flat = flatten(config)
-    return {key: flat[key] for key in sorted(flat) if not _ignored(key)}
+    off = tuple(key for key in OPT_IN_KEYS if _off(flat, key))
+    return {
+        key: flat[key]
+        for key in sorted(flat)
+        if not _ignored(key) and not any(key == o or key.startswith(f"{o}.") for o in off)
+    }
 
 
 def config_hash(config: Mapping[str, Any], leave_out: tuple[str, ...] = ()) -> str:

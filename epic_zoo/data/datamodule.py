@@ -4,8 +4,9 @@ Sources: the synthetic HDF5 store (:func:`epic_zoo.data.generate.ensure_data`
 generates what is missing) or a folder of real OpenFWI ``.npy`` files
 (:class:`epic_zoo.data.openfwi.OpenFWIFolder`, read in place).
 Items are normalised as in OpenFWI's training code (:mod:`epic_zoo.data.transforms`).
-Opt-in augmentation of training batches: recipe-boundary residuals
-(:mod:`epic_zoo.data.residuals`, ``recipe_residuals`` below).
+Opt-in augmentations of training batches: recipe-boundary residuals
+(:mod:`epic_zoo.data.residuals`, ``recipe_residuals`` below) and field
+conditions (:func:`epic_zoo.data.degrade.field_noise_batch`, ``field_noise`` below).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from epic_zoo.data.catalog import get_dataset
 from epic_zoo.data.contract import InputContract
+from epic_zoo.data.degrade import field_noise_batch
 from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.geometry import DT, DX, NX, NZ, receiver_split
 from epic_zoo.data.openfwi import OpenFWIFolder, index_folder, present_keys
@@ -39,7 +41,7 @@ from epic_zoo.data.store import (
     split_count,
 )
 from epic_zoo.data.timeaxis import time_samples_for
-from epic_zoo.data.transforms import normalize_seismic, normalize_velocity
+from epic_zoo.data.transforms import denormalize_seismic, normalize_seismic, normalize_velocity
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,6 +90,69 @@ def check_recipe_residuals(options: Mapping[str, Any] | None) -> dict[str, Any]:
             "e.g. data.recipe_residuals.scale=[0.5,1.5]"
         )
     return {"p": p, "num": int(num), "scale": [lo, hi]}
+
+
+FIELD_NOISE_DEFAULTS: dict[str, Any] = {
+    "p": 0.0,
+    "snr_db": [10.0, 30.0],
+    "dead_max": 0.1,
+    "band_hz": [2.0, 40.0],
+}
+"""``field_noise`` of :class:`FWIDataModule` (and ``recipes/data/synthetic.yaml``): off."""
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return float("nan"), float("nan")
+    return lo, hi
+
+
+def check_field_noise(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validated ``field_noise`` options (defaults filled in) as a plain dict.
+
+    Raises ``ValueError`` with one line naming the option and the fix.
+    """
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(FIELD_NOISE_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"data.field_noise has unknown key(s) {', '.join(unknown)}; "
+            f"use only {', '.join(FIELD_NOISE_DEFAULTS)}"
+        )
+    out = {**FIELD_NOISE_DEFAULTS, **given}
+    try:
+        p = float(out["p"])
+    except (TypeError, ValueError):
+        p = float("nan")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(
+            f"data.field_noise.p={out['p']} must be a probability in [0, 1]; "
+            "e.g. data.field_noise.p=0.5 (0 turns the augmentation off)"
+        )
+    snr = _pair(out["snr_db"])
+    if not snr[0] <= snr[1]:  # also false for nan
+        raise ValueError(
+            f"data.field_noise.snr_db={out['snr_db']} must be [low, high] dB with low <= high; "
+            "e.g. data.field_noise.snr_db=[10,30]"
+        )
+    try:
+        dead = float(out["dead_max"])
+    except (TypeError, ValueError):
+        dead = float("nan")
+    if not 0.0 <= dead < 1.0:
+        raise ValueError(
+            f"data.field_noise.dead_max={out['dead_max']} must be a fraction of receivers in "
+            "[0, 1); e.g. data.field_noise.dead_max=0.1 (0: no dead traces)"
+        )
+    band = _pair(out["band_hz"])
+    if not 0.0 <= band[0] < band[1]:
+        raise ValueError(
+            f"data.field_noise.band_hz={out['band_hz']} must be [low, high] Hz with "
+            "0 <= low < high; e.g. data.field_noise.band_hz=[2,40]"
+        )
+    return {"p": p, "snr_db": list(snr), "dead_max": dead, "band_hz": list(band)}
 
 
 def decimation_factor(stored_stride: int, time_stride: int | None) -> int:
@@ -238,7 +303,7 @@ class SplitDataModule(L.LightningDataModule):
     """What one data module and a union of them share: split loaders and the records of the data.
 
     A subclass sets ``batch_size``, ``num_workers``, ``profile``, ``seed``,
-    ``time_stride``, ``openfwi_root``, ``recipe_residuals`` and
+    ``time_stride``, ``openfwi_root``, ``recipe_residuals``, ``field_noise`` and
     ``dataset_name`` and, in ``setup``, ``train_dataset``, ``val_dataset`` and
     ``test_dataset``. Training batches are shuffled, validation and test
     batches are not; workers persist between epochs when there are any.
@@ -251,18 +316,20 @@ class SplitDataModule(L.LightningDataModule):
     time_stride: int
     openfwi_root: Path | None
     recipe_residuals: dict[str, Any]
+    field_noise: dict[str, Any]
     dataset_name: str
     train_dataset: Dataset | None
     val_dataset: Dataset | None
     test_dataset: Dataset | None
 
     def run_record(self) -> dict[str, Any]:
-        """The data levers a run's ``results.json["data"]`` keeps (profile, stride, batch, residuals)."""
+        """The data levers a run's ``results.json["data"]`` keeps (profile, stride, batch, augmentations)."""
         return {
             "profile": dataclasses.asdict(self.profile),
             "time_stride": self.time_stride,
             "batch_size": self.batch_size,
             "recipe_residuals": dict(self.recipe_residuals),
+            "field_noise": dict(getattr(self, "field_noise", None) or {"p": 0.0}),
         }
 
     def provenance(self, seed: int | None = None) -> dict[str, Any]:
@@ -274,6 +341,7 @@ class SplitDataModule(L.LightningDataModule):
             "time_stride": self.time_stride,
             "source": "openfwi" if getattr(self, "openfwi_root", None) else "synthetic",
             "recipe_residuals": dict(getattr(self, "recipe_residuals", None) or {"p": 0.0}),
+            "field_noise": dict(getattr(self, "field_noise", None) or {"p": 0.0}),
             **({"seed": int(seed)} if seed is not None else {}),
         }
 
@@ -337,6 +405,15 @@ class FWIDataModule(SplitDataModule):
             torch's global RNG, which the runner seeds per epoch). Validation
             and test batches, and batches read from the loaders outside a
             Trainer, are never changed. Synthetic data only.
+        field_noise: opt-in augmentation of training batches (default off):
+            ``{"p": 0.0, "snr_db": [10, 30], "dead_max": 0.1, "band_hz": [2, 40]}``.
+            With ``p > 0`` each training sample gets, with probability ``p``,
+            band-limited Gaussian noise at an SNR ``~ U(snr_db)`` dB per shot
+            record and a fraction ``~ U(0, dead_max)`` of dead receivers
+            (:func:`~epic_zoo.data.degrade.field_noise_batch`), added to the
+            raw records (denormalise, add at ``dt = time_stride`` ms,
+            renormalise), after any recipe residuals; same hook, RNG and
+            training-only rule as ``recipe_residuals``.
     """
 
     def __init__(
@@ -354,6 +431,7 @@ class FWIDataModule(SplitDataModule):
         val_fraction: float = 0.1,
         limit: int | None = None,
         recipe_residuals: Mapping[str, Any] | None = None,
+        field_noise: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.info = get_dataset(dataset)
@@ -369,6 +447,7 @@ class FWIDataModule(SplitDataModule):
         self.val_fraction = float(val_fraction)
         self.limit = None if limit is None else int(limit)
         self.recipe_residuals = check_recipe_residuals(recipe_residuals)
+        self.field_noise = check_field_noise(field_noise)
         if self.recipe_residuals["p"] > 0 and self.openfwi_root is not None:
             raise ValueError(
                 "data.recipe_residuals.p>0 augments synthetic (deepwave) data, but data.openfwi_root "
@@ -395,6 +474,7 @@ class FWIDataModule(SplitDataModule):
                 "val_fraction": self.val_fraction,
                 "limit": self.limit,
                 "recipe_residuals": dict(self.recipe_residuals),
+                **({"field_noise": dict(self.field_noise)} if self.field_noise["p"] > 0 else {}),
             }
         )
         self.train_dataset: FWIDataset | None = None
@@ -505,17 +585,30 @@ class FWIDataModule(SplitDataModule):
         return self._residuals
 
     def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """A training batch with recipe residuals added to ``"seismic"`` (``p = 0``: the batch itself)."""
-        if self._residuals is None:
+        """A training batch with recipe residuals, then field noise, in ``"seismic"`` (both off: the batch itself)."""
+        noise = self.field_noise
+        if self._residuals is None and noise["p"] <= 0:
             return batch
-        opts = self.recipe_residuals
-        if self._residuals.device != batch["seismic"].device:
-            self._residuals = self._residuals.to(batch["seismic"].device)
-        seismic = add_recipe_residuals(batch["seismic"], self._residuals, opts["p"], opts["scale"])
+        seismic = batch["seismic"]
+        if self._residuals is not None:
+            opts = self.recipe_residuals
+            if self._residuals.device != seismic.device:
+                self._residuals = self._residuals.to(seismic.device)
+            seismic = add_recipe_residuals(seismic, self._residuals, opts["p"], opts["scale"])
+        if noise["p"] > 0:
+            raw = field_noise_batch(
+                denormalize_seismic(seismic, self.dataset_name),
+                noise["p"],
+                noise["snr_db"],
+                noise["dead_max"],
+                noise["band_hz"],
+                dt=self.time_stride * DT,
+            )
+            seismic = normalize_seismic(raw, self.dataset_name).to(seismic.dtype)
         return {**batch, "seismic": seismic}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Lightning hook: recipe residuals on training batches only (on the batch's device)."""
+        """Lightning hook: the augmentations on training batches only (on the batch's device)."""
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.training and isinstance(batch, dict):
             return self.augment(batch)

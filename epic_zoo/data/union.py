@@ -77,6 +77,12 @@ class UnionDataModule(SplitDataModule):
                 "data.recipe_residuals.p>0 is per dataset; a union of datasets does not take it: "
                 "set data.recipe_residuals.p=0"
             )
+        noise: Mapping[str, Any] = kwargs.get("field_noise") or {}
+        if float(noise.get("p", 0.0) or 0.0) > 0:
+            raise ValueError(
+                "data.field_noise.p>0 adds noise to raw records, which each dataset normalises "
+                "its own way; a union of datasets does not take it: set data.field_noise.p=0"
+            )
         self.members: dict[str, FWIDataModule] = {
             name: FWIDataModule(dataset=name, **kwargs) for name in names
         }
@@ -89,6 +95,7 @@ class UnionDataModule(SplitDataModule):
         self.num_devices = first.num_devices
         self.seed = first.seed
         self.recipe_residuals = dict(first.recipe_residuals)
+        self.field_noise = dict(first.field_noise)
         self.openfwi_root = None
         self.save_hyperparameters({**first.hparams, "dataset": list(names)})
         self.train_dataset: Dataset | None = None

@@ -25,7 +25,8 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
     Profile, seed, time stride and sample limit as saved; split sizes and dtype
     from the profile (``limit`` applied); the generator version of this
     checkout (synthetic data only); the recipe-residual augmentation
-    (:mod:`epic_zoo.data.residuals`) where it was on.
+    (:mod:`epic_zoo.data.residuals`) and the field-noise augmentation
+    (:func:`epic_zoo.data.degrade.field_noise_batch`) where they were on.
     """
     from epic_zoo.data.families import GENERATOR_VERSION
     from epic_zoo.data.profiles import get_profile
@@ -37,6 +38,9 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
     residuals = dm.get("recipe_residuals") or {}
     if residuals.get("p"):
         out["recipe_residuals"] = dict(residuals)
+    noise = dm.get("field_noise") or {}
+    if noise.get("p"):
+        out["field_noise"] = dict(noise)
     if "profile" in dm and out["data_source"] == "synthetic":
         out["generator_version"] = GENERATOR_VERSION
         try:

@@ -138,6 +138,7 @@ def register(
         "generator_version",
         "seed",
         "recipe_residuals",
+        "field_noise",
     )
     data = {k: record[k] for k in data_keys if k in record}
     data.setdefault("time_stride", read_contract(config, what=str(folder)).time_stride)

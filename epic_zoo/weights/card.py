@@ -139,6 +139,13 @@ def headline_lines(metrics: Mapping[str, float], record: Mapping[str, Any]) -> l
             f"OpenFWI-recipe and deepwave records of {residuals.get('num', '?')} training maps, "
             "to keep the weights accurate on records simulated by the exact recipe"
         )
+    noise = record.get("field_noise") or {}
+    if noise.get("p"):
+        text += (
+            f". Trained with field noise (`epic_zoo.data.degrade.field_noise_batch`): a fraction "
+            f"{noise['p']:g} of the training samples gained band-limited noise at "
+            f"{noise.get('snr_db', '?')} dB SNR and up to {noise.get('dead_max', '?')} dead receivers"
+        )
     return [text + ".", ""]
 
 
