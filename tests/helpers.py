@@ -28,3 +28,24 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def tiny_datamodule(root: Path, **options):
+    """A set-up ``FWIDataModule`` of the tiny FlatVel-A profile under ``root`` (batches of 4),
+    with ``options`` (e.g. ``recipe_residuals=...``, ``field_noise=...``)."""
+    from epic_zoo.data.datamodule import FWIDataModule
+
+    dm = FWIDataModule(
+        "flatvel-a", profile="tiny", root=root, batch_size=4, generate=False, **options
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def seeded_batches(loader) -> list[dict]:
+    """Every batch of ``loader``, drawn after ``torch.manual_seed(0)``."""
+    import torch
+
+    torch.manual_seed(0)
+    return list(loader)

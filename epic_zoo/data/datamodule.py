@@ -51,28 +51,51 @@ RECIPE_RESIDUALS_DEFAULTS: dict[str, Any] = {"p": 0.0, "num": 48, "scale": [0.5,
 """``recipe_residuals`` of :class:`FWIDataModule` (and ``recipes/data/synthetic.yaml``): off."""
 
 
+def _number(value: Any) -> float:
+    """``float(value)``, or nan when it is not a number (so a range check refuses it)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return float("nan"), float("nan")
+    return lo, hi
+
+
+def _augmentation_options(
+    name: str, options: Mapping[str, Any] | None, defaults: Mapping[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """``(options with defaults filled in, p)`` of the opt-in augmentation ``data.{name}``.
+
+    Refuses unknown keys and a ``p`` outside [0, 1], one line each.
+    """
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"data.{name} has unknown key(s) {', '.join(unknown)}; use only {', '.join(defaults)}"
+        )
+    out = {**defaults, **given}
+    p = _number(out["p"])
+    if not 0.0 <= p <= 1.0:  # also false for nan
+        raise ValueError(
+            f"data.{name}.p={out['p']} must be a probability in [0, 1]; "
+            f"e.g. data.{name}.p=0.5 (0 turns the augmentation off)"
+        )
+    return out, p
+
+
 def check_recipe_residuals(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validated ``recipe_residuals`` options (defaults filled in) as a plain dict.
 
     Raises ``ValueError`` with one line naming the option and the fix.
     """
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(RECIPE_RESIDUALS_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"data.recipe_residuals has unknown key(s) {', '.join(unknown)}; "
-            f"use only {', '.join(RECIPE_RESIDUALS_DEFAULTS)}"
-        )
-    out = {**RECIPE_RESIDUALS_DEFAULTS, **given}
-    try:
-        p = float(out["p"])
-    except (TypeError, ValueError):
-        p = float("nan")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(
-            f"data.recipe_residuals.p={out['p']} must be a probability in [0, 1]; "
-            "e.g. data.recipe_residuals.p=0.5 (0 turns the augmentation off)"
-        )
+    out, p = _augmentation_options("recipe_residuals", options, RECIPE_RESIDUALS_DEFAULTS)
     num = out["num"]
     if isinstance(num, bool) or not isinstance(num, int | np.integer) or num < 1:
         raise ValueError(
@@ -80,10 +103,7 @@ def check_recipe_residuals(options: Mapping[str, Any] | None) -> dict[str, Any]:
             "e.g. data.recipe_residuals.num=48"
         )
     scale = out["scale"]
-    try:
-        lo, hi = (float(v) for v in scale)
-    except (TypeError, ValueError):
-        lo, hi = float("nan"), float("nan")
+    lo, hi = _pair(scale)
     if not 0.0 <= lo <= hi:
         raise ValueError(
             f"data.recipe_residuals.scale={scale} must be [low, high] with 0 <= low <= high; "
@@ -101,46 +121,19 @@ FIELD_NOISE_DEFAULTS: dict[str, Any] = {
 """``field_noise`` of :class:`FWIDataModule` (and ``recipes/data/synthetic.yaml``): off."""
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return float("nan"), float("nan")
-    return lo, hi
-
-
 def check_field_noise(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validated ``field_noise`` options (defaults filled in) as a plain dict.
 
     Raises ``ValueError`` with one line naming the option and the fix.
     """
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(FIELD_NOISE_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"data.field_noise has unknown key(s) {', '.join(unknown)}; "
-            f"use only {', '.join(FIELD_NOISE_DEFAULTS)}"
-        )
-    out = {**FIELD_NOISE_DEFAULTS, **given}
-    try:
-        p = float(out["p"])
-    except (TypeError, ValueError):
-        p = float("nan")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(
-            f"data.field_noise.p={out['p']} must be a probability in [0, 1]; "
-            "e.g. data.field_noise.p=0.5 (0 turns the augmentation off)"
-        )
+    out, p = _augmentation_options("field_noise", options, FIELD_NOISE_DEFAULTS)
     snr = _pair(out["snr_db"])
     if not snr[0] <= snr[1]:  # also false for nan
         raise ValueError(
             f"data.field_noise.snr_db={out['snr_db']} must be [low, high] dB with low <= high; "
             "e.g. data.field_noise.snr_db=[10,30]"
         )
-    try:
-        dead = float(out["dead_max"])
-    except (TypeError, ValueError):
-        dead = float("nan")
+    dead = _number(out["dead_max"])
     if not 0.0 <= dead < 1.0:
         raise ValueError(
             f"data.field_noise.dead_max={out['dead_max']} must be a fraction of receivers in "

@@ -16,27 +16,16 @@ from epic_zoo.data.degrade import field_noise_batch
 from epic_zoo.data.geometry import DT
 from epic_zoo.data.transforms import denormalize_seismic
 from epic_zoo.run_identity import config_hash, identity
+from tests.helpers import seeded_batches, tiny_datamodule
 
 STRIDE = 4  # the tiny profile's: a sample every 4 ms
 
 
 def _module(root: Path, **options) -> FWIDataModule:
-    dm = FWIDataModule(
-        "flatvel-a",
-        profile="tiny",
-        root=root,
-        batch_size=4,
-        generate=False,
-        field_noise=options or None,
-    )
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
+    return tiny_datamodule(root, field_noise=options or None)
 
 
-def _batches(loader) -> list[dict]:
-    torch.manual_seed(0)
-    return list(loader)
+_batches = seeded_batches
 
 
 def _raw(seismic: torch.Tensor) -> torch.Tensor:

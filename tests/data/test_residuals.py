@@ -19,6 +19,7 @@ from epic_zoo.data.datamodule import FWIDataModule, FWIDataset
 from epic_zoo.data.forward import simulate
 from epic_zoo.data.store import H5Split, profile_root
 from epic_zoo.data.transforms import normalize_seismic
+from tests.helpers import seeded_batches, tiny_datamodule
 
 NUM = 2
 STRIDE = 4  # the tiny profile's
@@ -69,22 +70,10 @@ def test_cache_is_reused(residual_root, monkeypatch, capsys):
 
 
 def _module(root: Path, **options) -> FWIDataModule:
-    dm = FWIDataModule(
-        "flatvel-a",
-        profile="tiny",
-        root=root,
-        batch_size=4,
-        generate=False,
-        recipe_residuals=options or None,
-    )
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
+    return tiny_datamodule(root, recipe_residuals=options or None)
 
 
-def _batches(loader) -> list[dict]:
-    torch.manual_seed(0)
-    return list(loader)
+_batches = seeded_batches
 
 
 def test_p0_leaves_training_batches_bit_identical(residual_root):
