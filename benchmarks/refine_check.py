@@ -8,7 +8,9 @@ default schedule (deepwave: a different propagator from the records'). Per
 condition (``clean``; ``field``: 20 dB SNR band-limited 2-40 Hz noise plus
 5 % dead traces, seen by EPIC and the refinement alike), per map: MAE (m/s)
 and OpenFWI SSIM before / after, the mean-map MAE (mean of the dataset's
-training maps), the full-band misfit, process CPU-seconds and threads.
+training maps), the MAE by depth band (0-100 / 100-250 / 250-450 / 450-700 m;
+``--depth-table`` prints their means), the full-band misfit, process
+CPU-seconds and threads.
 
 One record per dataset, ``{out}/{dataset}.json``, written after every map
 (resumable: maps already in the record are skipped; ``--num`` larger adds maps).
@@ -32,6 +34,7 @@ import json
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +99,22 @@ def map_metrics(maps: torch.Tensor, truth: torch.Tensor) -> dict[str, list[float
     unit = lambda v: (v - V_MIN) / (V_MAX - V_MIN)  # noqa: E731
     ssim = openfwi_ssim(unit(maps), unit(truth), reduction="none")
     return {"mae_ms": mae.tolist(), "ssim_openfwi": ssim.tolist()}
+
+
+DEPTH_BANDS_M = (0, 100, 250, 450, 700)
+"""Edges (m) of the depth bands a map's error is also reported in (10 m cells)."""
+
+
+def depth_band_mae(maps: torch.Tensor, truth: torch.Tensor) -> list[list[float]]:
+    """Per-map MAE (m/s) in each depth band of :data:`DEPTH_BANDS_M`, shallowest first.
+
+    Surface acquisition constrains the shallow part best; the bands show where
+    the error a refinement leaves sits.
+    """
+    error = (maps - truth).abs().flatten(0, -3)  # [N, rows, cols]
+    cells = [edge // 10 for edge in DEPTH_BANDS_M]
+    bands = [error[:, top:bottom].flatten(1).mean(1) for top, bottom in pairwise(cells)]
+    return torch.stack(bands, 1).tolist()
 
 
 _MEAN_MAPS: dict[str, torch.Tensor] = {}
@@ -166,6 +185,8 @@ def map_entries(
     before = map_metrics(start, truth)
     after = map_metrics(result.velocity, truth)
     mean_mae = (truth - mean_map(dataset)).abs().flatten(1).mean(1)
+    bands_before = depth_band_mae(start, truth)
+    bands_after = depth_band_mae(result.velocity, truth)
     return [
         {
             "index": index,
@@ -174,6 +195,8 @@ def map_entries(
             "ssim_before": before["ssim_openfwi"][j],
             "ssim_after": after["ssim_openfwi"][j],
             "mean_map_mae": float(mean_mae[j]),
+            "mae_by_depth_before": bands_before[j],
+            "mae_by_depth_after": bands_after[j],
             "misfit_before": float(result.misfit_before[j]),
             "misfit_after": float(result.misfit_after[j]),
             "noise_level": float(result.noise_level[j]),
@@ -298,6 +321,38 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def depth_table(out: Path) -> str:
+    """Markdown table of the mean MAE (m/s) per depth band before -> after refinement,
+    over the maps of each record that hold the bands (:func:`depth_band_mae`)."""
+    bands = [f"{top}-{bottom} m" for top, bottom in pairwise(DEPTH_BANDS_M)]
+    lines = [
+        "| dataset | condition | maps | " + " | ".join(bands) + " |",
+        "|" + "---|" * (3 + len(bands)),
+    ]
+    for dataset in DATASET_NAMES:
+        path = out / f"{dataset}.json"
+        if not path.is_file():
+            continue
+        conditions = json.loads(path.read_text()).get("conditions", {})
+        for condition in CONDITIONS:
+            maps = [
+                m
+                for m in conditions.get(condition, {}).get("maps", [])
+                if "mae_by_depth_after" in m
+            ]
+            if not maps:
+                continue
+            before = torch.tensor(
+                [m["mae_by_depth_before"] for m in maps], dtype=torch.float64
+            ).mean(0)
+            after = torch.tensor([m["mae_by_depth_after"] for m in maps], dtype=torch.float64).mean(
+                0
+            )
+            cells = " | ".join(f"{b:.0f} -> {a:.0f}" for b, a in zip(before, after, strict=True))
+            lines.append(f"| {dataset} | {condition} | {len(maps)} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["all"])
@@ -317,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tune", action="store_true", help="print only; write no record and no panels"
     )
     parser.add_argument("--table", action="store_true", help="print the records' table and exit")
+    parser.add_argument(
+        "--depth-table", action="store_true", help="print the MAE by depth band and exit"
+    )
     args = parser.parse_args(argv)
-    if args.table:
-        print(table(args.out))
+    if args.table or args.depth_table:
+        print(table(args.out) if args.table else depth_table(args.out))
         return 0
     torch.set_num_threads(args.threads)
     if args.panels is None and not args.tune:  # tuning writes nothing (no record, no panels)

@@ -205,3 +205,29 @@ def test_ratio_interval_brackets_the_ratio_and_shrinks_to_it() -> None:
     assert low < ratio < high and high - low > 0.05
     same = [{"mae_before": 100.0, "mae_after": 60.0}] * 5
     assert check.ratio_interval(same) == pytest.approx((0.6, 0.6))
+
+
+def test_depth_bands_split_the_error_by_depth_and_average_to_the_mae() -> None:
+    check = benchmark_script("refine_check")
+    truth = torch.full((2, 1, 70, 70), 3000.0)
+    maps = truth.clone()
+    maps[0, 0, :10] += 100.0  # 0-100 m wrong by 100 m/s
+    maps[1, 0, 45:] -= 40.0  # 450-700 m wrong by 40 m/s
+    bands = check.depth_band_mae(maps, truth)
+    assert bands == [pytest.approx([100.0, 0, 0, 0]), pytest.approx([0, 0, 0, 40.0])]
+    rows = np.diff(check.DEPTH_BANDS_M) / 10  # rows per band: the bands' weighted mean is the MAE
+    mae = check.map_metrics(maps, truth)["mae_ms"]
+    assert [np.dot(b, rows) / 70 for b in bands] == pytest.approx(mae)
+
+
+def test_depth_table_averages_the_maps_that_hold_bands(tmp_path: Path) -> None:
+    check = benchmark_script("refine_check")
+    maps = [
+        {"mae_by_depth_before": [10, 20, 30, 40], "mae_by_depth_after": [2, 4, 6, 8]},
+        {"mae_by_depth_before": [30, 40, 50, 60], "mae_by_depth_after": [4, 6, 8, 10]},
+        {"mae_before": 1.0, "mae_after": 1.0},  # an older entry without bands: left out
+    ]
+    record = {"dataset": "flatvel-a", "conditions": {"clean": {"maps": maps}}}
+    (tmp_path / "flatvel-a.json").write_text(json.dumps(record))
+    lines = check.depth_table(tmp_path).splitlines()
+    assert lines[-1] == "| flatvel-a | clean | 2 | 20 -> 3 | 30 -> 5 | 40 -> 7 | 50 -> 9 |"
