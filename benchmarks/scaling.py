@@ -16,7 +16,7 @@ same numbers) and ``scaling.png`` (log-log MAE vs samples seen, one panel
 per dataset, each fit with its 95 % bootstrap band, the extrapolation to
 OpenFWI's budget and OpenFWI's published InversionNet there):
 
-1. MAE (m/s; mean and spread over seeds) and SSIM against samples seen;
+1. MAE (m/s; mean and spread over seeds) and SSIM (OpenFWI's, ``test/ssim_openfwi``) against samples seen;
 2. the power-law fit ``MAE = a S^-b`` (``--floor``: ``+ c``), fitted in
    log-log space, with the exponent's standard error (the fit's covariance)
    and 95 % interval (bootstrap over runs: seeds and budgets), and the
@@ -146,7 +146,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
                         model=f"{record['model']} (union)",
                         dataset=dataset,
                         mae_ms=float(entry["metrics"]["test/mae_ms"]),
-                        ssim=entry["metrics"].get("test/ssim"),
+                        ssim=entry["metrics"].get("test/ssim_openfwi"),
                         mean_map_ms=(entry.get("baseline") or {}).get("mean_map_mae_ms"),
                         **common,
                     )
@@ -157,7 +157,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
                 model=str(record["model"]),
                 dataset=str(record["dataset"]),
                 mae_ms=float(metrics["test/mae_ms"]),
-                ssim=metrics.get("test/ssim"),
+                ssim=metrics.get("test/ssim_openfwi"),
                 mean_map_ms=(record.get("baseline") or {}).get("mean_map_mae_ms"),
                 **common,
             )
@@ -410,7 +410,7 @@ def markdown(result: dict[str, Any]) -> str:
     """The tables of :func:`analyse`'s result, as Markdown."""
     lines = ["## Test MAE against samples seen", ""]
     lines += [
-        "| model | dataset | samples seen | runs (seeds) | MAE m/s (min-max) | SSIM | mean map m/s | kind |",
+        "| model | dataset | samples seen | runs (seeds) | MAE m/s (min-max) | SSIM (OpenFWI) | mean map m/s | kind |",
         "|---|---|---:|---|---:|---:|---:|---|",
     ]
     for g in result["groups"]:

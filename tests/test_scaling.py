@@ -96,7 +96,7 @@ def _record(
         "dataset": dataset,
         "seed": seed,
         "samples_seen": samples,
-        "metrics": {"test/mae_ms": mae, "test/ssim": 0.7},
+        "metrics": {"test/mae_ms": mae, "test/ssim_openfwi": 0.7, "test/ssim": 0.6},
         "baseline": {"mean_map_mae_ms": 400.0},
         "schedule": {"complete": True},
         "branch": {"branch_samples": int(samples / 1.2)},
@@ -126,6 +126,7 @@ def test_main_writes_tables_json_and_plot(tmp_path, capsys):
     assert "skipped" in captured.err and "cut short" in captured.err
     text = (out / "scaling.md").read_text()
     assert "| epic | flatvel-a | 3,000 | 2 (0, 1) |" in text
+    assert "| 0.700 | 400.0 |" in text and "| 0.600 |" not in text  # OpenFWI's SSIM, not torchmetrics'
     assert "| 2,880,000 |" in text and "| 19.7 |" in text  # OpenFWI budget, published .0131 x 1500
     assert "closes" in text
     result = json.loads((out / "scaling.json").read_text())
