@@ -126,7 +126,9 @@ def test_main_writes_tables_json_and_plot(tmp_path, capsys):
     assert "skipped" in captured.err and "cut short" in captured.err
     text = (out / "scaling.md").read_text()
     assert "| epic | flatvel-a | 3,000 | 2 (0, 1) |" in text
-    assert "| 0.700 | 400.0 |" in text and "| 0.600 |" not in text  # OpenFWI's SSIM, not torchmetrics'
+    assert (
+        "| 0.700 | 400.0 |" in text and "| 0.600 |" not in text
+    )  # OpenFWI's SSIM, not torchmetrics'
     assert "| 2,880,000 |" in text and "| 19.7 |" in text  # OpenFWI budget, published .0131 x 1500
     assert "closes" in text
     result = json.loads((out / "scaling.json").read_text())
