@@ -43,6 +43,22 @@ def tiny_datamodule(root: Path, **options):
     return dm
 
 
+def augmented_twice(dm, seed: int = 3):
+    """A validation batch's records, and the training-time augmentation of that batch twice,
+    each after ``torch.manual_seed(seed)``: ``(records, first, second)``."""
+    from types import SimpleNamespace
+
+    import torch
+
+    dm.trainer = SimpleNamespace(training=True)
+    batch = next(iter(dm.val_dataloader()))
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        outs.append(dm.on_after_batch_transfer(batch, 0)["seismic"])
+    return batch["seismic"], outs[0], outs[1]
+
+
 def seeded_batches(loader) -> list[dict]:
     """Every batch of ``loader``, drawn after ``torch.manual_seed(0)``."""
     import torch

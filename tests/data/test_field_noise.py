@@ -16,7 +16,7 @@ from epic_zoo.data.degrade import field_noise_batch
 from epic_zoo.data.geometry import DT
 from epic_zoo.data.transforms import denormalize_seismic
 from epic_zoo.run_identity import config_hash, identity
-from tests.helpers import seeded_batches, tiny_datamodule
+from tests.helpers import augmented_twice, seeded_batches, tiny_datamodule
 
 STRIDE = 4  # the tiny profile's: a sample every 4 ms
 
@@ -108,14 +108,8 @@ def test_validation_and_test_batches_are_never_augmented(tiny_data_root, one_thr
 
 
 def test_draws_follow_the_global_seed(tiny_data_root, one_thread):
-    dm = _module(tiny_data_root, p=0.5)
-    dm.trainer = SimpleNamespace(training=True)
-    batch = next(iter(dm.val_dataloader()))
-    torch.manual_seed(3)
-    a = dm.on_after_batch_transfer(batch, 0)["seismic"]
-    torch.manual_seed(3)
-    b = dm.on_after_batch_transfer(batch, 0)["seismic"]
-    assert torch.equal(a, b) and not torch.equal(a, batch["seismic"])
+    records, a, b = augmented_twice(_module(tiny_data_root, p=0.5))
+    assert torch.equal(a, b) and not torch.equal(a, records)
 
 
 @pytest.mark.parametrize(

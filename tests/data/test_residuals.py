@@ -19,7 +19,7 @@ from epic_zoo.data.datamodule import FWIDataModule, FWIDataset
 from epic_zoo.data.forward import simulate
 from epic_zoo.data.store import H5Split, profile_root
 from epic_zoo.data.transforms import normalize_seismic
-from tests.helpers import seeded_batches, tiny_datamodule
+from tests.helpers import augmented_twice, seeded_batches, tiny_datamodule
 
 NUM = 2
 STRIDE = 4  # the tiny profile's
@@ -117,13 +117,7 @@ def test_p1_adds_one_scaled_template_to_every_training_sample_only(residual_root
 
 
 def test_draws_follow_the_global_seed(residual_root):
-    dm = _module(residual_root, p=0.5, num=NUM)
-    dm.trainer = SimpleNamespace(training=True)
-    batch = next(iter(dm.val_dataloader()))
-    torch.manual_seed(3)
-    a = dm.on_after_batch_transfer(batch, 0)["seismic"]
-    torch.manual_seed(3)
-    b = dm.on_after_batch_transfer(batch, 0)["seismic"]
+    _, a, b = augmented_twice(_module(residual_root, p=0.5, num=NUM))
     assert torch.equal(a, b)
 
 
