@@ -3,12 +3,13 @@
 Usage (from the repository root)::
 
     python checkpoints/export_zoo.py runs/epic_lite/* runs/inversionnet_lite/* \\
-        --org ORG --staging ../zoo-staging [--push [--private]]
+        --org ORG --staging ../zoo-staging [--tag TAG] [--push [--private]]
 
 Each argument is a run folder written by ``python -m epic_zoo.run`` (with
 ``results.json`` and ``checkpoints/best-*.ckpt``), any folder holding one
 checkpoint, or a ``.ckpt`` file. For each weight (named ``ARCH.DATASET`` from the
-checkpoint) the script
+checkpoint, or ``ARCH.DATASET.TAG`` with ``--tag TAG``: a version of the weights
+beside the default name, e.g. ``epic.flatvel-a.lite10k_100k``) the script
 
 1. exports the Hub format (``model.safetensors``, ``config.json``, ``README.md``)
    into ``checkpoints/NAME/`` (``--out``) when the name matches ``--local`` (default
@@ -59,6 +60,8 @@ def weight_name(source: Path) -> str:
 def export_one(source: Path, args: argparse.Namespace, scratch: Path) -> hub.PretrainedInfo:
     """Export, check, optionally push and register one weight; returns its registry entry."""
     name = weight_name(source)
+    if args.tag:
+        name = hub.tagged_name(name, args.tag)
     local = any(fnmatch.fnmatch(name, pattern) for pattern in args.local)
     if not local and args.staging is None:
         raise SystemExit(
@@ -66,7 +69,7 @@ def export_one(source: Path, args: argparse.Namespace, scratch: Path) -> hub.Pre
         )
     folder = (args.out if local else Path(args.staging)) / name
     repo_id = f"{args.org}/{name.replace('.', '-')}"
-    hub.export_any(source, folder, repo_id=repo_id)
+    hub.export_any(source, folder, repo_id=repo_id, name=name)
     revision = None
     if args.push:
         result = hub.push(folder, repo_id, private=args.private, out=folder)
@@ -110,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--check-num", type=int, default=8, help="test samples of the quick check (8)"
+    )
+    parser.add_argument(
+        "--tag",
+        help="register the weights as ARCH.DATASET.TAG (a version beside the default name), "
+        "e.g. lite10k_100k",
     )
     parser.add_argument("--push", action="store_true", help="upload and pin the Hub revision")
     parser.add_argument("--private", action="store_true", help="create private Hub repos")

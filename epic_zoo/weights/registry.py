@@ -17,6 +17,7 @@ import difflib
 import fnmatch
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ class PretrainedInfo:
     """One published weight (one entry of ``checkpoints/registry.json``).
 
     Attributes:
-        name: pretrained name, ``"{architecture}.{dataset}"``, e.g. ``"epic.flatvel-a"``.
+        name: pretrained name, ``"{architecture}.{dataset}"``, e.g. ``"epic.flatvel-a"``
+            (the default weights of that pair), or ``"{architecture}.{dataset}.{tag}"``
+            for another version kept beside it (:func:`tagged_name`), e.g.
+            ``"epic.flatvel-a.lite10k_100k"``: the tag names the training profile and
+            budget, as timm's ``resnet50.a1_in1k`` names a recipe.
         architecture: :func:`epic_zoo.models.create_model` name, e.g. ``"epic"``.
         dataset: dataset it was trained on, e.g. ``"flatvel-a"``.
         repo_id: Hugging Face Hub model repo, ``"org/name"``.
@@ -110,6 +115,26 @@ class PretrainedInfo:
         out = dataclasses.asdict(self)
         out.pop("name")
         return out
+
+
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]*")
+"""A weights tag: lower-case letters, digits and ``_`` (no dots: the tag is the last part)."""
+
+
+def tagged_name(name: str, tag: str) -> str:
+    """``"{name}.{tag}"``: the name of another version of the weights ``name`` (``ARCH.DATASET``).
+
+    Raises:
+        ValueError: ``name`` already has a tag, or ``tag`` is not lower-case letters,
+            digits and ``_``.
+    """
+    if name.count(".") != 1:
+        raise ValueError(f"{name!r}: a tag goes on an 'architecture.dataset' name")
+    if not TAG_PATTERN.fullmatch(tag):
+        raise ValueError(
+            f"tag {tag!r}: use lower-case letters, digits and '_' (e.g. lite10k_100k)"
+        )
+    return f"{name}.{tag}"
 
 
 def default_registry_path() -> Path:

@@ -154,6 +154,31 @@ def test_export_zoo_commits_weights_with_a_reproducible_check(
     assert reproduce_pretrained(NAME, tmp_path / "regen")["failures"] == []
 
 
+def test_export_zoo_tag_keeps_a_version_beside_the_default_name(
+    env: types.SimpleNamespace, tiny_run: types.SimpleNamespace
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "export_zoo", REPO_REGISTRY.parent / "export_zoo.py"
+    )
+    export_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_zoo)
+    out = ["--org", "org", "--out", str(env.checkpoints), "--check-num", "1"]
+    assert export_zoo.main([str(tiny_run.dir), *out]) == 0
+    default = hub.get_pretrained_info(NAME)
+    assert export_zoo.main([str(tiny_run.dir), *out, "--tag", "tiny_1k"]) == 0
+    tagged = hub.get_pretrained_info(f"{NAME}.tiny_1k")
+    assert hub.get_pretrained_info(NAME) == default  # the default name is untouched
+    assert tagged.local == f"{NAME}.tiny_1k" and tagged.dataset == "flatvel-a"
+    assert tagged.repo_id == "org/epic-flatvel-a-tiny_1k"
+    model = create_model(f"{NAME}.tiny_1k", pretrained=True)
+    assert hub.read_config(env.checkpoints / tagged.local)["name"] == f"{NAME}.tiny_1k"
+    with torch.no_grad():
+        assert torch.equal(model(tiny_run.x), tiny_run.expected)
+    for name, tag in ((f"{NAME}.tiny_1k", "again"), (NAME, "Lite.10k"), (NAME, "")):
+        with pytest.raises(ValueError, match="tag"):
+            hub.tagged_name(name, tag)
+
+
 def test_cli_list_and_pull(
     env: types.SimpleNamespace,
     fake_hub: FakeHub,

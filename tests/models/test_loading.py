@@ -57,7 +57,7 @@ def test_every_committed_weight_loads_through_both_routes(name: str) -> None:
     assert isinstance(model, torch.nn.Module) and not model.training
     assert model.source["kind"] == "pretrained" and model.source["source"] == "local"
     contract = model.contract
-    assert isinstance(contract, InputContract) and contract.dataset == name.split(".", 1)[1]
+    assert isinstance(contract, InputContract) and contract.dataset == name.split(".")[1]
     assert contract.time_samples == model.config["time_samples"]
     assert contract.num_devices == model.config["num_devices"]
     for key, value in model.state_dict().items():

@@ -251,11 +251,14 @@ def _committed() -> list[str]:
 def test_committed_registry_is_consistent() -> None:
     entries = hub.read_registry(REPO_REGISTRY)
     for name, info in entries.items():
-        assert name == f"{info.architecture}.{info.dataset}"
+        default = f"{info.architecture}.{info.dataset}"
+        tag = name.removeprefix(default + ".")
+        assert name == default or (tag != name and hub.TAG_PATTERN.fullmatch(tag)), name
         assert re.fullmatch(r"[0-9a-f]{64}", info.sha256)
         if info.local:
             weights = REPO_REGISTRY.parent / info.local / hub.WEIGHTS_NAME
             assert hub.file_sha256(weights) == info.sha256, f"{name}: committed file differs"
+            assert hub.read_config(weights.parent)["name"] == name
 
 
 @pytest.mark.usefixtures("one_thread")
