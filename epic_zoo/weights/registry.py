@@ -131,9 +131,7 @@ def tagged_name(name: str, tag: str) -> str:
     if name.count(".") != 1:
         raise ValueError(f"{name!r}: a tag goes on an 'architecture.dataset' name")
     if not TAG_PATTERN.fullmatch(tag):
-        raise ValueError(
-            f"tag {tag!r}: use lower-case letters, digits and '_' (e.g. lite10k_100k)"
-        )
+        raise ValueError(f"tag {tag!r}: use lower-case letters, digits and '_' (e.g. lite10k_100k)")
     return f"{name}.{tag}"
 
 
