@@ -253,6 +253,8 @@ class Schedule:
         prior_weights: weight of each prior relative to the normalised misfit.
         depth_power: exponent of :func:`depth_weights` (0: no preconditioning).
         time_gain: records are multiplied by ``(t / 1 s) ** time_gain`` in the misfit.
+        mute_after_ms: ``None``, or leave the records after this time out of the misfit
+            (a 50 ms cosine taper down to zero from here).
         history_size: L-BFGS memory.
         max_evaluations_per_iteration: line-search evaluations allowed per iteration.
         patience: stop a stage after this many iterations without a relative
@@ -276,6 +278,7 @@ class Schedule:
     )
     depth_power: float = 0.5
     time_gain: float = 1.0
+    mute_after_ms: float | None = None
     history_size: int = 10
     max_evaluations_per_iteration: int = 4
     patience: int = 3
@@ -297,8 +300,15 @@ class Schedule:
         return self.scaled(iterations / sum(s.iterations for s in self.stages))
 
     def as_dict(self) -> dict:
-        """JSON-ready description (for records)."""
-        return asdict(self)
+        """JSON-ready description (for records); ``mute_after_ms`` only when set.
+
+        (A schedule without a mute describes itself as before the setting existed,
+        so records made before it stay comparable and can be extended.)
+        """
+        out = asdict(self)
+        if out["mute_after_ms"] is None:
+            del out["mute_after_ms"]
+        return out
 
 
 DEFAULT_SCHEDULE = Schedule()
@@ -366,10 +376,24 @@ def _prepare(records: torch.Tensor, stage: Stage, gain: torch.Tensor, stride: in
     return (filtered * gain)[:, :, :: max(1, stage.compare_stride_ms // stride)]
 
 
-def _time_gain(samples: int, stride: int, power: float, device: torch.device) -> torch.Tensor:
-    """``(t / 1 s) ** power`` at the observed samples' times, ``[samples, 1]``."""
+MUTE_TAPER_S = 0.05
+"""Length of the cosine taper of ``Schedule.mute_after_ms`` (s)."""
+
+
+def _time_gain(
+    samples: int,
+    stride: int,
+    power: float,
+    device: torch.device,
+    mute_after_ms: float | None = None,
+) -> torch.Tensor:
+    """``(t / 1 s) ** power`` at the observed samples' times, ``[samples, 1]``, muted late if asked."""
     t = torch.arange(1, samples + 1, dtype=torch.float32, device=device) * (stride * DT)
-    return (t**power)[:, None]
+    gain = t**power
+    if mute_after_ms is not None:
+        into = ((t - mute_after_ms / 1000.0) / MUTE_TAPER_S).clamp(0.0, 1.0)
+        gain = gain * 0.5 * (1.0 + torch.cos(math.pi * into))
+    return gain[:, None]
 
 
 @dataclass(frozen=True)
@@ -551,7 +575,9 @@ def _refine_batch(
         return bounded.to_velocity(base + weights * p).expand(-1, NZ, NX)
 
     mask = live_traces(observed)
-    gain = _time_gain(observed.shape[2], stride, schedule.time_gain, observed.device)
+    gain = _time_gain(
+        observed.shape[2], stride, schedule.time_gain, observed.device, schedule.mute_after_ms
+    )
     data_terms: list[torch.Tensor] = []  # the last evaluation's per-map misfit
 
     def objective_of(stage: Stage) -> Callable[[], torch.Tensor]:

@@ -112,6 +112,25 @@ def test_schedule_scaling() -> None:
         schedule.with_iterations(0)
 
 
+def test_mute_leaves_late_records_out_and_is_no_part_of_an_unmuted_record() -> None:
+    from epic_zoo.refine import MUTE_TAPER_S, _time_gain
+
+    t = np.arange(1, 1001) * DT
+    plain = _time_gain(1000, 1, 1.0, torch.device("cpu"))[:, 0].numpy()
+    muted = _time_gain(1000, 1, 1.0, torch.device("cpu"), mute_after_ms=800)[:, 0].numpy()
+    np.testing.assert_allclose(plain, t, rtol=1e-6)
+    np.testing.assert_allclose(muted[t <= 0.8], plain[t <= 0.8], rtol=1e-6)
+    assert np.all(muted[t >= 0.8 + MUTE_TAPER_S] == 0)
+    taper = (
+        muted[(t > 0.8) & (t < 0.8 + MUTE_TAPER_S)] / plain[(t > 0.8) & (t < 0.8 + MUTE_TAPER_S)]
+    )
+    assert np.all(np.diff(taper) < 0) and 0 <= taper.min() and taper.max() < 1
+    assert (
+        "mute_after_ms" not in Schedule().as_dict()
+    )  # records made before the setting still match
+    assert Schedule(mute_after_ms=800).as_dict()["mute_after_ms"] == 800
+
+
 def test_a_few_iterations_lower_the_misfit_and_the_error(one_thread: None) -> None:
     truth = layered((2000.0, 2600.0, 3200.0), (0, 20, 45))
     start = layered((2000.0, 2450.0, 3050.0), (0, 20, 45))  # 150 m/s slow below 200 m
