@@ -62,15 +62,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no pretrained weights match {args.filter!r} in {registry_path}")
         return 0
+    width = max(22, *(len(n) for n in names))
     header = (
-        f"{'name':22s} {'dataset':13s} {'MAE m/s':>8s} {'mean map':>9s} {'x mean':>7s} "
+        f"{'name':{width}s} {'dataset':13s} {'MAE m/s':>8s} {'mean map':>9s} {'x mean':>7s} "
         f"{'learns':>6s} {'SSIM':>6s} {'samples':>8s} {'payload B':>9s} {'MB':>5s}  where"
     )
     print(header)
     print("-" * len(header))
     for name in names:
         try:
-            print(_list_row(name, entries[name], registry_path))
+            print(_list_row(name, entries[name], registry_path, width))
         except (TypeError, ValueError, AttributeError) as err:  # a hand-edited entry: one line
             print(f"skipped: {name} in {registry_path}: unreadable values ({err})", file=sys.stderr)
     print(
@@ -85,7 +86,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_row(name: str, info: PretrainedInfo, registry_path: Path) -> str:
+def _list_row(name: str, info: PretrainedInfo, registry_path: Path, width: int = 22) -> str:
     """One line of ``list``: recorded metrics beside the mean-map baseline, size, where."""
     ssim = info.metrics.get("ssim_openfwi", info.metrics.get("ssim", float("nan")))
     mae_ms = info.metrics.get("mae_ms", info.metrics.get("mae", float("nan")) * VELOCITY_SCALE_MS)
@@ -97,7 +98,7 @@ def _list_row(name: str, info: PretrainedInfo, registry_path: Path) -> str:
     payload = str(info.payload_bytes) if info.payload_bytes is not None else "-"
     size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes else "-"
     return (
-        f"{name:22s} {info.dataset:13s} {mae_ms:8.1f} "
+        f"{name:{width}s} {info.dataset:13s} {mae_ms:8.1f} "
         f"{f'{mean_map:.1f}' if mean_map else '-':>9s} {f'{ratio:.2f}' if ratio else '-':>7s} "
         f"{learns:>6s} {ssim:6.3f} {str(seen) if seen else '-':>8s} {payload:>9s} {size:>5s}  "
         f"{_where(info, registry_path)}" + ("  SUPERSEDED" if info.superseded else "")
