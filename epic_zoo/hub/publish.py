@@ -26,7 +26,7 @@ from epic_zoo.weights.files import (
     folder_hashes,
 )
 from epic_zoo.weights.folder import read_config
-from epic_zoo.weights.registry import PretrainedInfo, read_registry, write_registry
+from epic_zoo.weights.registry import PretrainedInfo, check_name, read_registry, write_registry
 from epic_zoo.weights.resolve import hf_endpoint
 
 
@@ -113,6 +113,7 @@ def register(
     folder = Path(folder)
     registry = Path(registry)
     config = read_config(folder)
+    check_name(str(config["name"]), str(config["architecture"]), str(config["dataset"]))
     build_from_folder(folder)
     weights = folder / WEIGHTS_NAME
     sha = file_sha256(weights)

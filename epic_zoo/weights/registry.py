@@ -135,6 +135,18 @@ def tagged_name(name: str, tag: str) -> str:
     return f"{name}.{tag}"
 
 
+def check_name(name: str, architecture: str, dataset: str) -> str:
+    """``name`` if it is ``architecture.dataset`` or ``architecture.dataset.TAG``, else ``ValueError``."""
+    default = f"{architecture}.{dataset}"
+    tag = name.removeprefix(default + ".")
+    if name == default or (tag != name and TAG_PATTERN.fullmatch(tag)):
+        return name
+    raise ValueError(
+        f"pretrained name {name!r} does not fit its weights ({architecture} on {dataset}): "
+        f"use {default!r} or {default + '.TAG'!r} (TAG: lower-case letters, digits, '_')"
+    )
+
+
 def default_registry_path() -> Path:
     """Where ``registry.json`` is read from.
 

@@ -27,6 +27,7 @@ from tests.hubfake import (
     REPO,
     FakeHub,
     publish_and_register,
+    tiny_model,
 )
 
 REPO_REGISTRY = Path(__file__).resolve().parents[2] / "checkpoints" / hub.REGISTRY_NAME
@@ -177,6 +178,20 @@ def test_export_zoo_tag_keeps_a_version_beside_the_default_name(
     for name, tag in ((f"{NAME}.tiny_1k", "again"), (NAME, "Lite.10k"), (NAME, "")):
         with pytest.raises(ValueError, match="tag"):
             hub.tagged_name(name, tag)
+
+
+def test_register_refuses_a_name_that_does_not_fit_the_weights(
+    env: types.SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("epic.flatvel-b", "epic.flatvel-a.Not-A-Tag", "flatvel-a"):
+        folder = hub.save_hub_folder(
+            tiny_model(), env.checkpoints / name, dataset="flatvel-a", name=name, repo_id=REPO
+        )
+        assert hub_cli.main(["register", str(folder), "--repo-id", REPO]) == 2
+        err = capsys.readouterr().err
+        assert f"pretrained name {name!r} does not fit its weights" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not env.registry.exists()  # nothing registered
 
 
 def test_cli_list_and_pull(

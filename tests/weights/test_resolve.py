@@ -251,9 +251,7 @@ def _committed() -> list[str]:
 def test_committed_registry_is_consistent() -> None:
     entries = hub.read_registry(REPO_REGISTRY)
     for name, info in entries.items():
-        default = f"{info.architecture}.{info.dataset}"
-        tag = name.removeprefix(default + ".")
-        assert name == default or (tag != name and hub.TAG_PATTERN.fullmatch(tag)), name
+        assert hub.check_name(name, info.architecture, info.dataset) == name
         assert re.fullmatch(r"[0-9a-f]{64}", info.sha256)
         if info.local:
             weights = REPO_REGISTRY.parent / info.local / hub.WEIGHTS_NAME
