@@ -32,7 +32,7 @@ from epic_zoo.hub.loader import (
     load_pretrained,
     model_from_checkpoint,
 )
-from epic_zoo.hub.publish import PushResult, push, register
+from epic_zoo.hub.publish import PushResult, push, register, retag
 from epic_zoo.provenance import git_commit
 from epic_zoo.weights.errors import (
     ArchitectureMismatchError,
@@ -129,6 +129,7 @@ __all__ = [
     "tagged_name",
     "read_results",
     "register",
+    "retag",
     "resolve_pretrained",
     "run_inputs",
     "save_hub_folder",

@@ -24,7 +24,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from epic_zoo.data.transforms import VELOCITY_SCALE_MS
 from epic_zoo.hub.export import export_any
-from epic_zoo.hub.publish import push, register
+from epic_zoo.hub.publish import push, register, retag
 from epic_zoo.weights.card import card_text
 from epic_zoo.weights.errors import (
     HubFormatError,
@@ -168,6 +168,17 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retag(args: argparse.Namespace) -> int:
+    registry = Path(args.registry) if args.registry else default_registry_path()
+    entry = retag(args.name, args.tag, registry=registry)
+    where = f"folder {entry.local}" if entry.local else "Hub only"
+    print(
+        f"{args.name} is now {entry.name} in {registry} ({where}; weights sha256 "
+        f"{entry.sha256[:12]}... unchanged); register the newer weights as {args.name}"
+    )
+    return 0
+
+
 def _cmd_card(args: argparse.Namespace) -> int:
     for folder in map(Path, args.folders):
         config = read_config(folder)
@@ -275,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--hub-only", action="store_true", help="do not record the folder as a committed copy"
     )
     p.set_defaults(func=_cmd_register)
+
+    p = sub.add_parser(
+        "retag", help="keep registered weights under NAME.TAG (frees NAME for newer weights)"
+    )
+    p.add_argument("name", help="registered name, e.g. epic.flatvel-a")
+    p.add_argument("tag", help="tag of the kept version, e.g. lite2k_30k")
+    p.set_defaults(func=_cmd_retag)
 
     p = sub.add_parser(
         "card", help="rewrite README.md (model card) of Hub folders from config.json"

@@ -7,6 +7,7 @@ broken export never leaves this machine nor enters the registry).
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,15 +19,26 @@ import epic_zoo
 from epic_zoo.data.contract import read_contract
 from epic_zoo.hub.export import export_any
 from epic_zoo.models.builder import build_from_folder
+from epic_zoo.weights.card import card_text
 from epic_zoo.weights.files import (
+    CARD_NAME,
+    CONFIG_NAME,
     DEFAULT_LICENSE,
     HUB_FILES,
     WEIGHTS_NAME,
+    atomic_write_text,
     file_sha256,
     folder_hashes,
 )
 from epic_zoo.weights.folder import read_config
-from epic_zoo.weights.registry import PretrainedInfo, check_name, read_registry, write_registry
+from epic_zoo.weights.registry import (
+    PretrainedInfo,
+    check_name,
+    get_pretrained_info,
+    read_registry,
+    tagged_name,
+    write_registry,
+)
 from epic_zoo.weights.resolve import hf_endpoint
 
 
@@ -181,4 +193,42 @@ def register(
     )
     entries[entry.name] = entry
     write_registry(entries, registry)
+    return entry
+
+
+def retag(name: str, tag: str, *, registry: str | Path) -> PretrainedInfo:
+    """Keep the weights registered as ``name`` under ``name.tag``, freeing ``name`` for newer ones.
+
+    The weights file is untouched (same sha256), the entry keeps its Hub repo
+    and pinned revision and its ``check``; a committed copy moves to the
+    folder ``name.tag`` beside the registry, with the new name in its
+    ``config.json`` and card. Register the newer weights under ``name`` after.
+
+    Raises:
+        UnknownPretrainedError: ``name`` is not registered.
+        ValueError: the tag is not valid, ``name`` already has one, or ``name.tag``
+            (entry or folder) exists.
+    """
+    registry = Path(registry)
+    info = get_pretrained_info(name, registry)
+    new = tagged_name(info.name, tag)
+    entries = read_registry(registry)
+    if new in entries:
+        raise ValueError(f"{new} is registered already in {registry}; choose another tag")
+    entry = dataclasses.replace(info, name=new)
+    if info.local is not None:
+        old_folder, folder = registry.parent / info.local, registry.parent / new
+        if folder.exists():
+            raise ValueError(f"{folder} exists; move it away or choose another tag")
+        config = {**read_config(old_folder), "name": new}
+        old_folder.rename(folder)
+        atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+        entry = dataclasses.replace(
+            entry, local=new, files={**info.files, CONFIG_NAME: file_sha256(folder / CONFIG_NAME)}
+        )
+    del entries[info.name]
+    entries[new] = entry
+    write_registry(entries, registry)
+    if info.local is not None:  # the card names the weights as the registry now does
+        atomic_write_text(folder / CARD_NAME, card_text(config, info.repo_id))
     return entry

@@ -194,6 +194,33 @@ def test_register_refuses_a_name_that_does_not_fit_the_weights(
     assert not env.registry.exists()  # nothing registered
 
 
+def test_retag_keeps_the_weights_under_a_tag_and_frees_the_name(
+    env: types.SimpleNamespace,
+    fake_hub: FakeHub,
+    folder: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = publish_and_register(fake_hub, folder, env.registry, local=True)
+    x = torch.randn(1, 5, TINY_EPIC["time_samples"], 70)
+    with torch.no_grad():
+        expected = create_model(NAME, pretrained=True)(x)
+    assert hub_cli.main(["retag", NAME, "lite2k_30k"]) == 0
+    assert f"{NAME} is now {NAME}.lite2k_30k" in capsys.readouterr().out
+    kept = hub.get_pretrained_info(f"{NAME}.lite2k_30k")
+    assert hub.list_pretrained() == [f"{NAME}.lite2k_30k"]  # the default name is free
+    assert (kept.sha256, kept.repo_id, kept.revision) == (old.sha256, old.repo_id, old.revision)
+    assert kept.local == f"{NAME}.lite2k_30k" and not folder.exists()
+    moved = env.checkpoints / kept.local
+    assert hub.read_config(moved)["name"] == kept.name and kept.mismatched_files(moved) == []
+    assert f'create_model("{kept.name}", pretrained=True)' in (moved / "README.md").read_text()
+    with torch.no_grad():  # the same weights, loaded by the new name, offline from the copy
+        assert torch.equal(create_model(kept.name, pretrained=True)(x), expected)
+    assert hub_cli.main(["retag", NAME, "again"]) == 2
+    assert f"unknown pretrained weights {NAME!r}" in capsys.readouterr().err
+    assert hub_cli.main(["retag", kept.name, "v2"]) == 2
+    assert "a tag goes on an 'architecture.dataset' name" in capsys.readouterr().err
+
+
 def test_cli_list_and_pull(
     env: types.SimpleNamespace,
     fake_hub: FakeHub,
