@@ -43,13 +43,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from openfwi_backend_check import official_test_names
 from scipy import ndimage
 
 from epic_zoo.data.families import generate_velocity
 from epic_zoo.data.forward import simulate
 from epic_zoo.data.geometry import NX, NZ, V_MAX, V_MIN
 from epic_zoo.data.openfwi import OpenFWIFolder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from openfwi_backend_check import official_test_names  # noqa: E402
 
 PROBE_SEED = 60221
 """Seed of the probe maps (no training, test or check draw uses it)."""
