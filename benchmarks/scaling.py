@@ -320,7 +320,8 @@ def gap(
     """EPIC / InversionNet MAE ratio at each shared budget and whether the gap opens, closes or stays level.
 
     The trend is the slope of ``log(ratio)`` against ``log(samples)``:
-    ``b_reference - b_mine`` from the two fits, with the interval of the
+    ``b_reference - b_mine`` from the two fits (made over the budgets both
+    models have, so a budget only one model reached does not tilt it), with the interval of the
     difference of independent bootstrap draws. "Gap" is the distance of the
     ratio from 1: it opens when the slope moves the ratio away from 1.
     """
@@ -396,8 +397,25 @@ def analyse(
     for dataset in sorted({d for _, d in groups}):
         mine, ref = (GAP_MODEL, dataset), (REFERENCE_MODEL, dataset)
         if mine in groups and ref in groups:
-            pair = (fits[mine], fits[ref]) if mine in fits and ref in fits else None
-            result["gaps"].append({"dataset": dataset, **gap(groups[mine], groups[ref], pair)})
+            # the trend compares like with like: both fits over the budgets both models have
+            shared = {p.samples for p in groups[mine]} & {p.samples for p in groups[ref]}
+            both = [[p for p in groups[key] if p.samples in shared] for key in (mine, ref)]
+            try:
+                pair = tuple(
+                    fit_power_law(
+                        [p.samples for p in ps],
+                        [p.mae_ms for p in ps],
+                        floor=floor,
+                        bootstrap=bootstrap,
+                        seed=seed,
+                    )
+                    for ps in both
+                )
+            except ValueError:
+                pair = None
+            result["gaps"].append(
+                {"dataset": dataset, "shared_budgets": sorted(shared), **gap(*both, pair)}
+            )
     return result
 
 

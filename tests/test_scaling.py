@@ -87,6 +87,16 @@ def test_gap_verdict(b_epic, b_inv, a_epic, verdict):
     assert result["slope"] == pytest.approx(b_inv - b_epic, abs=0.05)
 
 
+def test_a_budget_only_one_model_reached_does_not_tilt_the_gap():
+    epic = _points("epic", "flatvel-a", 8000.0, 0.4, seed=1)
+    inv = _points("inversionnet", "flatvel-a", 8000.0, 0.4, seed=2)
+    inv = [p for p in inv if p.samples < 100_000]  # InversionNet stops at 48,000
+    epic += [scaling.Point("epic", "flatvel-a", 0, 400_000, 500.0, 0.8, 300.0, "run", "")]
+    (row,) = scaling.analyse(epic + inv, floor=False, bootstrap=200)["gaps"]
+    assert row["shared_budgets"] == list(BUDGETS[:-1])
+    assert row["verdict"].startswith("level") and abs(row["slope"]) < 0.05
+
+
 def _record(
     folder: Path, model: str, dataset: str, samples: int, mae: float, seed: int = 0, **extra
 ):
