@@ -9,7 +9,7 @@ Each argument is a run folder written by ``python -m epic_zoo.run`` (with
 ``results.json`` and ``checkpoints/best-*.ckpt``), any folder holding one
 checkpoint, or a ``.ckpt`` file. For each weight (named ``ARCH.DATASET`` from the
 checkpoint, or ``ARCH.DATASET.TAG`` with ``--tag TAG``: a version of the weights
-beside the default name, e.g. ``epic.flatvel-a.lite10k_100k``) the script
+beside the default name, e.g. ``epic.flatvel-a.lite10k_100k_wsd``) the script
 
 1. exports the Hub format (``model.safetensors``, ``config.json``, ``README.md``)
    into ``checkpoints/NAME/`` (``--out``) when the name matches ``--local`` (default
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tag",
         help="register the weights as ARCH.DATASET.TAG (a version beside the default name), "
-        "e.g. lite10k_100k",
+        "e.g. lite10k_100k_wsd",
     )
     parser.add_argument("--push", action="store_true", help="upload and pin the Hub revision")
     parser.add_argument("--private", action="store_true", help="create private Hub repos")

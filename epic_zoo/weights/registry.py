@@ -46,7 +46,7 @@ class PretrainedInfo:
         name: pretrained name, ``"{architecture}.{dataset}"``, e.g. ``"epic.flatvel-a"``
             (the default weights of that pair), or ``"{architecture}.{dataset}.{tag}"``
             for another version kept beside it (:func:`tagged_name`), e.g.
-            ``"epic.flatvel-a.lite10k_100k"``: the tag names the training profile and
+            ``"epic.flatvel-a.lite10k_100k_wsd"``: the tag names the training profile and
             budget, as timm's ``resnet50.a1_in1k`` names a recipe.
         architecture: :func:`epic_zoo.models.create_model` name, e.g. ``"epic"``.
         dataset: dataset it was trained on, e.g. ``"flatvel-a"``.
