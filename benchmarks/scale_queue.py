@@ -32,7 +32,8 @@ The plan (``--profile lite10k``, budgets in samples seen; docs/scaling.md):
   it starts as soon as its checkpoint exists;
 - ``seed1/M/D``: the same long run with ``seed=1`` (seed spread at the largest budget);
 - ``union/epic/all``: one EPIC on the union of the ten datasets, to the same
-  100,000 samples seen (one epoch of the 100,000 union maps).
+  100,000 samples seen (one epoch of the 100,000 union maps), with the zoo's
+  recipe residuals (each sample gets its own dataset's; :mod:`epic_zoo.data.union`).
 
 Each finished run's ``results.json``, learning curve and CSV logs are copied
 to ``--records`` (default ``benchmarks/results/scaling``) under the job's
@@ -115,7 +116,7 @@ class Settings(NamedTuple):
 
 
 ZOO_OVERRIDES: tuple[str, ...] = ("data.recipe_residuals.p=0.5",)
-"""Overrides of the zoo's weights only: published weights must hold on recipe-port records."""
+"""Overrides of the zoo's weights and the union model: published weights must hold on recipe-port records."""
 
 
 def _data_done(settings: Settings, dataset: str) -> Path:
@@ -268,6 +269,7 @@ def build_plan(settings: Settings) -> list[Job]:
                     run_dir,
                     f"data.dataset={names}",
                     f"trainer.max_epochs={epochs}",
+                    *ZOO_OVERRIDES,  # beside the zoo's specialists, on the same recipe-port check
                 ),
                 run_dir,
                 (),

@@ -44,9 +44,10 @@ def test_full_plan_covers_the_issue(tmp_path):
     trunk = next(j for j in jobs if j.name == "wsd/epic/flatvel-a")
     assert "checkpoint.at_samples=[2500,5000,10000,20000,40000,80000]" in trunk.args
     assert "threads=1" in trunk.args and "scale=lite10k" in trunk.args
-    # published weights train with the recipe residuals; the scaling runs (one variable) do not
+    # published weights (and the union beside them) train with the recipe residuals;
+    # the scaling runs (one variable) do not
     zoo = next(j for j in jobs if j.name == "zoo/epic/style-b")
-    assert "data.recipe_residuals.p=0.5" in zoo.args
+    assert "data.recipe_residuals.p=0.5" in zoo.args and "data.recipe_residuals.p=0.5" in union.args
     assert not any("recipe_residuals" in a for j in kinds["wsd"] + kinds["decay"] for a in j.args)
     # warm-up of 100 steps x 16 = 1,600 samples: over before the first budget
     assert "task.warmup_steps=100" in trunk.args and "task.warmup_fraction=0" in trunk.args

@@ -364,6 +364,17 @@ class SplitDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, shuffle=False)
 
+    def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A training batch after the module's opt-in augmentations (here none: the batch itself)."""
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning hook: the augmentations on training batches only (on the batch's device)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and isinstance(batch, dict):
+            return self.augment(batch)
+        return batch
+
 
 class FWIDataModule(SplitDataModule):
     """Train/val/test loaders of one OpenFWI-style dataset.
@@ -599,10 +610,3 @@ class FWIDataModule(SplitDataModule):
             )
             seismic = normalize_seismic(raw, self.dataset_name).to(seismic.dtype)
         return {**batch, "seismic": seismic}
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Lightning hook: the augmentations on training batches only (on the batch's device)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.training and isinstance(batch, dict):
-            return self.augment(batch)
-        return batch

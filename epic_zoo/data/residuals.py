@@ -127,9 +127,15 @@ def add_recipe_residuals(
     p: float,
     scale: Sequence[float] = (0.5, 1.5),
     generator: torch.Generator | None = None,
+    group: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``seismic`` ``[B, 5, T, 70]`` (normalised) with, per sample and with probability ``p``,
     ``s * templates[j]`` added (``j`` uniform over the templates, ``s ~ U(scale)``).
+
+    With ``group`` (``[B]`` ints), ``templates`` is ``[G, N, 5, T, 70]``: sample
+    ``i`` draws from its own group's ``templates[group[i]]`` (a union of
+    datasets: each sample gets its dataset's templates, on its dataset's
+    normalised scale). The draws are the same either way.
 
     Draws come from ``generator`` (default torch's global RNG, which the runner
     seeds per epoch), on the CPU, so they do not depend on the device. Returns
@@ -138,10 +144,16 @@ def add_recipe_residuals(
     if p <= 0:
         return seismic
     b = seismic.shape[0]
+    count = templates.shape[1] if group is not None else len(templates)
     pick = torch.rand(b, generator=generator) < p
-    j = torch.randint(len(templates), (b,), generator=generator)
+    j = torch.randint(count, (b,), generator=generator)
     lo, hi = float(scale[0]), float(scale[1])
     s = lo + (hi - lo) * torch.rand(b, generator=generator)
     weight = (pick.to(s.dtype) * s).to(device=seismic.device, dtype=seismic.dtype)
-    chosen = templates[j.to(templates.device)].to(device=seismic.device, dtype=seismic.dtype)
+    j = j.to(templates.device)
+    if group is None:
+        chosen = templates[j]
+    else:
+        chosen = templates[group.to(device=templates.device, dtype=torch.long), j]
+    chosen = chosen.to(device=seismic.device, dtype=seismic.dtype)
     return seismic + weight[:, None, None, None] * chosen

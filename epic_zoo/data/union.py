@@ -10,6 +10,12 @@ Training shuffles across datasets; validation and test concatenate the
 members' splits (the summed metrics weigh each dataset by its test size:
 equal under a profile). Per-dataset test metrics are
 :func:`epic_zoo.evidence.per_dataset_evidence`'s job.
+
+Recipe residuals (``data.recipe_residuals.p > 0``) work per member: each
+member keeps its own templates (made from its own training maps, on its own
+normalised scale), training samples carry their member's number
+(``"member"``), and each sample draws from its own dataset's templates
+(:func:`epic_zoo.data.residuals.add_recipe_residuals` with ``group``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
 from epic_zoo.data.contract import InputContract
 from epic_zoo.data.datamodule import FWIDataModule, SplitDataModule
+from epic_zoo.data.residuals import add_recipe_residuals
 
 ALL = "all"
 """``data.dataset`` value meaning all ten datasets."""
@@ -47,6 +55,20 @@ def union_names(dataset: Any) -> list[str] | None:
     return names
 
 
+class _Member(Dataset):
+    """A member's split whose samples also say which member they come from (``"member"``)."""
+
+    def __init__(self, dataset: Dataset, member: int) -> None:
+        self.dataset = dataset
+        self.member = int(member)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {**self.dataset[i], "member": self.member}
+
+
 class UnionDataModule(SplitDataModule):
     """Train/val/test loaders over several synthetic datasets, each normalised by its own range.
 
@@ -54,8 +76,8 @@ class UnionDataModule(SplitDataModule):
         dataset: ``"all"`` or a sequence of dataset names.
         **kwargs: the other :class:`FWIDataModule` arguments, shared by every
             member (``profile``, ``root``, ``batch_size``, ``time_stride``,
-            ``seed``...). Real OpenFWI folders (``openfwi_root``) and recipe
-            residuals are per dataset and not supported here.
+            ``seed``, ``recipe_residuals``...). Real OpenFWI folders
+            (``openfwi_root``) and field noise are not supported here.
 
     ``dataset_name`` is ``"all"`` for the ten datasets, else the names joined
     by ``+``; :attr:`members` maps each name to its own data module.
@@ -70,12 +92,6 @@ class UnionDataModule(SplitDataModule):
             raise ValueError(
                 "data.openfwi_root reads one OpenFWI dataset folder; a union of datasets "
                 "(data.dataset=all or a list) trains on synthetic data: drop data.openfwi_root"
-            )
-        residuals: Mapping[str, Any] = kwargs.get("recipe_residuals") or {}
-        if float(residuals.get("p", 0.0) or 0.0) > 0:
-            raise ValueError(
-                "data.recipe_residuals.p>0 is per dataset; a union of datasets does not take it: "
-                "set data.recipe_residuals.p=0"
             )
         noise: Mapping[str, Any] = kwargs.get("field_noise") or {}
         if float(noise.get("p", 0.0) or 0.0) > 0:
@@ -101,6 +117,7 @@ class UnionDataModule(SplitDataModule):
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
+        self._residuals: torch.Tensor | None = None
 
     @property
     def dataset_name(self) -> str:
@@ -132,6 +149,28 @@ class UnionDataModule(SplitDataModule):
         for member in self.members.values():
             member.setup(stage)
         members = list(self.members.values())
-        self.train_dataset = ConcatDataset([m.train_dataset for m in members])
+        self.train_dataset = ConcatDataset(
+            [_Member(m.train_dataset, k) for k, m in enumerate(members)]  # type: ignore[arg-type]
+        )
         self.val_dataset = ConcatDataset([m.val_dataset for m in members])
         self.test_dataset = ConcatDataset([m.test_dataset for m in members])
+        templates = [m.residual_templates for m in members]
+        if all(t is not None for t in templates):
+            self._residuals = torch.stack(templates)  # type: ignore[arg-type]
+
+    @property
+    def residual_templates(self) -> torch.Tensor | None:
+        """Every member's recipe-residual templates ``[members, num, 5, T, 70]``; ``None`` when off."""
+        return self._residuals
+
+    def augment(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A training batch with each sample's own dataset's recipe residuals (off: the batch itself)."""
+        if self._residuals is None:
+            return batch
+        if self._residuals.device != batch["seismic"].device:
+            self._residuals = self._residuals.to(batch["seismic"].device)
+        opts = self.recipe_residuals
+        seismic = add_recipe_residuals(
+            batch["seismic"], self._residuals, opts["p"], opts["scale"], group=batch["member"]
+        )
+        return {**batch, "seismic": seismic}

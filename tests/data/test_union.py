@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from omegaconf import OmegaConf, open_dict
 from epic_zoo.data.catalog import DATASET_NAMES
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.generate import ensure_data
+from epic_zoo.data.residuals import residual_cache_name
+from epic_zoo.data.store import profile_root
 from epic_zoo.data.transforms import normalize_seismic
 from epic_zoo.data.union import UnionDataModule, union_names
 from epic_zoo.run import build_datamodule, compose_config, train
@@ -57,12 +61,54 @@ def test_each_sample_keeps_its_own_datasets_normalisation(pair_root):
     "extra, message",
     [
         ({"openfwi_root": "x"}, "drop data.openfwi_root"),
-        ({"recipe_residuals": {"p": 0.5}}, "set data.recipe_residuals.p=0"),
+        ({"field_noise": {"p": 0.5}}, "set data.field_noise.p=0"),
     ],
 )
 def test_union_refuses_per_dataset_options(extra, message):
     with pytest.raises(ValueError, match=message):
         UnionDataModule(PAIR, profile="tiny", **extra)
+
+
+def test_recipe_residuals_come_from_each_samples_own_dataset(pair_root, tmp_path):
+    """p=1: every training sample gets one of ITS dataset's templates (constants 1, 1.1 / 100, 110)."""
+    root = tmp_path / "data"
+    shutil.copytree(pair_root, root)
+    level = {"flatvel-a": 1.0, "style-b": 100.0}
+    for name in PAIR:  # cached templates [2, 5, 250, 70] are reused as they are (no recipe port)
+        templates = np.stack(
+            [np.full((5, 250, 70), level[name] * (1 + 0.1 * k), np.float32) for k in (0, 1)]
+        )
+        np.save(profile_root(root, "tiny", 0) / name / residual_cache_name(2, 4), templates)
+    union = UnionDataModule(
+        PAIR, profile="tiny", root=root, batch_size=4, recipe_residuals={"p": 1.0, "num": 2}
+    )
+    union.prepare_data()
+    union.setup()
+    assert union.residual_templates is not None
+    assert union.residual_templates.shape == (2, 2, 5, 250, 70)
+    assert union.run_record()["recipe_residuals"]["p"] == 1.0
+    own = {  # each member's unaugmented training records, to tell which dataset a sample is from
+        name: torch.stack([m.train_dataset[i]["seismic"] for i in range(len(m.train_dataset))])
+        for name, m in union.members.items()
+    }
+    union.trainer = SimpleNamespace(training=True)
+    torch.manual_seed(0)
+    seen = {name: 0 for name in PAIR}
+    for batch in union.train_dataloader():
+        before = batch["seismic"].clone()
+        after = union.on_after_batch_transfer(batch, 0)["seismic"]
+        for x, added, member in zip(before, after - before, batch["member"], strict=True):
+            name = next(n for n in PAIR if any(torch.equal(x, r) for r in own[n]))
+            assert PAIR[int(member)] == name
+            value = float(added.mean())
+            # one template (a constant) times a scale in [0.5, 1.5]: 0.5..1.65 or 50..165
+            assert torch.allclose(added, torch.full_like(added, value), rtol=1e-5, atol=1e-3)
+            assert 0.5 * level[name] - 1e-3 <= value <= 1.65 * level[name] + 1e-3
+            seen[name] += 1
+    assert seen == {"flatvel-a": 16, "style-b": 16}
+    union.trainer = SimpleNamespace(training=False)  # validation and test are left alone
+    batch = next(iter(union.val_dataloader()))
+    assert torch.equal(union.on_after_batch_transfer(batch, 0)["seismic"], batch["seismic"])
 
 
 def test_config_builds_a_union_for_all_or_a_list(tmp_path):
