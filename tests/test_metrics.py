@@ -100,6 +100,18 @@ def test_inversion_metrics_values_and_units():
     assert out["val/ssim"] != pytest.approx(out["val/ssim_openfwi"], abs=1e-4)
 
 
+def test_training_metrics_leave_the_ssims_out_and_keep_the_rest():
+    pred01, target01 = _maps(batch=5)
+    pred, target = (pred01 * 2 - 1).float(), (target01 * 2 - 1).float()
+    full, lean = inversion_metrics("train/"), inversion_metrics("train/", ssim=False)
+    full.update(pred, target)
+    lean.update(pred, target)
+    a, b = full.compute(), lean.compute()
+    assert sorted(b) == sorted(f"train/{k}" for k in KEYS if "ssim" not in k)
+    for key in b:
+        assert b[key].item() == a[key].item(), key
+
+
 def test_metrics_accumulate_over_batches_like_one_batch():
     pred01, target01 = _maps(batch=6)
     pred, target = (pred01 * 2 - 1).float(), (target01 * 2 - 1).float()

@@ -126,7 +126,7 @@ class VelocityTask(pl.LightningModule):
         )
         if time_samples:
             self.example_input_array = torch.zeros(1, NUM_SOURCES, int(time_samples), NUM_RECEIVERS)
-        self.train_metrics = inversion_metrics("train/")
+        self.train_metrics = inversion_metrics("train/", ssim=False)  # val/test hold the SSIMs
         self.val_metrics = inversion_metrics("val/")
         self.test_metrics = inversion_metrics("test/")
 
