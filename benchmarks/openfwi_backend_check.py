@@ -90,8 +90,12 @@ def simulate_folder(
     return folder
 
 
-def load(spec: str):
-    """The model behind ``spec``, its recorded test metrics and training-split size."""
+def load(spec: str, dataset: str | None = None):
+    """The model behind ``spec``, its recorded test metrics and training-split size.
+
+    For a union run (``per_dataset`` in its record), the metrics of ``dataset``'s
+    own test split and that dataset's training-split size (the profile's).
+    """
     from epic_zoo.hub import get_pretrained_info, list_pretrained
     from epic_zoo.models import load_model
     from epic_zoo.run_layout import RESULTS_FILE
@@ -101,8 +105,12 @@ def load(spec: str):
     results = Path(spec) / RESULTS_FILE
     if results.is_file():
         summary = json.loads(results.read_text())
-        recorded = {k.removeprefix("test/"): v for k, v in summary["metrics"].items()}
-        recorded["train_samples"] = summary.get("train_samples", 1000)
+        member = (summary.get("per_dataset") or {}).get(dataset) if dataset else None
+        metrics = member["metrics"] if member else summary["metrics"]
+        recorded = {k.removeprefix("test/"): v for k, v in metrics.items()}
+        recorded["train_samples"] = (
+            summary["data"]["profile"]["train"] if member else summary.get("train_samples", 1000)
+        )
     elif spec in list_pretrained():
         info = get_pretrained_info(spec)
         recorded = dict(info.metrics)
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset, args.num, args.out, args.threads, "deepwave", seed=args.seed
         )
         spec = args.model.format(dataset=dataset)
-        model, recorded = load(spec)
+        model, recorded = load(spec, dataset)
         metrics = evaluate_model(model, OpenFWIFolder(folder, dataset, split=None))
         deepwave = evaluate_model(model, OpenFWIFolder(same_maps, dataset, split=None))
         truth = np.load(folder / official_test_names(dataset)[1])

@@ -335,7 +335,13 @@ def build_from_checkpoint(
         "lightning_version": ckpt.get("pytorch-lightning_version"),
     }
     dm = info["datamodule_hparams"]
-    model.contract = read_contract(dm, what=str(path)) if dm.get("dataset") else None
+    dataset = dm.get("dataset")
+    if isinstance(dataset, (list, tuple)):
+        # a union of datasets (epic_zoo.data.union): each normalised with its own range,
+        # so no one contract; the data's own dataset names it (evaluation, invert(dataset=...))
+        model.contract = None
+    else:
+        model.contract = read_contract(dm, what=str(path)) if dataset else None
     return model.to(check_device(map_location)).eval(), info
 
 

@@ -16,10 +16,13 @@ from epic_zoo.data.catalog import DATASET_NAMES
 from epic_zoo.data.datamodule import FWIDataModule
 from epic_zoo.data.generate import ensure_data
 from epic_zoo.data.residuals import residual_cache_name
-from epic_zoo.data.store import profile_root
+from epic_zoo.data.store import H5Split, profile_root
 from epic_zoo.data.transforms import normalize_seismic
 from epic_zoo.data.union import UnionDataModule, union_names
+from epic_zoo.evaluation import evaluate_model
+from epic_zoo.models import load_model
 from epic_zoo.run import build_datamodule, compose_config, train
+from tests.helpers import benchmark_script
 
 PAIR = ["flatvel-a", "style-b"]
 
@@ -152,3 +155,15 @@ def test_union_run_is_tested_per_dataset(pair_root, tmp_path):
     # the union's test MAE is the mean of the two equal-sized parts
     both = np.mean([per[n]["metrics"]["test/mae_ms"] for n in PAIR])
     assert record["metrics"]["test/mae_ms"] == pytest.approx(both, rel=1e-4)
+    # the run folder loads (no one input contract: each dataset's records keep their own
+    # normalisation) and scores each member's raw test split as the run's record did
+    model = load_model(summary["run_dir"])
+    assert model.contract is None
+    for name in PAIR:
+        split = H5Split(profile_root(pair_root, "tiny", 0) / name / "test")
+        mine = evaluate_model(model, split)["mae_ms"]
+        assert mine == pytest.approx(per[name]["metrics"]["test/mae_ms"], rel=1e-4)
+    # the recipe-port check compares a union with each dataset's own test split and mean map
+    _, recorded = benchmark_script("openfwi_backend_check").load(summary["run_dir"], "style-b")
+    assert recorded["mae_ms"] == per["style-b"]["metrics"]["test/mae_ms"]
+    assert recorded["train_samples"] == 16  # style-b's own training maps (tiny), not the union's 32
