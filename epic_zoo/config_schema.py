@@ -259,7 +259,7 @@ def _check_data(data: DictConfig) -> None:
         except (KeyError, ValueError):
             raise ConfigError(
                 f"data.profile={profile!r} is not a profile: use one of {', '.join(PROFILES)} "
-                "or a mapping {name, train, val, test, time_stride, dtype, shard_size}"
+                "or a mapping {name, train, val, test, time_stride, dtype, shard_size, generator}"
             ) from None
     elif isinstance(profile, DictConfig):
         fields = {f.name for f in dataclasses.fields(Profile)}

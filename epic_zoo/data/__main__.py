@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
+from epic_zoo.data.families import GENERATORS
 from epic_zoo.data.profiles import PROFILES, get_profile
 from epic_zoo.data.store import DTYPES, SHARD_GLOB, SPLITS, DataError, H5Split, split_count
 
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("deepwave", "openfwi"),
         help="forward model (default deepwave)",
     )
+    gen.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        help="laws of the velocity maps (default 'default', or the profile's; 'wide': "
+        "more layers, in-layer gradients, wider velocity ranges)",
+    )
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     imp = sub.add_parser(
@@ -185,6 +192,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         shards=args.shards,
         backend=args.backend,
+        generator=args.generator or (profile.generator if profile else "default"),
         **opts,
     )
     print(f"done: {path}")
@@ -218,7 +226,9 @@ def _describe_split(path: Path) -> str:
     origin = (
         f"imported from {a.get('openfwi_source')}"
         if a.get("source") == "openfwi"
-        else f"synthetic, seed {a['seed']}, generator {a['generator_version']}, backend {a['backend']}"
+        else f"synthetic, seed {a['seed']}, generator {a['generator_version']}"
+        f"{'' if a.get('generator', 'default') == 'default' else ' (' + str(a['generator']) + ' laws)'}"
+        f", backend {a['backend']}"
     )
     return "\n".join(
         [

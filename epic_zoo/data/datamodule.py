@@ -11,7 +11,6 @@ conditions (:func:`epic_zoo.data.degrade.field_noise_batch`, ``field_noise`` bel
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -318,7 +317,7 @@ class SplitDataModule(L.LightningDataModule):
     def run_record(self) -> dict[str, Any]:
         """The data levers a run's ``results.json["data"]`` keeps (profile, stride, batch, augmentations)."""
         return {
-            "profile": dataclasses.asdict(self.profile),
+            "profile": self.profile.as_dict(),
             "time_stride": self.time_stride,
             "batch_size": self.batch_size,
             "recipe_residuals": dict(self.recipe_residuals),

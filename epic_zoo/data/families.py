@@ -54,7 +54,7 @@ import functools
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -115,6 +115,13 @@ class LayeredParams:
         fault_dip: fault angle from horizontal, degrees; the fault is a
             straight line through a random point of the central third at
             mid-depth, leaning left or right (no effect without a throw).
+        layer_gradient: velocity increase with depth *inside* each layer,
+            m/s per cell, drawn per layer (compaction); ``(0, 0)`` keeps
+            layers constant. Drawn after every other choice, so the same seed
+            gives the same layers with and without it. A layer's gradient is
+            lowered so that it never passes ``V_MAX`` and, where velocities
+            increase with depth, never rises more than half the step to the
+            next layer (every interface stays a jump up); nothing is clipped.
     """
 
     layers: tuple[int, int]
@@ -127,6 +134,7 @@ class LayeredParams:
     curve_jitter: float = 0.0
     fault_throw: tuple[float, float] = (0.0, 0.0)
     fault_dip: tuple[float, float] = (45.0, 80.0)
+    layer_gradient: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         lo, hi = self.layers
@@ -150,6 +158,10 @@ class LayeredParams:
             )
         if not 0 < self.fault_dip[0] <= self.fault_dip[1] <= 90:
             raise ValueError(f"fault_dip={self.fault_dip} degrees must lie in (0, 90]")
+        if not 0 <= self.layer_gradient[0] <= self.layer_gradient[1]:
+            raise ValueError(
+                f"layer_gradient={self.layer_gradient} m/s per cell must satisfy 0 <= low <= high"
+            )
 
 
 @dataclass(frozen=True)
@@ -245,6 +257,69 @@ FAMILY_PARAMS: dict[str, FamilyParams] = {
 its own). Keys are the names of :data:`epic_zoo.data.catalog.DATASETS`."""
 
 
+GENERATORS: tuple[str, ...] = ("default", "wide")
+"""The laws a dataset's maps can be drawn with: ``"default"`` (:data:`FAMILY_PARAMS`,
+every published dataset and weight) or ``"wide"`` (:data:`WIDE_FAMILY_PARAMS`)."""
+
+
+def widen(params: FamilyParams) -> FamilyParams:
+    """The wider laws of a family (``generator="wide"``), by fixed rules, not tuned.
+
+    Layered families: up to twice the layers, the thinnest 3 cells (half the
+    default's, at least 3), contrasts from 50 m/s, the top layer up to 500 m/s
+    faster where velocities increase with depth, and a velocity increase of
+    0-20 m/s per cell (0-2 s^-1, compaction) inside every layer; curvature,
+    faults and velocity order unchanged. Style families: crops from 70 pixels,
+    rotations up to 45 degrees, blur from half the low to 1.5x the high sigma,
+    texture 0.5x-1.3x the amplitude, a surface velocity down to 1500 m/s and a
+    bottom velocity 500 m/s lower to ``V_MAX``.
+
+    What it is for: a model trained on one family's laws fits those laws
+    (layer counts, constant layers, velocity ranges) more than the family;
+    wider laws of the same family test what that costs on maps from other
+    generators (docs/scaling.md, "Maps from other generators").
+    """
+    if isinstance(params, LayeredParams):
+        thin = max(3, params.min_thickness // 2)
+        top = params.top_velocity
+        if params.velocity_order == "increasing":
+            top = (V_MIN, min(V_MAX, top[1] + 500.0))
+        return replace(
+            params,
+            layers=(params.layers[0], min(2 * params.layers[1], NZ // thin)),
+            min_thickness=thin,
+            contrast=(min(50.0, params.contrast[0]), params.contrast[1]),
+            top_velocity=top,
+            layer_gradient=(0.0, 20.0),
+        )
+    lo, hi = params.texture_amplitude
+    return replace(
+        params,
+        crop=(NX, max(params.crop[1], 2 * NX)),
+        max_rotation=max(params.max_rotation, 45.0),
+        smoothing=(0.5 * params.smoothing[0], 1.5 * params.smoothing[1]),
+        texture_amplitude=(0.5 * lo, 1.3 * hi),
+        top_velocity=(V_MIN, params.top_velocity[1]),
+        bottom_velocity=(max(V_MIN, params.bottom_velocity[0] - 500.0), V_MAX),
+    )
+
+
+WIDE_FAMILY_PARAMS: dict[str, FamilyParams] = {
+    name: widen(params) for name, params in FAMILY_PARAMS.items()
+}
+"""The ``"wide"`` laws of each dataset (:func:`widen` of :data:`FAMILY_PARAMS`)."""
+
+
+def family_params(dataset: str, generator: str = "default") -> FamilyParams:
+    """The laws of ``dataset``'s maps under ``generator`` (one of :data:`GENERATORS`)."""
+    name = get_dataset(dataset).name
+    if generator == "default":
+        return FAMILY_PARAMS[name]
+    if generator == "wide":
+        return WIDE_FAMILY_PARAMS[name]
+    raise ValueError(f"generator={generator!r}; choose one of: {', '.join(GENERATORS)}")
+
+
 # ---------------------------------------------------------------- layered maps
 
 
@@ -301,7 +376,20 @@ def _layered_map(p: LayeredParams, rng: np.random.Generator) -> np.ndarray:
     fault_x = x0 + lean * (z - NZ / 2) / math.tan(dip)  # [NZ, 1] fault column at each depth
     depth = np.where(x > fault_x, z - throw, z)  # hanging wall sees layers shifted by the throw
     labels = (depth[None, :, :] >= interfaces[:, None, :]).sum(axis=0)  # [NZ, NX] layer index
-    return velocities[labels]
+    velocity = velocities[labels]
+    if p.layer_gradient != (0.0, 0.0):  # drawn last: every choice above stays the same
+        gradient = rng.uniform(*p.layer_gradient, size=n)
+        columns = np.broadcast_to(np.arange(NX), labels.shape)
+        tops = np.where(labels > 0, interfaces[np.maximum(labels - 1, 0), columns], 0.0)
+        below = np.maximum(depth - tops, 0.0)  # cells below the layer's top, moving with its block
+        extent = np.zeros(n)
+        np.maximum.at(extent, labels.ravel(), below.ravel())
+        room = V_MAX - velocities  # never past V_MAX ...
+        if p.velocity_order == "increasing":  # ... nor past half the step to the next layer
+            room[:-1] = np.minimum(room[:-1], 0.5 * np.diff(velocities))
+        gradient = np.minimum(gradient, room / np.maximum(extent, 1.0))
+        velocity = velocity + gradient[labels] * below
+    return velocity
 
 
 # ------------------------------------------------------------------ style maps
@@ -386,7 +474,9 @@ def sample_from_params(params: FamilyParams, rng: np.random.Generator) -> np.nda
     return np.clip(velocity, V_MIN, V_MAX).astype(np.float32)
 
 
-def sample_velocity(dataset: str, rng: np.random.Generator) -> np.ndarray:
+def sample_velocity(
+    dataset: str, rng: np.random.Generator, generator: str = "default"
+) -> np.ndarray:
     """Draw one velocity map of ``dataset`` from ``rng``.
 
     Args:
@@ -394,11 +484,12 @@ def sample_velocity(dataset: str, rng: np.random.Generator) -> np.ndarray:
             OpenFWI spelling, e.g. ``"FlatVel-A"``); unknown names raise
             ``KeyError`` listing the valid ones.
         rng: the random generator to draw from (advanced in place).
+        generator: the laws, ``"default"`` or ``"wide"`` (:func:`family_params`).
 
     Returns:
         ``[depth z, offset x] = [70, 70]`` float32 velocity in m/s.
     """
-    return sample_from_params(FAMILY_PARAMS[get_dataset(dataset).name], rng)
+    return sample_from_params(family_params(dataset, generator), rng)
 
 
 def sample_seed(
@@ -416,7 +507,11 @@ def sample_seed(
 
 
 def generate_velocity(
-    dataset: str, indices: Sequence[int], seed: int = 0, split: str = "train"
+    dataset: str,
+    indices: Sequence[int],
+    seed: int = 0,
+    split: str = "train",
+    generator: str = "default",
 ) -> np.ndarray:
     """Velocity maps ``indices`` of ``(dataset, seed, split)``.
 
@@ -429,13 +524,16 @@ def generate_velocity(
         indices: non-negative sample indices, any order.
         seed: non-negative base seed.
         split: ``"train"``, ``"val"`` or ``"test"``.
+        generator: the laws, ``"default"`` or ``"wide"`` (:func:`family_params`);
+            both draw sample ``i`` from the same seed sequence.
 
     Returns:
         ``[len(indices), 1, 70, 70]`` float32 velocity in m/s.
     """
     name = get_dataset(dataset).name
+    params = family_params(name, generator)
     out = np.empty((len(indices), 1, NZ, NX), dtype=np.float32)
     for row, index in enumerate(indices):
         rng = np.random.default_rng(sample_seed(name, int(index), seed, split))
-        out[row, 0] = sample_velocity(name, rng)
+        out[row, 0] = sample_from_params(params, rng)
     return out

@@ -60,7 +60,11 @@ def _make_shard(job: _ShardJob) -> int:
     a = job.attrs
     first, count = int(a["first_index"]), int(a["count"])
     velocity = families.generate_velocity(
-        a["dataset"], range(first, first + count), seed=int(a["seed"]), split=a["split"]
+        a["dataset"],
+        range(first, first + count),
+        seed=int(a["seed"]),
+        split=a["split"],
+        generator=str(a.get("generator", "default")),
     )
     seismic = np.asarray(forward.simulate(velocity, backend=a["backend"], device=job.device))
     # every simulated time sample, also those the stride drops: NaN there means the
@@ -110,11 +114,13 @@ def generate_split(
     progress: bool = True,
     shards: tuple[int, int] | None = None,
     backend: str = "deepwave",
+    generator: str = "default",
 ) -> Path:
     """Generate ``num`` samples of ``dataset``/``split`` into ``{root}/{dataset}/{split}``.
 
     Velocity maps come from :func:`epic_zoo.data.families.generate_velocity`
-    (sample ``i`` depends only on ``(dataset, seed, split, i)``), records from
+    (sample ``i`` depends only on ``(dataset, seed, split, i)``; ``generator``
+    picks the laws: ``"default"`` or ``"wide"``), records from
     :func:`epic_zoo.data.forward.simulate` (``backend``, ``device``), kept every
     ``time_stride`` ms and stored as ``dtype``. Resumable: finished shards are
     kept, missing ones made. ``shards=(start, end)`` makes only shards
@@ -140,7 +146,10 @@ def generate_split(
         raise ValueError(f"shard_size={shard_size} must be at least 1")
     if int(workers) < 1:
         raise ValueError(f"workers={workers} must be at least 1")
-    from epic_zoo.data.families import GENERATOR_VERSION
+    from epic_zoo.data.families import GENERATOR_VERSION, GENERATORS
+
+    if generator not in GENERATORS:
+        raise ValueError(f"generator={generator!r}; use one of {', '.join(GENERATORS)}")
 
     num, shard_size, time_stride = int(num), int(shard_size), int(time_stride)
     num_shards = math.ceil(num / shard_size)
@@ -157,6 +166,7 @@ def generate_split(
         dtype=dtype,
         total=num,
         shard_size=shard_size,
+        generator=generator,
     )
     wanted = _parse_shards(shards, num_shards)
     todo = check_resumable(split_dir, base, wanted)
@@ -240,6 +250,7 @@ def ensure_data(
             workers=workers,
             device=device,
             progress=progress,
+            generator=prof.generator,
         )
     return store_root / info.name
 
@@ -278,14 +289,17 @@ def regenerate_test_split(
         )
     seed, stride = int(record.get("seed", 0)), int(record.get("time_stride", 1))
     dtype = str(record.get("dtype", "float32"))
+    generator = str(record.get("generator", "default"))
+    laws = "" if generator == "default" else f"-{generator}"
     return generate_split(
         dataset,
         "test",
         int(num),
-        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}",
+        Path(root) / f"n{int(num)}-seed{seed}-stride{stride}-{dtype}{laws}",
         seed=seed,
         time_stride=stride,
         dtype=dtype,
+        generator=generator,
         shard_size=int(num),
         progress=False,
     )

@@ -8,7 +8,10 @@ stay comparable.
 
 A profile fixes how many samples each split has, the time decimation of the
 stored records and their storage precision: the CPU-budget levers (docs/data.md,
-"Store"); every result records the profile it used.
+"Store"); every result records the profile it used. ``lite2k-wide`` is
+``lite2k`` drawn with the wider laws (``generator="wide"``,
+:func:`epic_zoo.data.families.widen`): other maps of the same families, in a
+folder of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class Profile:
         time_stride: keep every ``time_stride``-th time sample (1000 -> 250 for 4).
         dtype: storage precision of the records, ``"float32"`` or ``"float16"``.
         shard_size: samples per HDF5 shard.
+        generator: the laws of the velocity maps, ``"default"`` or ``"wide"``
+            (:data:`epic_zoo.data.families.GENERATORS`).
     """
 
     name: str
@@ -36,9 +41,14 @@ class Profile:
     time_stride: int = 1
     dtype: str = "float32"
     shard_size: int = 100
+    generator: str = "default"
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The profile as a dict; ``generator`` only when not the default (older records match)."""
+        out = asdict(self)
+        if out["generator"] == "default":
+            del out["generator"]
+        return out
 
     def num(self, split: str) -> int | None:
         if split not in ("train", "val", "test"):
@@ -56,6 +66,16 @@ PROFILES: dict[str, Profile] = {
     ),
     "lite10k": Profile(
         "lite10k", train=10000, val=100, test=200, time_stride=4, dtype="float16", shard_size=100
+    ),
+    "lite2k-wide": Profile(
+        "lite2k-wide",
+        train=2000,
+        val=200,
+        test=200,
+        time_stride=4,
+        dtype="float16",
+        shard_size=100,
+        generator="wide",
     ),
     "full": Profile(
         "full", train=None, val=None, test=None, time_stride=1, dtype="float32", shard_size=500

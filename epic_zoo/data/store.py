@@ -69,6 +69,7 @@ _SPLIT_KEYS: tuple[str, ...] = (
     "source",
     "seed",
     "generator_version",
+    "generator",
     "backend",
     "time_stride",
     "nt",
@@ -305,6 +306,8 @@ def regenerate_command(split_dir: Path, attrs: dict[str, Any] | None = None) -> 
     )
     if attrs.get("backend", "deepwave") != "deepwave":
         cmd += f" --backend {attrs['backend']}"
+    if attrs.get("generator", "default") != "default":
+        cmd += f" --generator {attrs['generator']}"
     return cmd
 
 
@@ -658,14 +661,20 @@ def split_attrs(
     total: int,
     shard_size: int,
     source_files: str = "",
+    generator: str = "default",
 ) -> dict:
     """Attributes shared by every shard of one split (each shard adds its own index and count).
 
     They record the geometry, normalisation stats, time sampling, storage
     precision, provenance and the split's size; :func:`check_resumable`
-    compares them before a resumed run adds shards to the folder.
+    compares them before a resumed run adds shards to the folder. The maps'
+    laws (``generator``, :data:`epic_zoo.data.families.GENERATORS`) are
+    stored only when they are not the default, so shards made before the
+    setting existed still match.
     """
+    extra = {} if generator == "default" else {"generator": generator}
     return {
+        **extra,
         "format_version": FORMAT_VERSION,
         "dataset": info.name,
         "split": split,

@@ -54,6 +54,8 @@ def data_record(dm: Mapping[str, Any]) -> dict[str, Any]:
             n = profile.num(split)
             out[split] = n if n is None or limit is None else min(n, int(limit))
         out["dtype"] = profile.dtype
+        if profile.generator != "default":  # maps drawn with other laws (families.widen)
+            out["generator"] = profile.generator
     return out
 
 

@@ -180,3 +180,49 @@ def test_style_needs_no_network(monkeypatch):
     finally:
         families._style_images.cache_clear()
     assert velocity.shape == (1, 1, NZ, NX)
+
+
+# ---------------------------------------------------------------- wider laws
+@pytest.mark.parametrize("dataset", DATASET_NAMES)
+def test_wide_laws_stay_in_range_and_reproducible(dataset):
+    wide = generate_velocity(dataset, range(8), seed=3, generator="wide")
+    assert wide.shape == (8, 1, NZ, NX) and wide.dtype == np.float32
+    assert wide.min() >= V_MIN and wide.max() <= V_MAX
+    np.testing.assert_array_equal(
+        generate_velocity(dataset, [5], seed=3, generator="wide")[0], wide[5]
+    )
+    assert not np.array_equal(wide, generate_velocity(dataset, range(8), seed=3))
+
+
+def test_wide_flat_layers_grow_inside_layers_and_keep_their_family():
+    default = generate_velocity("flatvel-a", range(N_STAT))
+    wide = generate_velocity("flatvel-a", range(N_STAT), generator="wide")
+    assert (wide == wide[..., :1]).all()  # still flat, constant along x
+    assert (np.diff(wide, axis=2) >= 0).all()  # still increasing with depth (A)
+    # more distinct velocities per column: the in-layer gradient (the default has <= 5 layers)
+    levels = [len(np.unique(m[0, :, 0])) for m in wide]
+    assert max(len(np.unique(m[0, :, 0])) for m in default) <= 5 and np.median(levels) > 20
+    # deeper parts reach higher velocities than the default laws allow on average
+    assert wide[:, 0, -10:].mean() > default[:, 0, -10:].mean() + 200
+
+
+@pytest.mark.parametrize("dataset", ["flatvel-a", "curvevel-a", "curvefault-b"])
+def test_layer_gradient_keeps_every_other_choice_and_never_clips(dataset):
+    plain = FAMILY_PARAMS[dataset]
+    graded = dataclasses.replace(plain, layer_gradient=(5.0, 40.0))
+    for i in range(20):
+        a = sample_from_params(plain, np.random.default_rng(i))
+        b = sample_from_params(graded, np.random.default_rng(i))
+        assert (b >= a).all() and (b > a).mean() > 0.5  # the same layers, each growing inside
+        if dataset == "flatvel-a":
+            assert (b[0] == a[0]).all()  # the surface row tops the first layer: unchanged
+        assert b.max() <= V_MAX and (b == V_MAX).sum() <= NX  # lowered, not a clipped floor
+        if plain.velocity_order == "increasing":
+            assert (np.diff(b, axis=0) >= 0).all()  # every interface still a step up
+    with pytest.raises(ValueError, match="layer_gradient"):
+        dataclasses.replace(plain, layer_gradient=(-1.0, 5.0))
+
+
+def test_unknown_generator_is_refused():
+    with pytest.raises(ValueError, match="generator='odd'; choose one of: default, wide"):
+        generate_velocity("flatvel-a", [0], generator="odd")

@@ -321,6 +321,37 @@ def test_generate_refuses_to_mix_parameters(generated):
         )
 
 
+def test_wide_laws_are_stored_checked_and_regenerated(generated, tmp_path, capsys):
+    """generator='wide': other maps of the family, said in the shards, never mixed with default ones."""
+    from epic_zoo.data.__main__ import main as data_cli
+    from epic_zoo.data.families import generate_velocity
+    from epic_zoo.data.profiles import get_profile
+
+    assert "generator" not in H5Split(generated / "flatvel-a" / "train").attrs  # default: as before
+    with pytest.raises(DataError, match=r"made with generator=None, but 'wide' was requested"):
+        generate_split(
+            "flatvel-a", "train", 4, generated, time_stride=4, shard_size=2, generator="wide",
+            progress=False,
+        )  # fmt: skip
+    data_cli(
+        ["generate", "--dataset", "flatvel-a", "--num", "2", "--out", str(tmp_path),
+         "--time-stride", "4", "--shard-size", "2", "--generator", "wide", "--no-progress"]
+    )  # fmt: skip
+    split = H5Split(tmp_path / "flatvel-a" / "train")
+    assert split.attrs["generator"] == "wide"
+    np.testing.assert_array_equal(
+        split[1][1], generate_velocity("flatvel-a", [1], generator="wide")[0]
+    )
+    assert "--generator wide" in store.regenerate_command(split.files[0], split.attrs)
+    data_cli(["info", str(tmp_path / "flatvel-a" / "train")])
+    assert "(wide laws)" in capsys.readouterr().out
+    # the wide profile says so in records; the default profiles' records stay as they were
+    assert get_profile("lite2k-wide").as_dict()["generator"] == "wide"
+    assert "generator" not in get_profile("lite2k").as_dict()
+    with pytest.raises(ValueError, match="generator='odd'"):
+        generate_split("flatvel-a", "train", 1, tmp_path / "x", generator="odd", progress=False)
+
+
 def test_failure_keeps_finished_shards(tmp_path, monkeypatch):
     from epic_zoo.data import forward
 
