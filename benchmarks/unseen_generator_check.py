@@ -22,6 +22,9 @@ Probes (:data:`PROBES`), each checked against a dataset's models:
   depth trend from 1500-2300 to 3000-4300 m/s plus a Gaussian random field
   (correlation 3-8 cells, 300-900 m/s peak-to-peak), where Style-A crops
   and blurs images.
+- ``well-log`` (FlatVel-A's family again, other laws than both its default
+  and its wide generator): 4-15 flat beds rising from 1500-2300 to
+  3000-4500 m/s in gamma-distributed steps, contacts smoothed over 0-2 cells.
 
     python benchmarks/unseen_generator_check.py --probes flat-gradient smooth-field \\
         --models 'epic.{dataset}' 'epic.{dataset}.lite10k_100k_wsd' --num 48 --out DIR \\
@@ -89,17 +92,44 @@ def smooth_field(rng: np.random.Generator) -> np.ndarray:
     return np.clip(trend + field, V_MIN, V_MAX)
 
 
+def well_log(rng: np.random.Generator) -> np.ndarray:
+    """Flat, blocky, increasing with depth like a sonic log, ``[NZ, NX]``.
+
+    4-15 beds at least 2 cells thick, velocity rising from 1500-2300 m/s at
+    the surface to 3000-4500 m/s at the bottom in gamma-distributed steps
+    (a few large jumps among many small ones), contacts smoothed over 0-2
+    cells (gradational beds): other laws than both FlatVel-A's and its wide
+    variant (``epic_zoo.data.families.widen``).
+    """
+    beds = int(rng.integers(4, 16))
+    thickness = 2 + rng.dirichlet(np.ones(beds)) * (NZ - 2 * beds)
+    tops = np.concatenate([[0], np.cumsum(thickness)[:-1]]).round().astype(int)
+    top, bottom = rng.uniform(1500.0, 2300.0), rng.uniform(3000.0, 4500.0)
+    steps = rng.gamma(rng.uniform(0.5, 3.0), size=beds - 1)
+    levels = top + (bottom - top) * np.concatenate([[0.0], np.cumsum(steps) / steps.sum()])
+    index = np.searchsorted(tops, np.arange(NZ), side="right") - 1
+    profile = levels[index]
+    sigma = rng.uniform(0.0, 2.0)
+    if sigma > 0.05:  # smoothing a rising profile keeps it rising
+        profile = ndimage.gaussian_filter1d(profile, sigma, mode="nearest")
+    return np.repeat(np.clip(profile, V_MIN, V_MAX)[:, None], NX, axis=1)
+
+
 PROBES: dict[str, tuple[str, Callable[[np.random.Generator], np.ndarray]]] = {
     "flat-gradient": ("flatvel-a", flat_gradient),
     "smooth-field": ("style-a", smooth_field),
+    "well-log": ("flatvel-a", well_log),
 }
 """Probe name -> (the dataset whose models it checks, map generator)."""
+
+PROBE_IDS: dict[str, int] = {"flat-gradient": 0, "smooth-field": 1, "well-log": 2}
+"""Each probe's number in its maps' seeds (fixed: adding a probe changes no other probe's maps)."""
 
 
 def probe_maps(probe: str, num: int, seed: int = PROBE_SEED) -> np.ndarray:
     """``num`` maps of a probe, ``[num, 1, NZ, NX]`` float32 m/s; map ``i`` depends on (probe, seed, i)."""
     _, draw = PROBES[probe]
-    offset = sorted(PROBES).index(probe)
+    offset = PROBE_IDS[probe]
     maps = [draw(np.random.default_rng([seed, offset, i])).astype(np.float32) for i in range(num)]
     return np.stack(maps)[:, None]
 

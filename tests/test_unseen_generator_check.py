@@ -20,6 +20,9 @@ def test_probe_maps_are_their_family_by_other_laws() -> None:
     assert np.all(np.diff(flat[:, 0, :, 0], axis=1) >= 0)  # increasing with depth
     # a gradient inside the layers: more distinct velocities than FlatVel-A's at most 5 layers
     assert all(len(np.unique(m[0, :, 0])) > 10 for m in flat)
+    log = check.probe_maps("well-log", 8)
+    assert np.all(log == log[:, :, :, :1]) and np.all(np.diff(log[:, 0, :, 0], axis=1) >= 0)
+    assert log.min() >= 1500 and log.max() <= 4500 and not np.array_equal(log, flat)
     smooth = check.probe_maps("smooth-field", 8)
     assert smooth.min() >= 1500 and smooth.max() <= 4500
     assert not np.allclose(smooth[:, :, :, :1], smooth)  # varies laterally
