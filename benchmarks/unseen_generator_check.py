@@ -154,16 +154,50 @@ def simulate_probe(probe: str, num: int, out: Path, seed: int = PROBE_SEED) -> P
     return folder
 
 
+def per_map_mae(model: torch.nn.Module, data: OpenFWIFolder) -> np.ndarray:
+    """The model's MAE (m/s) on each map of ``data``, ``[num]``."""
+    from epic_zoo.data.transforms import denormalize_velocity
+    from epic_zoo.evaluation import as_dataset, predicted_velocity_ms
+
+    loader = torch.utils.data.DataLoader(as_dataset(data, model), batch_size=16)
+    out = []
+    with torch.inference_mode():
+        for batch in loader:
+            error = predicted_velocity_ms(model(batch["seismic"])) - denormalize_velocity(
+                batch["velocity"]
+            )
+            out.append(error.abs().flatten(1).mean(1))
+    return torch.cat(out).numpy()
+
+
+def ratio_interval(
+    model_mae: np.ndarray,
+    baseline_mae: np.ndarray,
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval (percentile, maps resampled) of ``mean(model) / mean(baseline)``."""
+    pick = np.random.default_rng(seed).integers(0, len(model_mae), (resamples, len(model_mae)))
+    ratios = model_mae[pick].mean(1) / baseline_mae[pick].mean(1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+
+
 def check(probe: str, spec: str, folder: Path) -> dict:
-    """One row: the model's MAE on the probe beside the probe's own and the training mean maps."""
+    """One row: the model's MAE on the probe beside the probe's own and the training mean maps,
+    with a bootstrap 95 % interval (over maps) of the ratio to the probe's own mean map."""
     from epic_zoo.evaluation import evaluate_model
     from epic_zoo.models import load_model
 
     dataset, _ = PROBES[probe]
     model = load_model(spec)
-    metrics = evaluate_model(model, OpenFWIFolder(folder, dataset, split=None))
+    data = OpenFWIFolder(folder, dataset, split=None)
+    metrics = evaluate_model(model, data)
     truth = np.load(folder / official_test_names(dataset)[1])
-    own = float(np.abs(truth - truth.mean(0, keepdims=True)).mean())
+    own_maps = np.abs(truth - truth.mean(0, keepdims=True)).reshape(len(truth), -1).mean(1)
+    own = float(own_maps.mean())
+    interval = ratio_interval(per_map_mae(model, data), own_maps)
     train = ((model.source.get("config") or {}).get("record") or {}).get("train")
     trained = None
     if train:  # the mean of the maps the model was trained on (seed 0 training split)
@@ -179,6 +213,7 @@ def check(probe: str, spec: str, folder: Path) -> dict:
         "ssim_openfwi": metrics.get("ssim_openfwi"),
         "probe_mean_map_mae_ms": own,
         "ratio_to_probe_mean_map": metrics["mae_ms"] / own,
+        "ratio_ci95": list(interval),
         "training_mean_map_mae_ms": trained,
         "training_maps": train,
     }

@@ -149,6 +149,7 @@ def register(
         "time_stride",
         "dtype",
         "generator_version",
+        "generator",
         "seed",
         "recipe_residuals",
         "field_noise",

@@ -92,6 +92,7 @@ def eval_results(config: Mapping[str, Any]) -> list[EvalResult]:
             dataset_split="test",
             dataset_args={
                 "generator_version": record.get("generator_version"),
+                **({"generator": record["generator"]} if record.get("generator") else {}),
                 "seed": record.get("seed"),
                 "test_samples": record.get("test"),
             },

@@ -280,3 +280,19 @@ def test_data_record_keeps_the_recipe_residual_setting() -> None:
     assert data_record({**dm, "recipe_residuals": residuals})["recipe_residuals"] == residuals
     assert "recipe_residuals" not in data_record({**dm, "recipe_residuals": {"p": 0.0}})
     assert "recipe_residuals" not in data_record(dm)
+
+
+def test_a_weight_trained_on_wide_laws_is_checked_on_wide_maps(tmp_path: Path) -> None:
+    """The registry keeps the laws of the maps (data.generator), so the check regenerates those maps."""
+    import numpy as np
+
+    from epic_zoo.data.families import generate_velocity
+    from epic_zoo.data.generate import regenerate_test_split
+    from epic_zoo.data.store import H5Split
+
+    info = hub.get_pretrained_info("epic.flatvel-a.lite2k_30k_wide")
+    assert info.data["generator"] == "wide" and info.data["profile"] == "lite2k-wide"
+    split = H5Split(regenerate_test_split("flatvel-a", info.data, 2, tmp_path))
+    wide = generate_velocity("flatvel-a", range(2), split="test", generator="wide")
+    np.testing.assert_array_equal(np.stack([split[i][1] for i in range(2)]), wide)
+    assert "generator" not in hub.get_pretrained_info("epic.flatvel-a").data  # the default laws
