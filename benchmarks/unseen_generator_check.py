@@ -198,10 +198,12 @@ def check(probe: str, spec: str, folder: Path) -> dict:
     own_maps = np.abs(truth - truth.mean(0, keepdims=True)).reshape(len(truth), -1).mean(1)
     own = float(own_maps.mean())
     interval = ratio_interval(per_map_mae(model, data), own_maps)
-    train = ((model.source.get("config") or {}).get("record") or {}).get("train")
+    record = (model.source.get("config") or {}).get("record") or {}
+    train = record.get("train")
     trained = None
-    if train:  # the mean of the maps the model was trained on (seed 0 training split)
-        train_mean = generate_velocity(dataset, range(int(train))).mean(0)
+    if train:  # the mean of the maps the model was trained on (seed 0 training split, its laws)
+        laws = str(record.get("generator", "default"))
+        train_mean = generate_velocity(dataset, range(int(train)), generator=laws).mean(0)
         trained = float(np.abs(truth - train_mean.reshape(1, 1, NZ, NX)).mean())
     return {
         "probe": probe,
