@@ -219,12 +219,19 @@ def card_text(config: Mapping[str, Any], repo_id: str | None) -> str:
         eval_results=results or None,
     )
     warning = [f"> **Superseded: do not use for results.** {superseded}", ""] if superseded else []
+    generator = record.get("generator", "default")
+    laws = (
+        ""
+        if generator == "default"
+        else f" with the family's `{generator}` laws (`epic_zoo.data.families.widen`: maps "
+        "unlike the default generator's; its test maps are of those laws too)"
+    )
     lines = [
         f"# {config['name']}",
         "",
         *warning,
         f"`{config['architecture']}` trained on epic_zoo's `{dataset}` data: "
-        f"{dataset_title(dataset)}, made by `epic_zoo.data` with the acquisition of "
+        f"{dataset_title(dataset)}{laws}, made by `epic_zoo.data` with the acquisition of "
         f"[OpenFWI]({OPENFWI_URL}) (Deng et al., NeurIPS 2022 Datasets and Benchmarks): 5 "
         "sources, 70 receivers, 70x70 velocity map on a 10 m grid. The architecture follows "
         f'EPIC ([arXiv {PAPER_ARXIV}](https://arxiv.org/abs/{PAPER_ARXIV}), "Two Teachers '

@@ -296,3 +296,9 @@ def test_a_weight_trained_on_wide_laws_is_checked_on_wide_maps(tmp_path: Path) -
     wide = generate_velocity("flatvel-a", range(2), split="test", generator="wide")
     np.testing.assert_array_equal(np.stack([split[i][1] for i in range(2)]), wide)
     assert "generator" not in hub.get_pretrained_info("epic.flatvel-a").data  # the default laws
+    # the card says which laws, from the weights' own record (the default card does not)
+    from epic_zoo.weights.card import card_text
+
+    for name, says in (("epic.flatvel-a.lite2k_30k_wide", True), ("epic.flatvel-a", False)):
+        config = json.loads((REPO_REGISTRY.parent / name / "config.json").read_text())
+        assert ("with the family's `wide` laws" in card_text(config, None)) is says, name
