@@ -165,16 +165,29 @@ def summarise(maps: list[dict]) -> dict:
     return out
 
 
+def bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval (percentile, maps resampled in pairs) of ``mean(numerator) / mean(denominator)``."""
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
+    n = len(numerator)
+    pick = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    ratios = numerator[pick].mean(1) / denominator[pick].mean(1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+
+
 def ratio_interval(
     maps: list[dict], level: float = 0.95, resamples: int = 4000, seed: int = 0
 ) -> tuple[float, float]:
     """Bootstrap interval (percentile, maps resampled) of ``mean(mae_after) / mean(mae_before)``."""
-    before = np.array([m["mae_before"] for m in maps])
     after = np.array([m["mae_after"] for m in maps])
-    pick = np.random.default_rng(seed).integers(0, len(maps), (resamples, len(maps)))
-    ratios = after[pick].mean(1) / before[pick].mean(1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+    before = np.array([m["mae_before"] for m in maps])
+    return bootstrap_ratio(after, before, level, resamples, seed)
 
 
 def map_entries(

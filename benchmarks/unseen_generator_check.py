@@ -56,6 +56,7 @@ from epic_zoo.data.openfwi import OpenFWIFolder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openfwi_backend_check import official_test_names  # noqa: E402
+from refine_check import bootstrap_ratio  # noqa: E402
 
 PROBE_SEED = 60221
 """Seed of the probe maps (no training, test or check draw uses it)."""
@@ -170,20 +171,6 @@ def per_map_mae(model: torch.nn.Module, data: OpenFWIFolder) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def ratio_interval(
-    model_mae: np.ndarray,
-    baseline_mae: np.ndarray,
-    level: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Bootstrap interval (percentile, maps resampled) of ``mean(model) / mean(baseline)``."""
-    pick = np.random.default_rng(seed).integers(0, len(model_mae), (resamples, len(model_mae)))
-    ratios = model_mae[pick].mean(1) / baseline_mae[pick].mean(1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
-
-
 def check(probe: str, spec: str, folder: Path) -> dict:
     """One row: the model's MAE on the probe beside the probe's own and the training mean maps,
     with a bootstrap 95 % interval (over maps) of the ratio to the probe's own mean map."""
@@ -197,7 +184,7 @@ def check(probe: str, spec: str, folder: Path) -> dict:
     truth = np.load(folder / official_test_names(dataset)[1])
     own_maps = np.abs(truth - truth.mean(0, keepdims=True)).reshape(len(truth), -1).mean(1)
     own = float(own_maps.mean())
-    interval = ratio_interval(per_map_mae(model, data), own_maps)
+    interval = bootstrap_ratio(per_map_mae(model, data), own_maps)
     record = (model.source.get("config") or {}).get("record") or {}
     train = record.get("train")
     trained = None

@@ -146,10 +146,9 @@ def generate_split(
         raise ValueError(f"shard_size={shard_size} must be at least 1")
     if int(workers) < 1:
         raise ValueError(f"workers={workers} must be at least 1")
-    from epic_zoo.data.families import GENERATOR_VERSION, GENERATORS
+    from epic_zoo.data.families import GENERATOR_VERSION, family_params
 
-    if generator not in GENERATORS:
-        raise ValueError(f"generator={generator!r}; use one of {', '.join(GENERATORS)}")
+    family_params(info.name, generator)  # an unknown generator fails here, before any folder
 
     num, shard_size, time_stride = int(num), int(shard_size), int(time_stride)
     num_shards = math.ceil(num / shard_size)
