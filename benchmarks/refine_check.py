@@ -53,6 +53,7 @@ from epic_zoo.data.transforms import (  # noqa: E402
     denormalize_velocity,
     normalize_seismic,
 )
+from epic_zoo.evidence import bootstrap_ratio  # noqa: E402
 from epic_zoo.metrics import openfwi_ssim  # noqa: E402
 from epic_zoo.refine import DEFAULT_SCHEDULE, Schedule, refine_maps  # noqa: E402
 
@@ -163,22 +164,6 @@ def summarise(maps: list[dict]) -> dict:
         floor_misfit=float(np.mean([m["floor_misfit"] for m in maps])),
     )
     return out
-
-
-def bootstrap_ratio(
-    numerator: np.ndarray,
-    denominator: np.ndarray,
-    level: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Bootstrap interval (percentile, maps resampled in pairs) of ``mean(numerator) / mean(denominator)``."""
-    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
-    n = len(numerator)
-    pick = np.random.default_rng(seed).integers(0, n, (resamples, n))
-    ratios = numerator[pick].mean(1) / denominator[pick].mean(1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
 
 def ratio_interval(

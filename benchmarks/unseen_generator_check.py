@@ -52,11 +52,12 @@ from epic_zoo.data.families import generate_velocity
 from epic_zoo.data.forward import simulate
 from epic_zoo.data.geometry import NX, NZ, V_MAX, V_MIN
 from epic_zoo.data.openfwi import OpenFWIFolder
+from epic_zoo.evaluation import per_map_mae
+from epic_zoo.evidence import bootstrap_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openfwi_backend_check import official_test_names  # noqa: E402
-from refine_check import bootstrap_ratio  # noqa: E402
 
 PROBE_SEED = 60221
 """Seed of the probe maps (no training, test or check draw uses it)."""
@@ -153,22 +154,6 @@ def simulate_probe(probe: str, num: int, out: Path, seed: int = PROBE_SEED) -> P
     np.save(folder / seis_name, seismic)
     made.write_text(json.dumps(draw) + "\n")
     return folder
-
-
-def per_map_mae(model: torch.nn.Module, data: OpenFWIFolder) -> np.ndarray:
-    """The model's MAE (m/s) on each map of ``data``, ``[num]``."""
-    from epic_zoo.data.transforms import denormalize_velocity
-    from epic_zoo.evaluation import as_dataset, predicted_velocity_ms
-
-    loader = torch.utils.data.DataLoader(as_dataset(data, model), batch_size=16)
-    out = []
-    with torch.inference_mode():
-        for batch in loader:
-            error = predicted_velocity_ms(model(batch["seismic"])) - denormalize_velocity(
-                batch["velocity"]
-            )
-            out.append(error.abs().flatten(1).mean(1))
-    return torch.cat(out).numpy()
 
 
 def check(probe: str, spec: str, folder: Path) -> dict:

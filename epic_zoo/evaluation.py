@@ -32,6 +32,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -241,6 +242,27 @@ def evaluate_model(
 def predicted_velocity_ms(pred: torch.Tensor) -> torch.Tensor:
     """Normalised predictions -> velocity in m/s, clipped to 1500..4500 (float32)."""
     return denormalize_velocity(pred.float()).clamp(V_MIN, V_MAX)
+
+
+def per_map_mae(
+    model: nn.Module, data: Dataset | ShardedArrays, *, batch_size: int = 16
+) -> np.ndarray:
+    """The model's MAE (m/s) on each map of ``data`` (in order), ``[num]`` float64.
+
+    ``data`` as for :func:`evaluate_model`; their mean is :func:`evaluate_model`'s
+    ``mae_ms``. Per-map errors are what an interval over maps needs
+    (:func:`epic_zoo.evidence.bootstrap_ratio`).
+    """
+    model = model.eval()
+    loader = DataLoader(as_dataset(data, model), batch_size=int(batch_size), shuffle=False)
+    out = []
+    with torch.inference_mode():
+        for batch in loader:
+            error = predicted_velocity_ms(model(batch["seismic"])) - denormalize_velocity(
+                batch["velocity"]
+            )
+            out.append(error.abs().flatten(1).double().mean(1))
+    return torch.cat(out).numpy()
 
 
 def refine_predictions(

@@ -8,7 +8,9 @@
   :func:`save_learning_curve`, :func:`best_epoch_row`);
 - the learning-rate schedule planned and completed, and what cut it short
   (:func:`schedule_record`);
-- the wall time summed over every start of a resumed run (:class:`WallClock`).
+- the wall time summed over every start of a resumed run (:class:`WallClock`);
+- a bootstrap interval of a ratio of two per-map means, e.g. a model's MAE over the
+  mean map's on the same maps (:func:`bootstrap_ratio`).
 
 :func:`epic_zoo.run.train` writes them to ``results.json``; ``compare`` and the
 hub's run-folder reader read them back.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 from epic_zoo.data.datamodule import FWIDataModule
@@ -288,3 +291,19 @@ def per_dataset_evidence(model: torch.nn.Module, datamodule: Any) -> dict[str, d
     finally:
         model.train(was_training)
     return out
+
+
+def bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval (percentile, maps resampled in pairs) of ``mean(numerator) / mean(denominator)``."""
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
+    n = len(numerator)
+    pick = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    ratios = numerator[pick].mean(1) / denominator[pick].mean(1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))

@@ -1,0 +1,212 @@
+"""The "learns" verdict of trained runs with its 95 % interval over the test maps, and the paired change
+against the committed weights on the same maps.
+
+Usage (from the repository root)::
+
+    python benchmarks/learns_interval.py WORK/runs/zoo/epic/flatvel-a --data-root WORK/data \\
+        --json benchmarks/results/scaling/zoo/learns_interval.json
+
+For each run folder (its ``results.json`` names the dataset, data profile and
+seed; the data are read from ``{data-root}/{profile}-seed{seed}/{dataset}``):
+
+- the run's checkpoint and the committed weights (``--against``, default
+  ``epic.{dataset}``) are scored map by map on the run's test split
+  (:func:`epic_zoo.evaluation.per_map_mae`);
+- each against its own input-free mean map: the mean of the training maps it
+  was trained on (the run's split; for the committed weights the first
+  ``train`` maps of the same split, since sample ``i`` of a split depends only on
+  ``(dataset, seed, split, i)``), scored on the same maps;
+- bootstrap 95 % intervals (:func:`epic_zoo.evidence.bootstrap_ratio`, maps
+  resampled in pairs) of each ratio to its mean map (it *learns* with
+  confidence where the whole interval is at most 0.6) and of the run's MAE over
+  the committed weights' (below 1: the run is better on these maps).
+
+The interval covers which test maps were drawn, not the training seed (the
+second-seed runs give that spread). Every measured MAE is checked against the
+MAE its own record states (exit status 1 when one is off by more than 1 %:
+wrong data or weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from epic_zoo.data.store import SHARD_GLOB, H5Split, profile_root
+from epic_zoo.evaluation import per_map_mae
+from epic_zoo.evidence import bootstrap_ratio
+from epic_zoo.models import load_model
+from epic_zoo.models.baselines import LEARNS_RATIO
+from epic_zoo.provenance import git_commit
+from epic_zoo.run_layout import RESULTS_FILE
+
+TOLERANCE = 0.01
+"""Largest relative difference between a measured MAE and its record's before the check fails."""
+
+
+def training_mean_map(train_dir: Path, maps: int | None = None) -> np.ndarray:
+    """The mean of the first ``maps`` (all: ``None``) training velocities, m/s, ``[1, 70, 70]`` float64."""
+    total, count = None, 0
+    for shard in sorted(train_dir.glob(SHARD_GLOB)):
+        if maps is not None and count >= maps:
+            break
+        with h5py.File(shard, "r") as f:
+            velocity = np.asarray(f["velocity"][:], dtype=np.float64)
+        if maps is not None:
+            velocity = velocity[: maps - count]
+        total = velocity.sum(0) if total is None else total + velocity.sum(0)
+        count += len(velocity)
+    if not count or (maps is not None and count < maps):
+        raise SystemExit(f"{train_dir}: {count} training maps found, {maps or 'some'} needed")
+    return total / count
+
+
+def test_velocities(split: H5Split) -> np.ndarray:
+    """The test split's velocities (m/s), ``[N, 1, 70, 70]`` float64."""
+    return np.stack([split[i][1] for i in range(len(split))]).astype(np.float64)
+
+
+def mean_map_mae(mean_map: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Per-map MAE (m/s) of a constant mean map."""
+    return np.abs(velocities - mean_map).reshape(len(velocities), -1).mean(1)
+
+
+def _within(measured: float, recorded: float | None) -> bool:
+    return recorded is None or abs(measured - recorded) <= TOLERANCE * recorded
+
+
+def check_run(run: Path, data_root: Path, against: str | None) -> dict[str, Any]:
+    """One row: the run (and the committed weights) against their mean maps and each other."""
+    record = json.loads((run / RESULTS_FILE).read_text())
+    dataset, data = record["dataset"], record["data"]
+    folder = profile_root(data_root, data["profile"]["name"], int(record["seed"])) / dataset
+    test = H5Split(folder / "test")
+    truth = test_velocities(test)
+    run_mae = per_map_mae(load_model(str(run)), test)
+    run_mean = mean_map_mae(training_mean_map(folder / "train"), truth)
+    recorded = record["metrics"].get("test/mae_ms")
+    recorded_mean = record["baseline"].get("mean_map_mae_ms")
+    row: dict[str, Any] = {
+        "run": record.get("run_dir", run.name),
+        "dataset": dataset,
+        "maps": len(truth),
+        "samples_seen": record.get("samples_seen"),
+        "train_maps": data["profile"]["train"],
+        "mae_ms": float(run_mae.mean()),
+        "recorded_mae_ms": recorded,
+        "mean_map_mae_ms": float(run_mean.mean()),
+        "recorded_mean_map_mae_ms": recorded_mean,
+        "ratio": float(run_mae.mean() / run_mean.mean()),
+        "ratio_ci95": bootstrap_ratio(run_mae, run_mean),
+        "run_commit": record.get("commit"),
+    }
+    row["learns_with_confidence"] = row["ratio_ci95"][1] <= LEARNS_RATIO
+    ok = _within(row["mae_ms"], recorded) and _within(row["mean_map_mae_ms"], recorded_mean)
+    if against:
+        name = against.format(dataset=dataset)
+        from epic_zoo import hub
+
+        entry = hub.read_registry()[name]
+        if entry.data.get("test") != len(truth) or entry.data.get("seed") != record["seed"]:
+            raise SystemExit(f"--against {name}: its test split is not the run's ({entry.data})")
+        old_mae = per_map_mae(load_model(name), test)
+        old_mean = mean_map_mae(
+            training_mean_map(folder / "train", int(entry.data["train"])), truth
+        )
+        old_recorded = entry.metrics.get("mae_ms")
+        old_recorded_mean = (entry.baseline or {}).get("mean_map_mae_ms")
+        row["against"] = {
+            "name": name,
+            "samples_seen": (entry.training or {}).get("samples_seen"),
+            "train_maps": entry.data.get("train"),
+            "mae_ms": float(old_mae.mean()),
+            "recorded_mae_ms": old_recorded,
+            "mean_map_mae_ms": float(old_mean.mean()),
+            "recorded_mean_map_mae_ms": old_recorded_mean,
+            "ratio": float(old_mae.mean() / old_mean.mean()),
+            "ratio_ci95": bootstrap_ratio(old_mae, old_mean),
+        }
+        row["run_over_against"] = float(run_mae.mean() / old_mae.mean())
+        row["run_over_against_ci95"] = bootstrap_ratio(run_mae, old_mae)
+        row["lower_on_maps"] = int((run_mae < old_mae).sum())
+        ok = ok and _within(old_mae.mean(), old_recorded)
+        ok = ok and _within(old_mean.mean(), old_recorded_mean)
+    row["matches_records"] = bool(ok)
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """One table row per run: MAE, mean map, ratio with interval, against the committed weights."""
+    lines = [
+        "| dataset | samples seen | MAE (m/s) | mean map (m/s) | x mean map (95 % interval) | "
+        "committed weights (m/s; x their mean map, interval) | run / committed (95 % interval) | lower on maps |",
+        "|---|---:|---:|---:|---|---|---|---:|",
+    ]
+    for r in rows:
+        lo, hi = r["ratio_ci95"]
+        a = r.get("against")
+        old = (
+            f"{a['mae_ms']:.1f}; {a['ratio']:.2f} ({a['ratio_ci95'][0]:.2f}-{a['ratio_ci95'][1]:.2f})"
+            if a
+            else "-"
+        )
+        paired = (
+            f"{r['run_over_against']:.2f} ({r['run_over_against_ci95'][0]:.2f}-"
+            f"{r['run_over_against_ci95'][1]:.2f})"
+            if a
+            else "-"
+        )
+        lower = f"{r['lower_on_maps']} of {r['maps']}" if a else "-"
+        lines.append(
+            f"| {r['dataset']} | {r['samples_seen']:,} | {r['mae_ms']:.1f} | {r['mean_map_mae_ms']:.1f} | "
+            f"{r['ratio']:.2f} ({lo:.2f}-{hi:.2f}) | {old} | {paired} | {lower} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (with results.json)")
+    parser.add_argument("--data-root", type=Path, required=True, help="root of the runs' data")
+    parser.add_argument(
+        "--against",
+        default="epic.{dataset}",
+        help="registered weights to compare with on the same maps ('' for none)",
+    )
+    parser.add_argument("--json", type=Path, help="write the rows here (merged by run and dataset)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [check_run(run, args.data_root, args.against or None) for run in args.runs]
+    print(markdown(rows), end="")
+    if args.json:
+        old = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
+        keys = {(r["run"], r["dataset"]) for r in rows}
+        merged = [r for r in old if (r["run"], r["dataset"]) not in keys] + rows
+        merged.sort(key=lambda r: r["dataset"])
+        payload = {
+            "commit": git_commit(),
+            "level": 0.95,
+            "learns_ratio": LEARNS_RATIO,
+            "rows": merged,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    bad = [r["dataset"] for r in rows if not r["matches_records"]]
+    if bad:
+        print(
+            f"measured MAE off its record by more than {TOLERANCE:.0%}: {', '.join(bad)}",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
