@@ -32,8 +32,11 @@ The plan (``--profile lite10k``, budgets in samples seen; docs/scaling.md):
   it starts as soon as its checkpoint exists;
 - ``seed1/M/D``: the same long run with ``seed=1`` (seed spread at the largest budget);
 - ``union/epic/all``: one EPIC on the union of the ten datasets, to the same
-  100,000 samples seen (one epoch of the 100,000 union maps), with the zoo's
-  recipe residuals (each sample gets its own dataset's; :mod:`epic_zoo.data.union`).
+  100,000 samples seen in the same 10 epochs of 10,000 samples, each epoch a
+  fresh random draw from the 100,000 union maps (``trainer.limit_train_batches``;
+  about 65,000 distinct maps seen), so its learning curve, checkpoints and
+  resume points match the specialists'; with the zoo's recipe residuals (each
+  sample gets its own dataset's; :mod:`epic_zoo.data.union`).
 
 Each finished run's ``results.json``, learning curve and CSV logs are copied
 to ``--records`` (default ``benchmarks/results/scaling``) under the job's
@@ -114,6 +117,9 @@ class Settings(NamedTuple):
     overrides: tuple[str, ...] = ()
     model_overrides: dict[str, tuple[str, ...]] = {}
 
+
+UNION_BATCH = 16
+"""The union model's batch size (the recipe's): it sizes the union's epochs in batches."""
 
 ZOO_OVERRIDES: tuple[str, ...] = ("data.recipe_residuals.p=0.5",)
 """Overrides of the zoo's weights and the union model: published weights must hold on recipe-port records."""
@@ -258,7 +264,9 @@ def build_plan(settings: Settings) -> list[Job]:
         run_dir = runs / "union" / "epic" / "all"
         names = "[" + ",".join(settings.datasets) + "]"
         union_samples = settings.epochs * per_epoch  # the same samples seen as one specialist
-        epochs = max(1, round(union_samples / (train_maps * len(settings.datasets))))
+        # epochs of a specialist's length (a fresh random draw of the union each): the same
+        # learning curve, checkpoints and resume points as the specialists beside it
+        batches = max(1, per_epoch // UNION_BATCH)
         jobs.append(
             Job(
                 "union/epic/all",
@@ -268,7 +276,9 @@ def build_plan(settings: Settings) -> list[Job]:
                     "epic",
                     run_dir,
                     f"data.dataset={names}",
-                    f"trainer.max_epochs={epochs}",
+                    f"trainer.max_epochs={settings.epochs}",
+                    f"data.batch_size={UNION_BATCH}",
+                    f"trainer.limit_train_batches={batches}",
                     *ZOO_OVERRIDES,  # beside the zoo's specialists, on the same recipe-port check
                 ),
                 run_dir,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class ConfigError(ValueError):
 class DataSchema:
     """Types of the ``data`` group (values are checked by :func:`validate_config`)."""
 
-    dataset: str = "flatvel-a"
+    dataset: Any = "flatvel-a"  # a name, "all" or a list of names (a union)
     profile: Any = "lite"
     root: str | None = None
     openfwi_root: str | None = None
@@ -242,16 +242,30 @@ def _require(ok: bool, message: str) -> None:
 def _check_data(data: DictConfig) -> None:
     from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
     from epic_zoo.data.profiles import PROFILES, Profile, get_profile
+    from epic_zoo.data.union import ALL
 
-    try:
-        get_dataset(str(data.dataset))
-    except KeyError:
-        close = difflib.get_close_matches(str(data.dataset), DATASET_NAMES, n=2, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"data.dataset={data.dataset!r} is not an OpenFWI dataset.{hint} "
-            f"Use one of {', '.join(DATASET_NAMES)}"
-        ) from None
+    dataset = data.dataset
+    members = (
+        list(dataset) if isinstance(dataset, Sequence) and not isinstance(dataset, str) else None
+    )
+    if members is not None:
+        _require(
+            len(members) >= 1 and len({str(m) for m in members}) == len(members),
+            f"data.dataset={[str(m) for m in members]}: give distinct dataset names (or 'all'), "
+            "e.g. data.dataset=[flatvel-a,style-b]",
+        )
+    for name in members if members is not None else [dataset]:
+        if members is None and str(name).lower() == ALL:
+            break
+        try:
+            get_dataset(str(name))
+        except KeyError:
+            close = difflib.get_close_matches(str(name), DATASET_NAMES, n=2, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"data.dataset={dataset!r}: {str(name)!r} is not an OpenFWI dataset.{hint} "
+                f"Use one of {', '.join(DATASET_NAMES)}, 'all' or a list of them"
+            ) from None
     profile = data.profile
     if isinstance(profile, str):
         try:

@@ -57,3 +57,25 @@ def test_values_from_the_data_stay_unset():
 def test_unknown_model_name_is_a_config_error():
     with pytest.raises(ConfigError, match="model.name='resnet'"):
         validate_config(compose_config(["recipe=epic_lite", "model.name=resnet"]))
+
+
+@pytest.mark.parametrize(
+    "dataset", ["flatvel-a", "all", "ALL", "[flatvel-a,style-b]", "[curvefault-b]"]
+)
+def test_a_union_of_datasets_is_a_valid_dataset(dataset):
+    """``data.dataset`` takes a name, ``all`` or a list (the union model of the scale queue)."""
+    validate_config(compose_config(["recipe=epic", f"data.dataset={dataset}"]))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("flatvel", "'flatvel' is not an OpenFWI dataset. Did you mean"),
+        ("[flatvel-a,stylee-b]", "'stylee-b' is not an OpenFWI dataset. Did you mean style-b"),
+        ("[flatvel-a,flatvel-a]", "give distinct dataset names"),
+        ("[]", "give distinct dataset names"),
+    ],
+)
+def test_a_bad_dataset_or_member_is_named_with_the_fix(dataset, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_config(["recipe=epic", f"data.dataset={dataset}"]))

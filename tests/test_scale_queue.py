@@ -34,7 +34,9 @@ def test_full_plan_covers_the_issue(tmp_path):
     ends = sorted({round(b * 1.2) for b in queue.BUDGETS})
     assert ends[0] == 3_000 and ends[-1] >= 96_000
     union = kinds["union"][0]
-    assert "trainer.max_epochs=1" in union.args  # 100,000 union maps once = 100,000 samples
+    # ten epochs of 625 batches of 16 from the 100,000 union maps = 100,000 samples, as a specialist
+    assert "trainer.max_epochs=10" in union.args and "trainer.limit_train_batches=625" in union.args
+    assert "data.batch_size=16" in union.args
     assert all(f"data/{d}" in union.after for d in queue.DATASET_NAMES)
     branch = next(j for j in jobs if j.name == "decay/inversionnet/curvefault-b/10000")
     parent = tmp_path / "runs/wsd/inversionnet/curvefault-b/checkpoints/samples-000010000.ckpt"
