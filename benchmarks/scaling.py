@@ -8,8 +8,10 @@ themselves): its model, dataset, seed, ``samples_seen`` (a decay branched
 from a WSD run counts the parent's samples plus the decay's;
 :mod:`epic_zoo.branch`) and test MAE in m/s, beside the mean-map baseline of
 the same test maps. A union model's per-dataset results become rows of model
-``NAME (union)``. Runs whose learning-rate schedule did not finish are left
-out (and named on stderr).
+``NAME (union)``; a run trained otherwise than the scaling protocol (another
+schedule than WSD, recipe residuals on: the zoo's runs) becomes rows of
+``NAME (cosine, recipe residuals p=0.5)`` and never joins the study's fits.
+Runs whose learning-rate schedule did not finish are left out (and named on stderr).
 
 Writes (``--out``): ``scaling.md`` (the tables below), ``scaling.json`` (the
 same numbers) and ``scaling.png`` (log-log MAE vs samples seen, one panel
@@ -111,6 +113,26 @@ def _result_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+SCALING_SCHEDULE = "wsd"
+"""The scaling study's schedule: runs trained otherwise are another setting (their own rows)."""
+
+
+def _setting(record: dict[str, Any]) -> str:
+    """What a run changed against the scaling protocol (WSD, no recipe residuals), ``""`` for nothing.
+
+    Such runs (the zoo's cosine runs with recipe residuals) get rows and fits of their own: a
+    point of the curve changes one variable, samples seen.
+    """
+    changes = []
+    scheduler = (record.get("schedule") or {}).get("scheduler")
+    if scheduler and scheduler != SCALING_SCHEDULE:
+        changes.append(str(scheduler))
+    residuals = float(((record.get("data") or {}).get("recipe_residuals") or {}).get("p") or 0)
+    if residuals:
+        changes.append(f"recipe residuals p={residuals:g}")
+    return ", ".join(changes)
+
+
 def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
     """Points of every finished, tested run in ``paths`` (skipped runs named on ``log``, default stderr)."""
     log = log or sys.stderr
@@ -132,6 +154,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
             if record.get("budget_checkpoints")
             else "run"
         )
+        setting = _setting(record)
         common = {
             "seed": int(record.get("seed", 0)),
             "samples": int(record["samples_seen"]),
@@ -143,7 +166,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
             for dataset, entry in per.items():
                 points.append(
                     Point(
-                        model=f"{record['model']} (union)",
+                        model=f"{record['model']} (union{', ' + setting if setting else ''})",
                         dataset=dataset,
                         mae_ms=float(entry["metrics"]["test/mae_ms"]),
                         ssim=entry["metrics"].get("test/ssim_openfwi"),
@@ -154,7 +177,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
             continue
         points.append(
             Point(
-                model=str(record["model"]),
+                model=str(record["model"]) + (f" ({setting})" if setting else ""),
                 dataset=str(record["dataset"]),
                 mae_ms=float(metrics["test/mae_ms"]),
                 ssim=metrics.get("test/ssim_openfwi"),

@@ -161,6 +161,22 @@ def test_union_records_become_per_dataset_rows(tmp_path):
     ]
 
 
+def test_runs_of_another_setting_get_rows_of_their_own(tmp_path):
+    """A zoo run (cosine, recipe residuals) at the same budget never joins the study's points."""
+    _record(tmp_path / "wsd", "epic", "flatvel-a", 100_000, 66.0, schedule={"scheduler": "wsd"})
+    zoo = {"scheduler": "cosine", "complete": True}
+    residuals = {"recipe_residuals": {"p": 0.5}}
+    _record(tmp_path / "zoo", "epic", "flatvel-a", 100_000, 63.0, schedule=zoo, data=residuals)
+    per = {"style-b": {"metrics": {"test/mae_ms": 250.0}}}
+    _record(tmp_path / "u", "epic", "all", 100_000, 1.0, schedule=zoo, per_dataset=per)
+    points = sorted((p.model, p.dataset, p.mae_ms) for p in scaling.read_points([tmp_path]))
+    assert points == [
+        ("epic", "flatvel-a", 66.0),
+        ("epic (cosine, recipe residuals p=0.5)", "flatvel-a", 63.0),
+        ("epic (union, cosine)", "style-b", 250.0),
+    ]
+
+
 def test_main_bad_input_one_line(tmp_path, capsys):
     assert scaling.main([str(tmp_path / "nowhere")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
