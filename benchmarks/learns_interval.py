@@ -7,11 +7,13 @@ Usage (from the repository root)::
         --json benchmarks/results/scaling/zoo/learns_interval.json
 
 For each run folder (its ``results.json`` names the dataset, data profile and
-seed; the data are read from ``{data-root}/{profile}-seed{seed}/{dataset}``):
+seed; the data are read from ``{data-root}/{profile}-seed{seed}/{dataset}``;
+a union run gives one row per member dataset):
 
-- the run's checkpoint and the committed weights (``--against``, default
-  ``epic.{dataset}``) are scored map by map on the run's test split
-  (:func:`epic_zoo.evaluation.per_map_mae`);
+- the run's checkpoint and the weights of ``--against`` (default the committed
+  ``epic.{dataset}``; or a run folder, e.g. the specialist beside a union
+  model: ``WORK/runs/zoo/epic/{dataset}``) are scored map by map on the run's
+  test split (:func:`epic_zoo.evaluation.per_map_mae`);
 - each against its own input-free mean map: the mean of the training maps it
   was trained on (the run's split; for the committed weights the first
   ``train`` maps of the same split, since sample ``i`` of a split depends only on
@@ -33,7 +35,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -82,78 +84,139 @@ def _within(measured: float, recorded: float | None) -> bool:
     return recorded is None or abs(measured - recorded) <= TOLERANCE * recorded
 
 
-def check_run(run: Path, data_root: Path, against: str | None) -> dict[str, Any]:
-    """One row: the run (and the committed weights) against their mean maps and each other."""
-    record = json.loads((run / RESULTS_FILE).read_text())
-    dataset, data = record["dataset"], record["data"]
-    folder = profile_root(data_root, data["profile"]["name"], int(record["seed"])) / dataset
-    test = H5Split(folder / "test")
-    truth = test_velocities(test)
-    run_mae = per_map_mae(load_model(str(run)), test)
-    run_mean = mean_map_mae(training_mean_map(folder / "train"), truth)
-    recorded = record["metrics"].get("test/mae_ms")
-    recorded_mean = record["baseline"].get("mean_map_mae_ms")
-    row: dict[str, Any] = {
-        "run": record.get("run_dir", run.name),
-        "dataset": dataset,
-        "maps": len(truth),
-        "samples_seen": record.get("samples_seen"),
-        "train_maps": data["profile"]["train"],
-        "mae_ms": float(run_mae.mean()),
-        "recorded_mae_ms": recorded,
-        "mean_map_mae_ms": float(run_mean.mean()),
-        "recorded_mean_map_mae_ms": recorded_mean,
-        "ratio": float(run_mae.mean() / run_mean.mean()),
-        "ratio_ci95": bootstrap_ratio(run_mae, run_mean),
-        "run_commit": record.get("commit"),
-    }
-    row["learns_with_confidence"] = row["ratio_ci95"][1] <= LEARNS_RATIO
-    ok = _within(row["mae_ms"], recorded) and _within(row["mean_map_mae_ms"], recorded_mean)
-    if against:
-        name = against.format(dataset=dataset)
-        from epic_zoo import hub
+class Weights(NamedTuple):
+    """One side of a comparison: a model and what its record says about one dataset."""
 
-        entry = hub.read_registry()[name]
-        if entry.data.get("test") != len(truth) or entry.data.get("seed") != record["seed"]:
-            raise SystemExit(f"--against {name}: its test split is not the run's ({entry.data})")
-        old_mae = per_map_mae(load_model(name), test)
-        old_mean = mean_map_mae(
-            training_mean_map(folder / "train", int(entry.data["train"])), truth
-        )
-        old_recorded = entry.metrics.get("mae_ms")
-        old_recorded_mean = (entry.baseline or {}).get("mean_map_mae_ms")
-        row["against"] = {
-            "name": name,
-            "samples_seen": (entry.training or {}).get("samples_seen"),
-            "train_maps": entry.data.get("train"),
-            "mae_ms": float(old_mae.mean()),
-            "recorded_mae_ms": old_recorded,
-            "mean_map_mae_ms": float(old_mean.mean()),
-            "recorded_mean_map_mae_ms": old_recorded_mean,
-            "ratio": float(old_mae.mean() / old_mean.mean()),
-            "ratio_ci95": bootstrap_ratio(old_mae, old_mean),
+    name: str
+    model: torch.nn.Module
+    seed: int
+    train_maps: int
+    test_maps: int
+    samples_seen: int | None
+    recorded_mae_ms: float | None
+    recorded_mean_map_mae_ms: float | None
+
+
+def run_weights(run: Path, dataset: str) -> Weights:
+    """A run folder's best checkpoint; for a union run, its record of member ``dataset``."""
+    record = json.loads((run / RESULTS_FILE).read_text())
+    entry = (record.get("per_dataset") or {}).get(dataset, record)
+    profile = record["data"]["profile"]
+    return Weights(
+        name=str(record.get("run_dir", run.name)),
+        model=load_model(str(run)),
+        seed=int(record["seed"]),
+        train_maps=int(profile["train"]),
+        test_maps=int(entry.get("test_samples", profile["test"])),
+        samples_seen=record.get("samples_seen"),
+        recorded_mae_ms=entry["metrics"].get("test/mae_ms"),
+        recorded_mean_map_mae_ms=(entry.get("baseline") or {}).get("mean_map_mae_ms"),
+    )
+
+
+def registered_weights(name: str) -> Weights:
+    """Registered (committed or Hub) weights and their registry record."""
+    from epic_zoo import hub
+
+    entry = hub.read_registry()[name]
+    return Weights(
+        name=name,
+        model=load_model(name),
+        seed=int(entry.data["seed"]),
+        train_maps=int(entry.data["train"]),
+        test_maps=int(entry.data["test"]),
+        samples_seen=(entry.training or {}).get("samples_seen"),
+        recorded_mae_ms=entry.metrics.get("mae_ms"),
+        recorded_mean_map_mae_ms=(entry.baseline or {}).get("mean_map_mae_ms"),
+    )
+
+
+def weights_for(spec: str, dataset: str) -> Weights:
+    """``spec`` with ``{dataset}`` filled in: a run folder if one is there, else a registered name."""
+    filled = spec.format(dataset=dataset)
+    path = Path(filled)
+    return (
+        run_weights(path, dataset)
+        if (path / RESULTS_FILE).is_file()
+        else registered_weights(filled)
+    )
+
+
+def score(weights: Weights, folder: Path, truth: np.ndarray, test: H5Split) -> dict[str, Any]:
+    """Per-map MAE of ``weights`` and of their own mean map on the test maps, with the summary."""
+    mae = per_map_mae(weights.model, test)
+    mean = mean_map_mae(training_mean_map(folder / "train", weights.train_maps), truth)
+    return {
+        "per_map": mae,
+        "row": {
+            "name": weights.name,
+            "samples_seen": weights.samples_seen,
+            "train_maps": weights.train_maps,
+            "mae_ms": float(mae.mean()),
+            "recorded_mae_ms": weights.recorded_mae_ms,
+            "mean_map_mae_ms": float(mean.mean()),
+            "recorded_mean_map_mae_ms": weights.recorded_mean_map_mae_ms,
+            "ratio": float(mae.mean() / mean.mean()),
+            "ratio_ci95": bootstrap_ratio(mae, mean),
+        },
+        "ok": _within(float(mae.mean()), weights.recorded_mae_ms)
+        and _within(float(mean.mean()), weights.recorded_mean_map_mae_ms),
+    }
+
+
+def check_run(run: Path, data_root: Path, against: str | None) -> list[dict[str, Any]]:
+    """One row per dataset of the run (each member of a union): the run against its mean map and,
+    with ``against``, against those weights on the same maps."""
+    record = json.loads((run / RESULTS_FILE).read_text())
+    datasets = list(record.get("per_dataset") or [record["dataset"]])
+    rows = []
+    for dataset in datasets:
+        weights = run_weights(run, dataset)
+        folder = profile_root(data_root, record["data"]["profile"]["name"], weights.seed) / dataset
+        test = H5Split(folder / "test")
+        truth = test_velocities(test)
+        mine = score(weights, folder, truth, test)
+        row: dict[str, Any] = {
+            "run": weights.name,
+            "dataset": dataset,
+            "maps": len(truth),
+            **{k: v for k, v in mine["row"].items() if k != "name"},
+            "run_commit": record.get("commit"),
         }
-        row["run_over_against"] = float(run_mae.mean() / old_mae.mean())
-        row["run_over_against_ci95"] = bootstrap_ratio(run_mae, old_mae)
-        row["lower_on_maps"] = int((run_mae < old_mae).sum())
-        ok = ok and _within(old_mae.mean(), old_recorded)
-        ok = ok and _within(old_mean.mean(), old_recorded_mean)
-    row["matches_records"] = bool(ok)
-    return row
+        row["learns_with_confidence"] = row["ratio_ci95"][1] <= LEARNS_RATIO
+        ok = mine["ok"]
+        if against:
+            other = weights_for(against, dataset)
+            if other.test_maps != len(truth) or other.seed != weights.seed:
+                raise SystemExit(
+                    f"--against {other.name}: tested on {other.test_maps} maps of seed {other.seed}, "
+                    f"not the run's {len(truth)} of seed {weights.seed}"
+                )
+            theirs = score(other, folder, truth, test)
+            row["against"] = theirs["row"]
+            row["run_over_against"] = float(mine["per_map"].mean() / theirs["per_map"].mean())
+            row["run_over_against_ci95"] = bootstrap_ratio(mine["per_map"], theirs["per_map"])
+            row["lower_on_maps"] = int((mine["per_map"] < theirs["per_map"]).sum())
+            ok = ok and theirs["ok"]
+        row["matches_records"] = bool(ok)
+        rows.append(row)
+    return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """One table row per run: MAE, mean map, ratio with interval, against the committed weights."""
+    """One table row per run and dataset: MAE, mean map, ratio with interval, against other weights."""
     lines = [
-        "| dataset | samples seen | MAE (m/s) | mean map (m/s) | x mean map (95 % interval) | "
-        "committed weights (m/s; x their mean map, interval) | run / committed (95 % interval) | lower on maps |",
-        "|---|---:|---:|---:|---|---|---|---:|",
+        "| run | dataset | samples seen | MAE (m/s) | mean map (m/s) | x mean map (95 % interval) | "
+        "against: weights, MAE (m/s; x their mean map, interval) | run / against (95 % interval) | "
+        "lower on maps |",
+        "|---|---|---:|---:|---:|---|---|---|---:|",
     ]
     for r in rows:
         lo, hi = r["ratio_ci95"]
         a = r.get("against")
         old = (
-            f"{a['mae_ms']:.1f}; {a['ratio']:.2f} ({a['ratio_ci95'][0]:.2f}-{a['ratio_ci95'][1]:.2f})"
+            f"`{a['name']}`, {a['mae_ms']:.1f} ({a['ratio']:.2f}x, "
+            f"{a['ratio_ci95'][0]:.2f}-{a['ratio_ci95'][1]:.2f})"
             if a
             else "-"
         )
@@ -165,7 +228,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         )
         lower = f"{r['lower_on_maps']} of {r['maps']}" if a else "-"
         lines.append(
-            f"| {r['dataset']} | {r['samples_seen']:,} | {r['mae_ms']:.1f} | {r['mean_map_mae_ms']:.1f} | "
+            f"| `{r['run']}` | {r['dataset']} | {r['samples_seen']:,} | {r['mae_ms']:.1f} | {r['mean_map_mae_ms']:.1f} | "
             f"{r['ratio']:.2f} ({lo:.2f}-{hi:.2f}) | {old} | {paired} | {lower} |"
         )
     return "\n".join(lines) + "\n"
@@ -178,13 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--against",
         default="epic.{dataset}",
-        help="registered weights to compare with on the same maps ('' for none)",
+        help="weights to compare with on the same maps: a registered name or a run folder, "
+        "{dataset} filled in ('' for none)",
     )
     parser.add_argument("--json", type=Path, help="write the rows here (merged by run and dataset)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = [check_run(run, args.data_root, args.against or None) for run in args.runs]
+    rows = [
+        row for run in args.runs for row in check_run(run, args.data_root, args.against or None)
+    ]
     print(markdown(rows), end="")
     if args.json:
         old = json.loads(args.json.read_text())["rows"] if args.json.exists() else []

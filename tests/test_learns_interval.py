@@ -55,7 +55,7 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
         ]
     )
     summary = train(cfg)
-    row = check.check_run(run, tiny_data_root, against=None)
+    (row,) = check.check_run(run, tiny_data_root, against=None)
     assert row["matches_records"] and row["maps"] == summary["data"]["profile"]["test"]
     assert row["mae_ms"] == pytest.approx(summary["metrics"]["test/mae_ms"], rel=1e-4)
     assert row["mean_map_mae_ms"] == pytest.approx(summary["baseline"]["mean_map_mae_ms"], rel=1e-6)
@@ -63,8 +63,12 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
     assert low <= row["ratio"] <= high
     assert row["learns_with_confidence"] == (high <= 0.6)
     # the committed weights were tested on another split: refused with the reason
-    with pytest.raises(SystemExit, match="not the run's"):
+    with pytest.raises(SystemExit, match="not the run's 8 of seed 0"):
         check.check_run(run, tiny_data_root, against="epic.{dataset}")
+    # against a run folder (here itself): the same maps, a paired ratio of 1
+    (same,) = check.check_run(run, tiny_data_root, against=str(run))
+    assert same["run_over_against"] == pytest.approx(1.0) and same["lower_on_maps"] == 0
+    assert same["against"]["mae_ms"] == pytest.approx(row["mae_ms"]) and same["matches_records"]
     # the whole command: a table on stdout, rows merged into the JSON by run
     out = tmp_path / "rows.json"
     assert (
@@ -87,3 +91,33 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
     (run / "results.json").write_text(json.dumps(record))
     assert check.main([str(run), "--data-root", str(tiny_data_root), "--against", ""]) == 1
     assert "off its record" in capsys.readouterr().err
+
+
+def test_a_union_run_gives_one_row_per_member(tiny_data_root, tmp_path) -> None:
+    run = tmp_path / "union"
+    cfg = compose_config(
+        [
+            "recipe=quickstart",
+            "data.profile=tiny",
+            f"data.root={tiny_data_root}",
+            "data.dataset=[flatvel-a,style-a]",
+            "data.batch_size=4",
+            "trainer.limit_train_batches=2",
+            f"run_dir={run}",
+            "threads=1",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "task.num_panels=0",
+        ]
+    )
+    summary = train(cfg)
+    rows = check.check_run(run, tiny_data_root, against=None)
+    assert [r["dataset"] for r in rows] == ["flatvel-a", "style-a"]
+    for r in rows:
+        member = summary["per_dataset"][r["dataset"]]
+        assert r["matches_records"] and r["maps"] == member["test_samples"]
+        assert r["mae_ms"] == pytest.approx(member["metrics"]["test/mae_ms"], rel=1e-4)
+        assert r["mean_map_mae_ms"] == pytest.approx(
+            member["baseline"]["mean_map_mae_ms"], rel=1e-6
+        )
