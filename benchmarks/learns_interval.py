@@ -97,13 +97,20 @@ class Weights(NamedTuple):
     recorded_mean_map_mae_ms: float | None
 
 
+def run_name(run: Path) -> str:
+    """A run folder named from its ``runs`` folder down (``runs/zoo/epic/flatvel-a``): no machine path."""
+    parts = run.resolve().parts
+    below = [i for i, part in enumerate(parts) if part == "runs"]
+    return "/".join(parts[below[-1] :]) if below else run.name
+
+
 def run_weights(run: Path, dataset: str) -> Weights:
     """A run folder's best checkpoint; for a union run, its record of member ``dataset``."""
     record = json.loads((run / RESULTS_FILE).read_text())
     entry = (record.get("per_dataset") or {}).get(dataset, record)
     profile = record["data"]["profile"]
     return Weights(
-        name=str(record.get("run_dir", run.name)),
+        name=run_name(run),
         model=load_model(str(run)),
         seed=int(record["seed"]),
         train_maps=int(profile["train"]),

@@ -57,6 +57,8 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
     summary = train(cfg)
     (row,) = check.check_run(run, tiny_data_root, against=None)
     assert row["matches_records"] and row["maps"] == summary["data"]["profile"]["test"]
+    assert row["run"] == "run" and str(tmp_path) not in json.dumps(row)  # no machine path
+    assert check.run_name(tmp_path / "runs" / "zoo" / "epic" / "x") == "runs/zoo/epic/x"
     assert row["mae_ms"] == pytest.approx(summary["metrics"]["test/mae_ms"], rel=1e-4)
     assert row["mean_map_mae_ms"] == pytest.approx(summary["baseline"]["mean_map_mae_ms"], rel=1e-6)
     low, high = row["ratio_ci95"]
