@@ -8,7 +8,8 @@ themselves): its model, dataset, seed, ``samples_seen`` (a decay branched
 from a WSD run counts the parent's samples plus the decay's;
 :mod:`epic_zoo.branch`) and test MAE in m/s, beside the mean-map baseline of
 the same test maps. A union model's per-dataset results become rows of model
-``NAME (union)``; a run trained otherwise than the scaling protocol (another
+``NAME (union)`` at each dataset's share of its samples (samples seen / members:
+what a specialist would need to have seen of that dataset); a run trained otherwise than the scaling protocol (another
 schedule than WSD, recipe residuals on: the zoo's runs) becomes rows of
 ``NAME (cosine, recipe residuals p=0.5)`` and never joins the study's fits.
 Runs whose learning-rate schedule did not finish are left out (and named on stderr).
@@ -163,6 +164,8 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
         }
         per = record.get("per_dataset") or {}
         if per:
+            # a union's samples are shared by its members: each dataset saw about its share
+            share = {**common, "samples": round(common["samples"] / len(per))}
             for dataset, entry in per.items():
                 points.append(
                     Point(
@@ -171,7 +174,7 @@ def read_points(paths: Iterable[Path], log: Any = None) -> list[Point]:
                         mae_ms=float(entry["metrics"]["test/mae_ms"]),
                         ssim=entry["metrics"].get("test/ssim_openfwi"),
                         mean_map_ms=(entry.get("baseline") or {}).get("mean_map_mae_ms"),
-                        **common,
+                        **share,
                     )
                 )
             continue
@@ -509,7 +512,10 @@ def plot(
     from epic_zoo.plots import save_figure
 
     groups = group_points(points)
-    datasets = sorted({d for _, d in groups})
+    # one panel per dataset with a curve (three budgets or more); single-budget runs (the
+    # zoo's, the union's) join those panels but do not get their own
+    curves = {d for (_, d), ps in groups.items() if len({p.samples for p in ps}) >= 3}
+    datasets = sorted(curves or {d for _, d in groups})
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.2), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     models = sorted({m for m, _ in groups})

@@ -155,9 +155,9 @@ def test_union_records_become_per_dataset_rows(tmp_path):
     }
     _record(tmp_path / "u", "epic", "all", 100_000, 1.0, per_dataset=per)
     points = scaling.read_points([tmp_path])
-    assert [(p.model, p.dataset, p.mae_ms) for p in points] == [
-        ("epic (union)", "flatvel-a", 100.0),
-        ("epic (union)", "style-b", 101.0),
+    assert [(p.model, p.dataset, p.mae_ms, p.samples) for p in points] == [
+        ("epic (union)", "flatvel-a", 100.0, 50_000),  # each member's share of the samples
+        ("epic (union)", "style-b", 101.0, 50_000),
     ]
 
 
