@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +15,27 @@ from epic_zoo.run import compose_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 check = benchmark_script("learns_interval")
+
+
+def _train_tiny(run: Path, data_root: Path, *extra: str) -> dict:
+    """One epoch of the quickstart recipe on tiny data into ``run``; its summary."""
+    return train(
+        compose_config(
+            [
+                "recipe=quickstart",
+                "data.profile=tiny",
+                f"data.root={data_root}",
+                "data.batch_size=4",
+                f"run_dir={run}",
+                "threads=1",
+                "trainer.max_epochs=1",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "task.num_panels=0",
+                *extra,
+            ]
+        )
+    )
 
 
 def test_bootstrap_ratio_brackets_the_ratio_and_shrinks_to_it() -> None:
@@ -40,21 +62,7 @@ def test_training_mean_map_takes_the_first_maps(tiny_dataset_dir) -> None:
 
 def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> None:
     run = tmp_path / "run"
-    cfg = compose_config(
-        [
-            "recipe=quickstart",
-            "data.profile=tiny",
-            f"data.root={tiny_data_root}",
-            "data.batch_size=4",
-            f"run_dir={run}",
-            "threads=1",
-            "trainer.max_epochs=1",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "task.num_panels=0",
-        ]
-    )
-    summary = train(cfg)
+    summary = _train_tiny(run, tiny_data_root)
     (row,) = check.check_run(run, tiny_data_root, against=None)
     assert row["matches_records"] and row["maps"] == summary["data"]["profile"]["test"]
     assert row["run"] == "run" and str(tmp_path) not in json.dumps(row)  # no machine path
@@ -97,23 +105,9 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
 
 def test_a_union_run_gives_one_row_per_member(tiny_data_root, tmp_path) -> None:
     run = tmp_path / "union"
-    cfg = compose_config(
-        [
-            "recipe=quickstart",
-            "data.profile=tiny",
-            f"data.root={tiny_data_root}",
-            "data.dataset=[flatvel-a,style-a]",
-            "data.batch_size=4",
-            "trainer.limit_train_batches=2",
-            f"run_dir={run}",
-            "threads=1",
-            "trainer.max_epochs=1",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "task.num_panels=0",
-        ]
+    summary = _train_tiny(
+        run, tiny_data_root, "data.dataset=[flatvel-a,style-a]", "trainer.limit_train_batches=2"
     )
-    summary = train(cfg)
     rows = check.check_run(run, tiny_data_root, against=None)
     assert [r["dataset"] for r in rows] == ["flatvel-a", "style-a"]
     for r in rows:
