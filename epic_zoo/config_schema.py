@@ -242,20 +242,12 @@ def _require(ok: bool, message: str) -> None:
 def _check_data(data: DictConfig) -> None:
     from epic_zoo.data.catalog import DATASET_NAMES, get_dataset
     from epic_zoo.data.profiles import PROFILES, Profile, get_profile
-    from epic_zoo.data.union import ALL
+    from epic_zoo.data.union import ALL, union_names
 
     dataset = data.dataset
-    members = (
-        list(dataset) if isinstance(dataset, Sequence) and not isinstance(dataset, str) else None
-    )
-    if members is not None:
-        _require(
-            len(members) >= 1 and len({str(m) for m in members}) == len(members),
-            f"data.dataset={[str(m) for m in members]}: give distinct dataset names (or 'all'), "
-            "e.g. data.dataset=[flatvel-a,style-b]",
-        )
-    for name in members if members is not None else [dataset]:
-        if members is None and str(name).lower() == ALL:
+    listed = isinstance(dataset, Sequence) and not isinstance(dataset, str)
+    for name in list(dataset) if listed else [dataset]:
+        if not listed and str(name).lower() == ALL:
             break
         try:
             get_dataset(str(name))
@@ -266,6 +258,10 @@ def _check_data(data: DictConfig) -> None:
                 f"data.dataset={dataset!r}: {str(name)!r} is not an OpenFWI dataset.{hint} "
                 f"Use one of {', '.join(DATASET_NAMES)}, 'all' or a list of them"
             ) from None
+    try:
+        union_names(dataset)  # the union's own rules: distinct names, at least one
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     profile = data.profile
     if isinstance(profile, str):
         try:
