@@ -72,12 +72,17 @@ def test_a_run_is_reproduced_map_by_map(tiny_data_root, tmp_path, capsys) -> Non
     low, high = row["ratio_ci95"]
     assert low <= row["ratio"] <= high
     assert row["learns_with_confidence"] == (high <= 0.6)
+    # the validation maps: the error the run's (one-epoch) learning curve recorded there
+    (epoch,) = summary["learning_curve"]
+    assert row["val_mae_ms"] == pytest.approx(epoch["val/mae_ms"], rel=1e-4)
+    assert row["val_maps"] == summary["data"]["profile"]["val"]
     # the committed weights were tested on another split: refused with the reason
     with pytest.raises(SystemExit, match="not the run's 8 of seed 0"):
         check.check_run(run, tiny_data_root, against="epic.{dataset}")
     # against a run folder (here itself): the same maps, a paired ratio of 1
     (same,) = check.check_run(run, tiny_data_root, against=str(run))
     assert same["run_over_against"] == pytest.approx(1.0) and same["lower_on_maps"] == 0
+    assert same["better_on_validation"] is False  # equal is not better: the default stays
     assert same["against"]["mae_ms"] == pytest.approx(row["mae_ms"]) and same["matches_records"]
     # the whole command: a table on stdout, rows merged into the JSON by run
     out = tmp_path / "rows.json"
