@@ -10,9 +10,11 @@ downloaded; ``--no-deps --no-build-isolation --no-index``):
 - ``pip wheel .`` and ``pip install .`` (slow: the same hook, other front ends).
 
 Then, from a folder outside the repository, with ``HF_HUB_OFFLINE=1`` and an
-empty Hugging Face cache: ``python -m epic_zoo.hub list`` shows the ten EPIC
-weights as local copies and every one of them loads from the installed
-package data. ``.ci/run`` runs the slow ones too.
+empty Hugging Face cache: ``python -m epic_zoo.hub list`` shows each dataset's
+default EPIC weights as local copies and every one of them loads from the
+installed package data; a tagged version kept only in the repository is not
+in the wheel and asking for it says where it is. The wheel stays under PyPI's
+default 100 MB per file. ``.ci/run`` runs the slow ones too.
 """
 
 from __future__ import annotations
@@ -39,11 +41,27 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+PYPI_FILE_LIMIT = 100 * 1000**2
+"""PyPI's default upper limit on one uploaded file (bytes)."""
+
+
+def _registry() -> dict:
+    return json.loads((REPO / "checkpoints" / "registry.json").read_text())
+
+
+def _tagged(name: str) -> bool:
+    return name.count(".") >= 2
+
+
 def _registered_files() -> list[str]:
     """``checkpoints/...`` paths of the registry and each committed folder's three files."""
-    registry = json.loads((REPO / "checkpoints" / "registry.json").read_text())
-    local = [e["local"] for e in registry["weights"].values() if e.get("local")]
+    local = [e["local"] for e in _registry()["weights"].values() if e.get("local")]
     return ["registry.json", *(f"{folder}/{name}" for folder in local for name in ZOO_FILES)]
+
+
+def _shipped() -> list[str]:
+    """Names the wheel ships: the committed default (untagged) weights."""
+    return [n for n, e in _registry()["weights"].items() if e.get("local") and not _tagged(n)]
 
 
 def _source_copy(dest: Path) -> Path:
@@ -92,9 +110,9 @@ def _pip_install(python: Path, target: str) -> None:
 
 
 def _check_installed_zoo(python: Path, env_dir: Path, tmp_path: Path) -> None:
-    """List and load every committed weight from the installed package, offline, outside the repo."""
-    registry = json.loads((REPO / "checkpoints" / "registry.json").read_text())
-    committed = sum(1 for entry in registry["weights"].values() if entry.get("local"))
+    """List and load every shipped weight from the installed package, offline, outside the repo."""
+    committed = len(_shipped())
+    omitted = sorted(n for n, e in _registry()["weights"].items() if e.get("local") and _tagged(n))
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EPIC_ZOO", "PYTHON"))}
@@ -112,11 +130,22 @@ def _check_installed_zoo(python: Path, env_dir: Path, tmp_path: Path) -> None:
         "print(epic_zoo.__file__)\n"
         "print(hub.default_registry_path())\n"
         "print(len(names), sorted(sources))\n"
+        "from epic_zoo.hub import UnknownPretrainedError\n"
+        f"for name in {omitted!r}:\n"
+        "    try:\n"
+        "        create_model(name, pretrained=True)\n"
+        "    except UnknownPretrainedError as err:\n"
+        "        print('omitted', name, err)\n"
     )
     out = _run([str(python), "-c", script], cwd=work, env=env).stdout.split("\n")
     assert Path(out[0]).is_relative_to(env_dir), out
     assert Path(out[1]) == Path(out[0]).parent / "checkpoints" / "registry.json"
     assert out[2] == f"{committed} ['local']", out
+    said = [line for line in out[3:] if line.startswith("omitted")]
+    assert len(said) == len(omitted) >= 1, out
+    for name, line in zip(omitted, said, strict=True):
+        assert line.startswith(f"omitted {name} ") and f"checkpoints/{name}" in line, line
+        assert "clone of the repository" in line, line
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +167,19 @@ def test_sdist_and_wheel_carry_the_registered_zoo(built: dict[str, Path]) -> Non
         in_sdist = {n.removeprefix(f"{top}/checkpoints/") for n in tar.getnames()}
     with zipfile.ZipFile(built["wheel"]) as whl:
         in_wheel = {n.removeprefix("epic_zoo/checkpoints/") for n in whl.namelist()}
+        zoo = [
+            n.split("/")[2] for n in whl.namelist() if n.count("/") == 3 and "/checkpoints/" in n
+        ]
         recipes = [n for n in whl.namelist() if n.startswith("epic_zoo/recipes/recipe/")]
-    assert set(wanted) <= in_sdist, sorted(set(wanted) - in_sdist)
-    assert set(wanted) <= in_wheel, sorted(set(wanted) - in_wheel)
+    shipped = ["registry.json", *(f"{n}/{f}" for n in _shipped() for f in ZOO_FILES)]
+    assert set(shipped) <= in_sdist, sorted(set(shipped) - in_sdist)
+    assert not set(wanted) - set(shipped) & in_sdist  # tagged versions: the repository only
+    assert set(shipped) <= in_wheel, sorted(set(shipped) - in_wheel)
+    tagged = {folder for folder in zoo if _tagged(folder)}
+    assert set(_shipped()) == set(zoo)
+    assert not tagged, sorted(tagged)  # tagged versions live in the repository (and the Hub)
+    assert built["wheel"].stat().st_size < PYPI_FILE_LIMIT
+    assert built["sdist"].stat().st_size < PYPI_FILE_LIMIT
     assert "epic_zoo/recipes/recipe/quickstart.yaml" in recipes
 
 

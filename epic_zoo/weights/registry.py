@@ -268,12 +268,29 @@ def list_pretrained(filter: str | None = "*", registry: str | Path | None = None
     return sorted(n for n in read_registry(registry) if fnmatch.fnmatch(n, filter or "*"))
 
 
+OMITTED_KEY = "not_in_this_install"
+"""Top-level key of a wheel's registry: ``{name: where to find it}`` for the tagged versions the
+wheel leaves out (written by the build hook, ``setup.py``)."""
+
+
+def omitted_from_install(path: str | Path | None = None) -> dict[str, str]:
+    """Names this install's registry leaves out, each with where to find it (empty in a clone)."""
+    path = Path(path) if path is not None else default_registry_path()
+    if not path.is_file():
+        return {}
+    omitted = read_json(path, fix=f"restore it with `git checkout -- {path.name}`").get(OMITTED_KEY)
+    return {str(k): str(v) for k, v in omitted.items()} if isinstance(omitted, dict) else {}
+
+
 def get_pretrained_info(name: str, registry: str | Path | None = None) -> PretrainedInfo:
     """Registry entry of ``name``; raises :class:`UnknownPretrainedError` with suggestions."""
     entries = read_registry(registry)
     key = str(name).strip().lower()
     if key in entries:
         return entries[key]
+    where = omitted_from_install(registry).get(key)
+    if where is not None:
+        raise UnknownPretrainedError(f"pretrained weights {key!r} are not in this install: {where}")
     names = sorted(entries)
     if not names:
         hint = empty_registry_hint(registry)

@@ -153,6 +153,11 @@ def test_export_zoo_commits_weights_with_a_reproducible_check(
     with torch.no_grad():
         assert torch.equal(model(tiny_run.x), tiny_run.expected)
     assert reproduce_pretrained(NAME, tmp_path / "regen")["failures"] == []
+    # the card names the freshly registered weights, as save_pretrained writes it
+    card = (env.checkpoints / NAME / hub.CARD_NAME).read_text()
+    assert f'create_model("{NAME}", pretrained=True)' in card
+    model.save_pretrained(tmp_path / "copy")
+    assert (tmp_path / "copy" / hub.CARD_NAME).read_text() == card
 
 
 def test_export_zoo_tag_keeps_a_version_beside_the_default_name(

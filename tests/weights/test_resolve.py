@@ -230,6 +230,13 @@ def test_unknown_names_get_suggestions(env: types.SimpleNamespace, folder: Path)
         hub.load_pretrained("epic")
     assert hub.list_pretrained() == [NAME]
     assert hub.list_pretrained("inversionnet.*") == []
+    # an installed wheel's registry names the tagged versions it leaves out, and where they are
+    doc = json.loads(env.registry.read_text())
+    doc["not_in_this_install"] = {f"{NAME}.lite2k_30k": "kept in the repository (checkpoints/x)"}
+    env.registry.write_text(json.dumps(doc))
+    with pytest.raises(hub.UnknownPretrainedError, match="not in this install: kept in the repo"):
+        create_model(f"{NAME}.lite2k_30k", pretrained=True)
+    assert hub.list_pretrained() == [NAME]  # listed names all load
 
 
 def test_unpublished_and_conflicting_kwargs(env: types.SimpleNamespace, folder: Path) -> None:
