@@ -51,8 +51,8 @@ def test_a_stored_contract_that_disagrees_with_the_catalog_is_refused() -> None:
 
 
 def test_legacy_config_json_without_a_contract_still_reads() -> None:
-    """The committed zoo predates the contract: the one reader derives it, once."""
-    folder = default_registry_path().parent / "epic.flatvel-a"
+    """Weights exported before the contract existed: the one reader derives it, once."""
+    folder = default_registry_path().parent / "epic.flatvel-a.lite2k_30k"
     config = json.loads((folder / "config.json").read_text())
     assert "contract" not in config  # committed files are never rewritten
     contract = read_contract(config)
