@@ -39,6 +39,7 @@ from epic_zoo.weights.registry import (
     default_registry_path,
     empty_registry_hint,
     list_pretrained,
+    omitted_from_install,
     read_registry,
 )
 from epic_zoo.weights.resolve import cached_folder, hf_cache_dir, resolve_pretrained
@@ -82,6 +83,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(
             "SUPERSEDED weights stay loadable but must not be used for results "
             "(see `superseded` in the registry and each model card)"
+        )
+    omitted = [
+        n for n in sorted(omitted_from_install(registry_path)) if fnmatch.fnmatch(n, args.filter)
+    ]
+    if omitted:
+        print(
+            f"not in this install ({len(omitted)}; tagged versions kept in the epic_zoo "
+            f"repository, loadable from a clone): {', '.join(omitted)}"
         )
     return 0
 

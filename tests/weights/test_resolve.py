@@ -220,7 +220,9 @@ def test_legacy_config_with_other_normalisation(folder: Path) -> None:
         hub.load_hub_folder(folder)
 
 
-def test_unknown_names_get_suggestions(env: types.SimpleNamespace, folder: Path) -> None:
+def test_unknown_names_get_suggestions(
+    env: types.SimpleNamespace, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub.register(folder, registry=env.registry, repo_id=REPO, local=True)
     with pytest.raises(hub.UnknownPretrainedError, match="did you mean epic.flatvel-a"):
         create_model("epic.flatvel-z", pretrained=True)
@@ -237,6 +239,12 @@ def test_unknown_names_get_suggestions(env: types.SimpleNamespace, folder: Path)
     with pytest.raises(hub.UnknownPretrainedError, match="not in this install: kept in the repo"):
         create_model(f"{NAME}.lite2k_30k", pretrained=True)
     assert hub.list_pretrained() == [NAME]  # listed names all load
+    from epic_zoo.hub.cli import main
+
+    assert main(["--registry", str(env.registry), "list"]) == 0
+    said = capsys.readouterr().out
+    assert "not in this install (1; tagged versions kept in the epic_zoo repository" in said
+    assert said.rstrip().endswith(f"{NAME}.lite2k_30k")
 
 
 def test_unpublished_and_conflicting_kwargs(env: types.SimpleNamespace, folder: Path) -> None:
