@@ -18,8 +18,8 @@ def test_a_pretrained_name_is_checked_against_its_registered_test_mae():
     info = get_pretrained_info("epic.style-a")
     _, recorded = _script().load("epic.style-a")
     assert recorded["mae_ms"] == info.metrics["mae_ms"]
-    # the mean map of the check is that of the weights' own training split (lite2k: 2000 maps)
-    assert recorded["train_samples"] == info.data["train"] == 2000
+    # the mean map of the check is that of the weights' own training split (its registered size)
+    assert recorded["train_samples"] == info.data["train"] > 0
 
 
 def test_a_simulated_folder_is_reused_only_for_the_same_draw(tmp_path: Path):
