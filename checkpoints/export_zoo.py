@@ -39,8 +39,6 @@ import torch
 from epic_zoo import hub
 from epic_zoo.evaluation import METRIC_KEYS, regenerated_test_metrics
 from epic_zoo.models import load_model
-from epic_zoo.weights.card import card_text
-from epic_zoo.weights.files import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 REPO_SIZE_BUDGET_MB = 150.0
@@ -94,8 +92,6 @@ def export_one(source: Path, args: argparse.Namespace, scratch: Path) -> hub.Pre
         entries = hub.read_registry(args.registry)
         entries[name] = entry
         hub.write_registry(entries, args.registry)
-    # the card was written before the name was registered: now it can show the name
-    atomic_write_text(folder / hub.CARD_NAME, card_text(hub.read_config(folder), repo_id))
     where = f"committed {folder}" if local else f"staged {folder}"
     print(f"{name}: {where}, {entry.size_bytes / 1e6:.1f} MB, metrics {entry.metrics}")
     return entry

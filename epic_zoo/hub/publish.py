@@ -120,7 +120,8 @@ def register(
     ``superseded`` come from
     ``config.json``; ``files`` records the sha256 of ``config.json`` and
     ``model.safetensors``; ``check`` is kept from an older entry with the same
-    hashes.
+    hashes. The folder's model card is rewritten after (not part of ``files``),
+    so it shows the registered name.
     """
     folder = Path(folder)
     registry = Path(registry)
@@ -194,6 +195,8 @@ def register(
     )
     entries[entry.name] = entry
     write_registry(entries, registry)
+    # a card written before the name was registered lacks it: now it can show the name
+    atomic_write_text(folder / CARD_NAME, card_text(config, repo_id))
     return entry
 
 
