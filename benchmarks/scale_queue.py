@@ -31,6 +31,11 @@ The plan (``--profile lite10k``, budgets in samples seen; docs/scaling.md):
   B-sample checkpoint (:mod:`epic_zoo.branch`), each in its own run folder;
   it starts as soon as its checkpoint exists;
 - ``seed1/M/D``: the same long run with ``seed=1`` (seed spread at the largest budget);
+  with ``--seed1-branch B`` it saves the B-sample checkpoint, stops there
+  (its stable phase is the same as the full run's: the WSD learning rate
+  does not depend on where the run ends before its decay), and
+  ``seed1/decay/M/D/B`` branches the same decay from it: the seed spread at
+  the branch budget, for a pair whose full long run is out of reach;
 - ``union/epic/all``: one EPIC on the union of the ten datasets, to the same
   100,000 samples seen in the same 10 epochs of 10,000 samples, each epoch a
   fresh random draw from the 100,000 union maps (``trainer.limit_train_batches``;
@@ -88,7 +93,8 @@ class Job(NamedTuple):
     ``kind`` ``"data"`` or ``"train"``; ``args`` the command after the
     interpreter; ``run_dir`` its output folder; ``needs`` files that must
     exist before it starts (budget checkpoints) and ``after`` jobs that must
-    be done; ``samples`` its training (or generated) samples for the estimate.
+    be done; ``seconds`` its estimated CPU time; ``until`` (long runs only
+    needed up to a branch point) the file whose appearance ends it.
     """
 
     name: str
@@ -98,6 +104,8 @@ class Job(NamedTuple):
     needs: tuple[Path, ...]
     after: tuple[str, ...]
     seconds: float
+    until: Path | None = None
+    """A long run needed only up to a branch point: the queue stops it once this file exists."""
 
 
 class Settings(NamedTuple):
@@ -112,6 +120,7 @@ class Settings(NamedTuple):
     decay_fraction: float = 0.2
     warmup_steps: int = 100
     second_seed: bool = True
+    seed1_branch: int | None = None
     union: bool = True
     zoo: bool = True
     overrides: tuple[str, ...] = ()
@@ -242,6 +251,9 @@ def build_plan(settings: Settings) -> list[Job]:
     if settings.second_seed:
         for recipe, dataset in settings.scaling:
             run_dir = runs / "seed1" / recipe / dataset
+            cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+            budget = settings.seed1_branch
+            parent = samples_checkpoint(run_dir, budget) if budget else None
             jobs.append(
                 Job(
                     f"seed1/{recipe}/{dataset}",
@@ -253,11 +265,35 @@ def build_plan(settings: Settings) -> list[Job]:
                         *_wsd(settings),
                         f"data.dataset={dataset}",
                         "seed=1",
+                        *((f"checkpoint.at_samples=[{budget}]",) if budget else ()),
                     ),
                     run_dir,
                     (),
                     (f"data/{dataset}",),
-                    settings.epochs * per_epoch * SECONDS_PER_SAMPLE.get(recipe, 0.048),
+                    (budget or settings.epochs * per_epoch) * cost,
+                    parent.with_suffix(".json") if parent else None,
+                )
+            )
+            if parent is None:
+                continue
+            branch_dir = runs / "seed1" / "decay" / recipe / dataset / str(budget)
+            jobs.append(
+                Job(
+                    f"seed1/decay/{recipe}/{dataset}/{budget}",
+                    "train",
+                    _train_args(
+                        settings,
+                        recipe,
+                        branch_dir,
+                        f"data.dataset={dataset}",
+                        "seed=1",
+                        f"branch.parent={parent}",
+                        f"branch.decay_fraction={settings.decay_fraction}",
+                    ),
+                    branch_dir,
+                    (parent.with_suffix(".json"),),
+                    (f"data/{dataset}",),
+                    settings.decay_fraction * budget * cost,
                 )
             )
     if settings.union:
@@ -292,9 +328,12 @@ def build_plan(settings: Settings) -> list[Job]:
 
 # --------------------------------------------------------------------------- state
 def is_done(job: Job) -> bool:
-    """Data: the marker written after every split was made. Training: a finished, tested results.json."""
+    """Data: the marker written after every split was made. Training: a finished, tested
+    results.json, or, for a long run needed only up to a branch point, that point's checkpoint."""
     if job.kind == "data":
         return Path(job.args[-1]).is_file()
+    if job.until is not None:
+        return job.until.is_file()
     path = job.run_dir / RESULTS_FILE
     if not path.is_file():
         return False
@@ -353,14 +392,27 @@ def run_queue(
     try:
         while True:
             for name, (proc, handle) in list(running.items()):
+                job = next(j for j in jobs if j.name == name)
+                if job.until is not None and job.until.is_file():
+                    # stopped at its branch point: no record (it is not a finished run)
+                    proc.terminate()
+                    proc.wait()
+                    handle.close()
+                    del running[name]
+                    state[name] = "done"
+                    print(
+                        f"scale_queue: done {name} (stopped at {job.until.name})",
+                        file=log,
+                        flush=True,
+                    )
+                    continue
                 if proc.poll() is None:
                     continue
                 handle.close()
                 del running[name]
-                job = next(j for j in jobs if j.name == name)
                 if proc.returncode == 0 and is_done(job):
                     state[name] = "done"
-                    if records is not None and job.kind == "train":
+                    if records is not None and job.kind == "train" and job.until is None:
                         copy_records(job, settings, records)
                     print(f"scale_queue: done {name}", file=log, flush=True)
                 else:
@@ -440,6 +492,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--epochs", type=int, default=10, help="epochs of the long runs (default 10)"
     )
     parser.add_argument("--no-second-seed", action="store_true", help="leave out the seed-1 runs")
+    parser.add_argument(
+        "--seed1-branch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="seed-1 long runs stop at their B-sample checkpoint and a decay is branched from it "
+        "(the seed spread at that budget; default: seed-1 runs go to the full length)",
+    )
     parser.add_argument("--no-union", action="store_true", help="leave out the union model")
     args = parser.parse_args(argv)
     if args.lanes < 1:
@@ -456,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budgets=args.budgets,
         epochs=args.epochs,
         second_seed=not args.no_second_seed,
+        seed1_branch=args.seed1_branch,
         union=not args.no_union,
     )
     jobs = build_plan(settings)

@@ -136,3 +136,77 @@ def test_the_queue_end_to_end_at_tiny_scale(tmp_path):
     (group,) = result["groups"]
     assert [r["samples"] for r in group["budgets"]] == [12, 20, 48]
     assert "b" in group["fit"]
+
+
+def test_seed1_branch_plan(tmp_path):
+    """--seed1-branch B: the seed-1 long run saves B and stops there; a seed-1 decay branches from it."""
+    settings = queue.Settings(
+        work=tmp_path,
+        datasets=("flatvel-a",),
+        scaling=(("inversionnet", "flatvel-a"),),
+        seed1_branch=40_000,
+        zoo=False,
+        union=False,
+    )
+    jobs = {j.name: j for j in queue.build_plan(settings)}
+    trunk = jobs["seed1/inversionnet/flatvel-a"]
+    branch = jobs["seed1/decay/inversionnet/flatvel-a/40000"]
+    parent = tmp_path / "runs/seed1/inversionnet/flatvel-a/checkpoints/samples-000040000.ckpt"
+    assert "seed=1" in trunk.args and "checkpoint.at_samples=[40000]" in trunk.args
+    assert "task.scheduler=wsd" in trunk.args and "trainer.max_epochs=10" in trunk.args
+    assert trunk.until == parent.with_suffix(".json")
+    assert "seed=1" in branch.args and f"branch.parent={parent}" in branch.args
+    assert branch.needs == (parent.with_suffix(".json"),) and branch.until is None
+    # the long run is done when its branch point is saved, not before; it costs 40,000 samples
+    assert not queue.is_done(trunk)
+    assert queue.estimate([trunk]) == pytest.approx(
+        40_000 * queue.SECONDS_PER_SAMPLE["inversionnet"] / 3600
+    )
+    parent.parent.mkdir(parents=True)
+    parent.with_suffix(".json").write_text("{}")
+    assert queue.is_done(trunk) and queue.is_ready(branch, {"data/flatvel-a"})
+    # without the option the seed-1 runs go to the full length, as before
+    full = {j.name: j for j in queue.build_plan(settings._replace(seed1_branch=None))}
+    assert full["seed1/inversionnet/flatvel-a"].until is None
+    assert not any(n.startswith("seed1/decay") for n in full)
+    assert not any(
+        a.startswith("checkpoint.at_samples") for a in full["seed1/inversionnet/flatvel-a"].args
+    )
+
+
+@pytest.mark.slow
+def test_seed1_branch_end_to_end_at_tiny_scale(tmp_path):
+    """The queue stops a seed-1 long run at its branch point (no record) and runs the branch."""
+    settings = queue.Settings(
+        work=tmp_path / "work",
+        profile="tiny",
+        datasets=("flatvel-a",),
+        scaling=(("epic", "flatvel-a"),),
+        budgets=(8,),
+        epochs=400,  # far longer than the test: only the stop ends it
+        decay_fraction=0.25,
+        warmup_steps=1,
+        seed1_branch=8,
+        union=False,
+        zoo=False,
+        overrides=("data.batch_size=4", "task.num_panels=0", "trainer.enable_model_summary=false"),
+        model_overrides=SMALL,
+    )
+    jobs = [j for j in queue.build_plan(settings) if j.name.split("/")[0] in ("data", "seed1")]
+    assert [j.name for j in jobs] == [
+        "data/flatvel-a",
+        "seed1/epic/flatvel-a",
+        "seed1/decay/epic/flatvel-a/8",
+    ]
+    records = tmp_path / "records"
+    state = queue.run_queue(jobs, settings, lanes=2, records=records, poll_s=0.5)
+    logs = "\n".join(p.read_text()[-3000:] for p in (settings.work / "logs").glob("*.log"))
+    assert set(state.values()) == {"done"}, (state, logs)
+    assert not (records / "seed1/epic/flatvel-a/results.json").exists()  # stopped: no record
+    trunk_dir = settings.work / "runs/seed1/epic/flatvel-a"
+    assert not (trunk_dir / "results.json").exists()
+    record = json.loads((records / "seed1/decay/epic/flatvel-a/8/results.json").read_text())
+    # one step of 4 past 8, as the seed-0 branches round
+    assert record["seed"] == 1 and record["samples_seen"] == 12
+    assert record["branch"]["branch_samples"] == 8
+    assert record["branch"]["parent_run"] == "runs/seed1/epic/flatvel-a"
