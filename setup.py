@@ -12,6 +12,7 @@ in the repository are named in the wheel's registry with where to find them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -19,42 +20,31 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-ZOO = Path(__file__).resolve().parent / "checkpoints"
-HUB_FILES = ("config.json", "README.md", "model.safetensors")
-OMITTED_KEY = "not_in_this_install"
-"""Registry key of the names a wheel leaves out (read by ``epic_zoo.weights.registry``)."""
+ROOT = Path(__file__).resolve().parent
+ZOO = ROOT / "checkpoints"
 
 
-def is_tagged(name: str) -> bool:
-    """``ARCH.DATASET.TAG``: another version beside a dataset's default weights."""
-    return name.count(".") >= 2
+def _shipping():
+    """``epic_zoo/weights/shipping.py`` loaded by its path (the package's dependencies are not
+    installed in an isolated build; that module needs the standard library only)."""
+    spec = importlib.util.spec_from_file_location(
+        "_epic_zoo_shipping", ROOT / "epic_zoo" / "weights" / "shipping.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHIPPING = _shipping()
 
 
 def wheel_registry() -> dict | None:
-    """The registry the wheel carries: each dataset's default weights (committed) and anything
-    on the Hub; tagged versions only in the repository are listed under ``OMITTED_KEY``.
-
-    The tagged versions stay in the repository and its registry (loadable from a clone);
-    leaving them out keeps the wheel under PyPI's default 100 MB per file.
-    """
+    """The registry the wheel carries (``epic_zoo.weights.shipping.wheel_registry``); ``None``
+    without a zoo."""
     registry = ZOO / "registry.json"
     if not registry.is_file():
         return None
-    doc = json.loads(registry.read_text(encoding="utf-8"))
-    kept, omitted = {}, {}
-    for name, entry in doc["weights"].items():
-        if not (is_tagged(name) and entry.get("local")):
-            kept[name] = entry
-        elif entry.get("revision"):
-            kept[name] = {**entry, "local": None}  # the wheel loads it from the pinned Hub revision
-        else:
-            omitted[name] = (
-                f"a version kept beside the default weights in the epic_zoo repository "
-                f"(checkpoints/{entry['local']}); the wheel ships each dataset's default weights "
-                "only. Load it from a clone of the repository (pip install -e .), or from the "
-                "Hub once it is published there"
-            )
-    return {**doc, "weights": kept, OMITTED_KEY: omitted}
+    return SHIPPING.wheel_registry(json.loads(registry.read_text(encoding="utf-8")))
 
 
 def zoo_files(registry: dict | None) -> list[Path]:
@@ -64,7 +54,7 @@ def zoo_files(registry: dict | None) -> list[Path]:
     files = []
     for entry in registry["weights"].values():
         if entry.get("local"):
-            files += [ZOO / entry["local"] / name for name in HUB_FILES]
+            files += [ZOO / entry["local"] / name for name in SHIPPING.HUB_FILES]
     return [f for f in files if f.is_file()]
 
 

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import pytest
 
+from epic_zoo.weights.shipping import HUB_FILES, is_tagged
+
 REPO = Path(__file__).resolve().parent.parent
-ZOO_FILES = ("config.json", "README.md", "model.safetensors")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or not (REPO / ".git").exists(),
@@ -49,19 +50,15 @@ def _registry() -> dict:
     return json.loads((REPO / "checkpoints" / "registry.json").read_text())
 
 
-def _tagged(name: str) -> bool:
-    return name.count(".") >= 2
-
-
 def _registered_files() -> list[str]:
     """``checkpoints/...`` paths of the registry and each committed folder's three files."""
     local = [e["local"] for e in _registry()["weights"].values() if e.get("local")]
-    return ["registry.json", *(f"{folder}/{name}" for folder in local for name in ZOO_FILES)]
+    return ["registry.json", *(f"{folder}/{name}" for folder in local for name in HUB_FILES)]
 
 
 def _shipped() -> list[str]:
     """Names the wheel ships: the committed default (untagged) weights."""
-    return [n for n, e in _registry()["weights"].items() if e.get("local") and not _tagged(n)]
+    return [n for n, e in _registry()["weights"].items() if e.get("local") and not is_tagged(n)]
 
 
 def _source_copy(dest: Path) -> Path:
@@ -112,7 +109,9 @@ def _pip_install(python: Path, target: str) -> None:
 def _check_installed_zoo(python: Path, env_dir: Path, tmp_path: Path) -> None:
     """List and load every shipped weight from the installed package, offline, outside the repo."""
     committed = len(_shipped())
-    omitted = sorted(n for n, e in _registry()["weights"].items() if e.get("local") and _tagged(n))
+    omitted = sorted(
+        n for n, e in _registry()["weights"].items() if e.get("local") and is_tagged(n)
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EPIC_ZOO", "PYTHON"))}
@@ -171,11 +170,11 @@ def test_sdist_and_wheel_carry_the_registered_zoo(built: dict[str, Path]) -> Non
             n.split("/")[2] for n in whl.namelist() if n.count("/") == 3 and "/checkpoints/" in n
         ]
         recipes = [n for n in whl.namelist() if n.startswith("epic_zoo/recipes/recipe/")]
-    shipped = ["registry.json", *(f"{n}/{f}" for n in _shipped() for f in ZOO_FILES)]
+    shipped = ["registry.json", *(f"{n}/{f}" for n in _shipped() for f in HUB_FILES)]
     assert set(shipped) <= in_sdist, sorted(set(shipped) - in_sdist)
     assert not set(wanted) - set(shipped) & in_sdist  # tagged versions: the repository only
     assert set(shipped) <= in_wheel, sorted(set(shipped) - in_wheel)
-    tagged = {folder for folder in zoo if _tagged(folder)}
+    tagged = {folder for folder in zoo if is_tagged(folder)}
     assert set(_shipped()) == set(zoo)
     assert not tagged, sorted(tagged)  # tagged versions live in the repository (and the Hub)
     assert built["wheel"].stat().st_size < PYPI_FILE_LIMIT

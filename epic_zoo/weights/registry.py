@@ -31,6 +31,7 @@ from epic_zoo.weights.files import (
     file_sha256,
     read_json,
 )
+from epic_zoo.weights.shipping import OMITTED_KEY
 
 REGISTRY_NAME = "registry.json"
 REGISTRY_FORMAT_VERSION = 1
@@ -268,13 +269,9 @@ def list_pretrained(filter: str | None = "*", registry: str | Path | None = None
     return sorted(n for n in read_registry(registry) if fnmatch.fnmatch(n, filter or "*"))
 
 
-OMITTED_KEY = "not_in_this_install"
-"""Top-level key of a wheel's registry: ``{name: where to find it}`` for the tagged versions the
-wheel leaves out (written by the build hook, ``setup.py``)."""
-
-
 def omitted_from_install(path: str | Path | None = None) -> dict[str, str]:
-    """Names this install's registry leaves out, each with where to find it (empty in a clone)."""
+    """Names this install's registry leaves out, each with where to find it (empty in a clone;
+    a wheel's registry lists them under :data:`epic_zoo.weights.shipping.OMITTED_KEY`)."""
     path = Path(path) if path is not None else default_registry_path()
     if not path.is_file():
         return {}
