@@ -167,6 +167,39 @@ def _wsd(settings: Settings) -> tuple[str, ...]:
     )
 
 
+def _branch_job(
+    settings: Settings,
+    name: str,
+    recipe: str,
+    dataset: str,
+    parent_run: Path,
+    budget: int,
+    *extra: str,
+) -> Job:
+    """``{name}/{budget}``: a decay of ``decay_fraction x budget`` samples branched from the
+    ``budget``-sample checkpoint of ``parent_run``; it starts once that checkpoint exists."""
+    parent = samples_checkpoint(parent_run, budget)
+    branch_dir = settings.work / "runs" / name / str(budget)
+    cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+    return Job(
+        f"{name}/{budget}",
+        "train",
+        _train_args(
+            settings,
+            recipe,
+            branch_dir,
+            f"data.dataset={dataset}",
+            *extra,
+            f"branch.parent={parent}",
+            f"branch.decay_fraction={settings.decay_fraction}",
+        ),
+        branch_dir,
+        (parent.with_suffix(".json"),),
+        (f"data/{dataset}",),
+        settings.decay_fraction * budget * cost,
+    )
+
+
 def build_plan(settings: Settings) -> list[Job]:
     """The jobs in priority order (a free lane takes the first one that is ready)."""
     profile = get_profile(settings.profile)
@@ -212,25 +245,8 @@ def build_plan(settings: Settings) -> list[Job]:
             )
         )
         for budget in sorted(settings.budgets):
-            parent = samples_checkpoint(run_dir, budget)
-            branch_dir = runs / "decay" / recipe / dataset / str(budget)
             jobs.append(
-                Job(
-                    f"decay/{recipe}/{dataset}/{budget}",
-                    "train",
-                    _train_args(
-                        settings,
-                        recipe,
-                        branch_dir,
-                        f"data.dataset={dataset}",
-                        f"branch.parent={parent}",
-                        f"branch.decay_fraction={settings.decay_fraction}",
-                    ),
-                    branch_dir,
-                    (parent.with_suffix(".json"),),
-                    (f"data/{dataset}",),
-                    settings.decay_fraction * budget * cost,
-                )
+                _branch_job(settings, f"decay/{recipe}/{dataset}", recipe, dataset, run_dir, budget)
             )
     if settings.zoo:
         for dataset in settings.datasets:
@@ -274,28 +290,9 @@ def build_plan(settings: Settings) -> list[Job]:
                     parent.with_suffix(".json") if parent else None,
                 )
             )
-            if parent is None:
-                continue
-            branch_dir = runs / "seed1" / "decay" / recipe / dataset / str(budget)
-            jobs.append(
-                Job(
-                    f"seed1/decay/{recipe}/{dataset}/{budget}",
-                    "train",
-                    _train_args(
-                        settings,
-                        recipe,
-                        branch_dir,
-                        f"data.dataset={dataset}",
-                        "seed=1",
-                        f"branch.parent={parent}",
-                        f"branch.decay_fraction={settings.decay_fraction}",
-                    ),
-                    branch_dir,
-                    (parent.with_suffix(".json"),),
-                    (f"data/{dataset}",),
-                    settings.decay_fraction * budget * cost,
-                )
-            )
+            if budget:
+                name = f"seed1/decay/{recipe}/{dataset}"
+                jobs.append(_branch_job(settings, name, recipe, dataset, run_dir, budget, "seed=1"))
     if settings.union:
         run_dir = runs / "union" / "epic" / "all"
         names = "[" + ",".join(settings.datasets) + "]"

@@ -23,6 +23,32 @@ SMALL = {
 }
 
 
+def _tiny(tmp_path, **settings):
+    """The queue at tiny scale: EPIC (small) on tiny flatvel-a data, batches of 4, 25 % decays."""
+    return queue.Settings(
+        work=tmp_path / "work",
+        profile="tiny",
+        datasets=("flatvel-a",),
+        scaling=(("epic", "flatvel-a"),),
+        decay_fraction=0.25,
+        warmup_steps=1,
+        union=False,
+        zoo=False,
+        overrides=("data.batch_size=4", "task.num_panels=0", "trainer.enable_model_summary=false"),
+        model_overrides=SMALL,
+        **settings,
+    )
+
+
+def _run_all(jobs, settings, tmp_path):
+    """Run ``jobs`` on two lanes; every one must finish; returns the records folder."""
+    records = tmp_path / "records"
+    state = queue.run_queue(jobs, settings, lanes=2, records=records, poll_s=0.5)
+    logs = "\n".join(p.read_text()[-3000:] for p in (settings.work / "logs").glob("*.log"))
+    assert set(state.values()) == {"done"}, (state, logs)
+    return records
+
+
 def test_full_plan_covers_the_issue(tmp_path):
     jobs = queue.build_plan(queue.Settings(work=tmp_path))
     kinds = {}
@@ -90,21 +116,7 @@ def test_dry_run_and_bad_input(tmp_path, capsys):
 @pytest.mark.slow
 def test_the_queue_end_to_end_at_tiny_scale(tmp_path):
     """Data, a WSD run with two budget checkpoints, two branches; records copied; rerun skips all."""
-    settings = queue.Settings(
-        work=tmp_path / "work",
-        profile="tiny",
-        datasets=("flatvel-a",),
-        scaling=(("epic", "flatvel-a"),),
-        budgets=(8, 16),
-        epochs=3,
-        decay_fraction=0.25,
-        warmup_steps=1,
-        second_seed=False,
-        union=False,
-        zoo=False,
-        overrides=("data.batch_size=4", "task.num_panels=0", "trainer.enable_model_summary=false"),
-        model_overrides=SMALL,
-    )
+    settings = _tiny(tmp_path, budgets=(8, 16), epochs=3, second_seed=False)
     jobs = queue.build_plan(settings)
     assert [j.name for j in jobs] == [
         "data/flatvel-a",
@@ -112,10 +124,7 @@ def test_the_queue_end_to_end_at_tiny_scale(tmp_path):
         "decay/epic/flatvel-a/8",
         "decay/epic/flatvel-a/16",
     ]
-    records = tmp_path / "records"
-    state = queue.run_queue(jobs, settings, lanes=2, records=records, poll_s=0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in (settings.work / "logs").glob("*.log"))
-    assert set(state.values()) == {"done"}, (state, logs)
+    records = _run_all(jobs, settings, tmp_path)
     trunk = json.loads((records / "wsd/epic/flatvel-a/results.json").read_text())
     assert [b["budget"] for b in trunk["budget_checkpoints"]] == [8, 16]
     assert trunk["samples_seen"] == 48
@@ -177,31 +186,15 @@ def test_seed1_branch_plan(tmp_path):
 @pytest.mark.slow
 def test_seed1_branch_end_to_end_at_tiny_scale(tmp_path):
     """The queue stops a seed-1 long run at its branch point (no record) and runs the branch."""
-    settings = queue.Settings(
-        work=tmp_path / "work",
-        profile="tiny",
-        datasets=("flatvel-a",),
-        scaling=(("epic", "flatvel-a"),),
-        budgets=(8,),
-        epochs=400,  # far longer than the test: only the stop ends it
-        decay_fraction=0.25,
-        warmup_steps=1,
-        seed1_branch=8,
-        union=False,
-        zoo=False,
-        overrides=("data.batch_size=4", "task.num_panels=0", "trainer.enable_model_summary=false"),
-        model_overrides=SMALL,
-    )
+    # far more epochs than the test runs: only the stop at the branch point ends the long run
+    settings = _tiny(tmp_path, budgets=(8,), epochs=400, seed1_branch=8)
     jobs = [j for j in queue.build_plan(settings) if j.name.split("/")[0] in ("data", "seed1")]
     assert [j.name for j in jobs] == [
         "data/flatvel-a",
         "seed1/epic/flatvel-a",
         "seed1/decay/epic/flatvel-a/8",
     ]
-    records = tmp_path / "records"
-    state = queue.run_queue(jobs, settings, lanes=2, records=records, poll_s=0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in (settings.work / "logs").glob("*.log"))
-    assert set(state.values()) == {"done"}, (state, logs)
+    records = _run_all(jobs, settings, tmp_path)
     assert not (records / "seed1/epic/flatvel-a/results.json").exists()  # stopped: no record
     trunk_dir = settings.work / "runs/seed1/epic/flatvel-a"
     assert not (trunk_dir / "results.json").exists()
