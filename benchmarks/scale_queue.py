@@ -83,6 +83,13 @@ BUDGETS: tuple[int, ...] = (2_500, 5_000, 10_000, 20_000, 40_000, 80_000)
 SECONDS_PER_SAMPLE: dict[str, float] = {"epic": 0.048, "inversionnet": 0.144}
 """CPU cost of training, one core, validation included: EPIC 7-9 min per 10,000 samples
 (measured on the committed runs), InversionNet about 3x (issue 24)."""
+
+
+def _seconds_per_sample(recipe: str) -> float:
+    """:data:`SECONDS_PER_SAMPLE` of ``recipe`` (EPIC's for a recipe not measured)."""
+    return SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+
+
 SECONDS_PER_MAP = 1.0 / 6.0
 """Generation: about 6 maps per second per core (issue 24)."""
 
@@ -180,7 +187,7 @@ def _branch_job(
     ``budget``-sample checkpoint of ``parent_run``; it starts once that checkpoint exists."""
     parent = samples_checkpoint(parent_run, budget)
     branch_dir = settings.work / "runs" / name / str(budget)
-    cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+    cost = _seconds_per_sample(recipe)
     return Job(
         f"{name}/{budget}",
         "train",
@@ -231,7 +238,7 @@ def build_plan(settings: Settings) -> list[Job]:
     for recipe, dataset in settings.scaling:
         run_dir = runs / "wsd" / recipe / dataset
         wsd = (*_wsd(settings), f"data.dataset={dataset}")
-        cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+        cost = _seconds_per_sample(recipe)
         budgets = "[" + ",".join(str(b) for b in sorted(settings.budgets)) + "]"
         jobs.append(
             Job(
@@ -267,7 +274,7 @@ def build_plan(settings: Settings) -> list[Job]:
     if settings.second_seed:
         for recipe, dataset in settings.scaling:
             run_dir = runs / "seed1" / recipe / dataset
-            cost = SECONDS_PER_SAMPLE.get(recipe, SECONDS_PER_SAMPLE["epic"])
+            cost = _seconds_per_sample(recipe)
             budget = settings.seed1_branch
             parent = samples_checkpoint(run_dir, budget) if budget else None
             jobs.append(
