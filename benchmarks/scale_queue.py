@@ -509,6 +509,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lanes < 1:
         print(f"error: --lanes {args.lanes}: use at least 1", file=sys.stderr)
         return 2
+    if args.seed1_branch is not None and args.seed1_branch < 1:
+        print(
+            f"error: --seed1-branch {args.seed1_branch}: give a budget of at least 1 sample "
+            "(e.g. 40000), or leave it out for full-length seed-1 runs",
+            file=sys.stderr,
+        )
+        return 2
     try:
         get_profile(args.profile)
     except KeyError as err:

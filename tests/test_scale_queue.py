@@ -111,6 +111,8 @@ def test_dry_run_and_bad_input(tmp_path, capsys):
     assert "2 jobs, 2 to do" in out
     assert queue.main(["--work", str(tmp_path), "--lanes", "0"]) == 2
     assert "--lanes 0" in capsys.readouterr().err
+    assert queue.main(["--work", str(tmp_path), "--seed1-branch", "0", "--dry-run"]) == 2
+    assert "--seed1-branch 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow
